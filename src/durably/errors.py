@@ -1,0 +1,146 @@
+"""Every error durably raises, in one place.
+
+Each message says what happened and what to do about it. Errors raised inside a step
+and recorded in the log are rebuilt inside the workflow with the same class name and
+message; see :func:`durably.runtime.failures.rebuild_error`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "DecryptionError",
+    "DurablyError",
+    "FatalError",
+    "HookConflictError",
+    "HookNotFoundError",
+    "NonDeterminismError",
+    "PayloadTooLargeError",
+    "RetryableError",
+    "RunCancelledError",
+    "RunNotFoundError",
+    "SandboxError",
+    "SerializationError",
+    "StepError",
+    "StepNotRegisteredError",
+    "StepTimeoutError",
+    "WorkflowNotRegisteredError",
+    "WorkflowRunFailedError",
+    "WorldError",
+]
+
+
+class DurablyError(Exception):
+    """Base class of the errors durably itself raises."""
+
+
+class FatalError(DurablyError):
+    """Raise from a step to fail it at once, without further retries."""
+
+
+class RetryableError(DurablyError):
+    """Raise from a step to retry it, no sooner than ``retry_after``.
+
+    Args:
+        message: what went wrong.
+        retry_after: a duration (``"10s"``, seconds, ``timedelta``) or an aware
+            ``datetime``; ``None`` uses the step's backoff.
+    """
+
+    def __init__(self, message: str = "", *, retry_after: Any = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StepError(DurablyError):
+    """Stands in for a step's error whose class cannot be found in this process.
+
+    A subclass with the original class name is made on the fly, so ``type(e).__name__``
+    and ``str(e)`` match what the step raised.
+    """
+
+    remote_traceback: str = ""
+
+
+class StepTimeoutError(DurablyError, TimeoutError):
+    """A step attempt ran longer than its ``timeout``."""
+
+
+class WorkflowRunFailedError(DurablyError):
+    """The run failed; ``cause`` is the error that failed it (rebuilt from the log)."""
+
+    def __init__(self, run_id: str, cause: BaseException) -> None:
+        super().__init__(f"run {run_id} failed: {type(cause).__name__}: {cause}")
+        self.run_id = run_id
+        self.cause = cause
+        self.__cause__ = cause
+
+
+class RunCancelledError(DurablyError):
+    """The run was cancelled before it finished."""
+
+    def __init__(self, run_id: str, reason: str | None = None) -> None:
+        msg = f"run {run_id} was cancelled"
+        if reason:
+            msg += f": {reason}"
+        super().__init__(msg)
+        self.run_id = run_id
+        self.reason = reason
+
+
+class RunNotFoundError(DurablyError, LookupError):
+    """No run with this id exists in the world."""
+
+    def __init__(self, run_id: str, world: str = "") -> None:
+        where = f" in world {world}" if world else ""
+        super().__init__(
+            f"no run with id {run_id!r}{where}; list runs with `durably inspect runs`"
+            " and check that --world points at the database the run was started on"
+        )
+        self.run_id = run_id
+
+
+class NonDeterminismError(DurablyError):
+    """The workflow body made different calls on replay than the log recorded."""
+
+
+class SerializationError(DurablyError, TypeError):
+    """A value cannot be stored as a payload (or a stored payload cannot be read)."""
+
+
+class PayloadTooLargeError(DurablyError):
+    """A payload, or a run's payloads in total, is over the limit."""
+
+
+class HookNotFoundError(DurablyError, LookupError):
+    """No live hook has this token."""
+
+
+class HookConflictError(DurablyError):
+    """Another live hook already holds this token."""
+
+
+class StepNotRegisteredError(DurablyError, LookupError):
+    """A recorded step names a step this process has not registered."""
+
+
+class WorkflowNotRegisteredError(DurablyError, LookupError):
+    """A run names a workflow this process has not registered."""
+
+
+class WorldError(DurablyError):
+    """The world (storage backend) is misconfigured or failed."""
+
+
+class ConfigurationError(DurablyError, ValueError):
+    """A registry, decorator or command was given bad options."""
+
+
+class SandboxError(DurablyError, RuntimeError):
+    """A workflow body used something that cannot be replayed (threads, sockets, ...)."""
+
+
+class DecryptionError(DurablyError):
+    """A payload cannot be decrypted with the key given; nothing was changed."""

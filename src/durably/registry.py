@@ -1,0 +1,391 @@
+"""``Workflows``: the registry of workflows and steps, and its decorators.
+
+A registry names a world (where runs live), a namespace (whose queue) and a deployment
+(which code version runs are pinned to). With ``worker=True`` (the default) it also runs
+an embedded worker in the application's event loop, started on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import os
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from .durations import parse_duration
+from .errors import ConfigurationError, PayloadTooLargeError, WorkflowNotRegisteredError
+from .events import EventType, NewEvent
+from .run import Run
+from .runtime.calls import CallShape
+from .runtime.context import current_instance
+from .runtime.instance import StepSpec, WorkflowSpec
+from .runtime.limits import Limits
+from .worker import Worker
+from .worlds import open_world, resolve_world_url
+from .worlds.base import Commit, RunMeta, RunWrite, World
+
+__all__ = ["Step", "Workflow", "Workflows", "new_run_id"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_run_id() -> str:
+    """A new run id: ``run_`` and 26 characters that sort by creation time."""
+    n = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[n & 31])
+        n >>= 5
+    return "run_" + "".join(reversed(chars))
+
+
+class Step(Generic[P, R]):
+    """A registered step. Inside a workflow, calling it records the call and returns an
+    awaitable of its result; anywhere else it is a plain function call."""
+
+    def __init__(self, registry: Workflows, fn: Callable[P, Any], spec: StepSpec) -> None:
+        self.registry = registry
+        self.fn = fn
+        self.spec = spec
+        self.name = spec.name
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        inst = current_instance()
+        if inst is None:
+            return self.fn(*args, **kwargs)
+        assert self.spec.shape is not None
+        return inst.call_step(self.spec, self.spec.shape, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<durably step {self.name!r}>"
+
+
+class Workflow(Generic[P, R]):
+    """A registered workflow. Start runs with ``start(wf, ...)``; inside another workflow,
+    calling it starts a child run and returns an awaitable of its result."""
+
+    def __init__(self, registry: Workflows, fn: Callable[P, Any], spec: WorkflowSpec) -> None:
+        self.registry = registry
+        self.fn = fn
+        self.spec = spec
+        self.name = spec.name
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        inst = current_instance()
+        if inst is None:
+            return self.fn(*args, **kwargs)
+        return inst.call_child(self.spec, args, kwargs)
+
+    async def start(self, *args: P.args, **kwargs: P.kwargs) -> Run:
+        """Start a run of this workflow (same as ``durably.start(self, ...)``)."""
+        return await self.registry.start(self, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<durably workflow {self.name!r}>"
+
+
+def _seconds(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    return parse_duration(value)
+
+
+class Workflows:
+    """The registry of workflows and steps, bound to a world.
+
+    Args:
+        world: a world URL (``sqlite:///PATH``, ``postgresql://...``, ``memory://``);
+            default ``$DURABLY_WORLD``, else ``sqlite:///.durably/durably.db``.
+        namespace: isolates this registry's queue from others on the same world
+            (default ``$DURABLY_NAMESPACE``, else ``"default"``).
+        deployment: the code version runs are pinned to (default ``$DURABLY_DEPLOYMENT``,
+            else ``"default"``).
+        encryption_key: the master key for payload encryption (see the encryption docs).
+        worker: run an embedded worker in this process (started on first use).
+        concurrency: how many steps the embedded worker runs at once (default 16).
+        limits: payload size limits.
+    """
+
+    def __init__(
+        self,
+        *,
+        world: str | None = None,
+        namespace: str | None = None,
+        deployment: str | None = None,
+        encryption_key: str | bytes | None = None,
+        worker: bool = True,
+        concurrency: int | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.world_url = resolve_world_url(world)
+        self.namespace = namespace or os.environ.get("DURABLY_NAMESPACE") or "default"
+        self.deployment = deployment or os.environ.get("DURABLY_DEPLOYMENT") or "default"
+        self.encryption_key = encryption_key
+        self.embedded_worker = worker
+        self.concurrency = concurrency or int(os.environ.get("DURABLY_CONCURRENCY", "16"))
+        self.limits = limits or Limits()
+        self.workflows: dict[str, Workflow[Any, Any]] = {}
+        self.steps: dict[str, Step[Any, Any]] = {}
+        self._world: World | None = None
+        self._world_opened = False
+        self._worker: Worker | None = None
+        self._open_lock: asyncio.Lock | None = None
+        self._open_loop: asyncio.AbstractEventLoop | None = None
+        _registries.append(self)
+        # Fail fast on a bad URL, before anything is recorded.
+        self._world = open_world(self.world_url)
+
+    # -- decorators --------------------------------------------------------------------
+
+    @overload
+    def workflow(self, fn: Callable[P, Any], /) -> Workflow[P, Any]: ...
+
+    @overload
+    def workflow(
+        self, *, name: str | None = None
+    ) -> Callable[[Callable[P, Any]], Workflow[P, Any]]: ...
+
+    def workflow(self, fn: Callable[P, Any] | None = None, /, *, name: str | None = None) -> Any:
+        """Register an ``async def`` as a workflow (``@wf.workflow`` or
+        ``@wf.workflow(name="...")``)."""
+
+        def register(f: Callable[P, Any]) -> Workflow[P, Any]:
+            if not inspect.iscoroutinefunction(f):
+                raise ConfigurationError(
+                    f"workflow {getattr(f, '__qualname__', f)!r} must be an `async def` "
+                    "function: workflow bodies run on durably's own event loop"
+                )
+            wname = name or f.__qualname__
+            self._check_free(wname, "workflow")
+            spec = WorkflowSpec(wname, f, CallShape(f, kind="workflow", name=wname))
+            wfobj: Workflow[P, Any] = Workflow(self, f, spec)
+            self.workflows[wname] = wfobj
+            return wfobj
+
+        return register(fn) if fn is not None else register
+
+    @overload
+    def step(self, fn: Callable[P, Any], /) -> Step[P, Any]: ...
+
+    @overload
+    def step(
+        self,
+        *,
+        name: str | None = None,
+        max_retries: int = 3,
+        retry_after: str | float | None = None,
+        timeout: str | float | None = None,
+    ) -> Callable[[Callable[P, Any]], Step[P, Any]]: ...
+
+    def step(
+        self,
+        fn: Callable[P, Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        max_retries: int = 3,
+        retry_after: Any = None,
+        timeout: Any = None,
+    ) -> Any:
+        """Register a step (``@wf.step`` or ``@wf.step(max_retries=5, timeout="30s")``).
+
+        Args:
+            max_retries: retries after the first attempt (default 3: up to 4 attempts).
+            retry_after: backoff base (a duration); attempt n waits base * 2**(n-1).
+            timeout: longest one attempt may run (a duration).
+        """
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(
+                f"max_retries must be a whole number >= 0, got {max_retries!r}"
+            )
+        retry_s = _seconds(retry_after, "retry_after")
+        timeout_s = _seconds(timeout, "timeout")
+        if timeout_s is not None and timeout_s <= 0:
+            raise ConfigurationError(f"timeout must be positive, got {timeout!r}")
+
+        def register(f: Callable[P, Any]) -> Step[P, Any]:
+            if not callable(f) or inspect.isclass(f):
+                raise ConfigurationError(
+                    f"@wf.step decorates an `async def` or a plain `def` function, got {f!r}"
+                )
+            sname = name or f.__qualname__
+            self._check_free(sname, "step")
+            spec = StepSpec(
+                sname,
+                f,
+                CallShape(f, kind="step", name=sname),
+                max_retries=max_retries,
+                retry_after=retry_s,
+                timeout=timeout_s,
+            )
+            st: Step[P, Any] = Step(self, f, spec)
+            self.steps[sname] = st
+            return st
+
+        return register(fn) if fn is not None else register
+
+    def _check_free(self, name: str, kind: str) -> None:
+        if name in self.workflows or name in self.steps:
+            other = "workflow" if name in self.workflows else "step"
+            raise ConfigurationError(
+                f"cannot register {kind} {name!r}: a {other} of that name is already "
+                "registered in this registry; give one of them another name "
+                f"(@wf.{kind}(name=...))"
+            )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def worker(self) -> Worker | None:
+        """The embedded worker, once started."""
+        return self._worker
+
+    async def open(self) -> World:
+        """Open the world (and start the embedded worker); done on first use anyway."""
+        loop = asyncio.get_running_loop()
+        if self._open_loop is not loop:
+            # A new event loop (asyncio.run called again, a new test): what ran on the
+            # old one is gone; its leases expire on their own.
+            if self._worker is not None:
+                self._worker.abandon()
+                self._worker = None
+            self._open_loop = loop
+            self._open_lock = asyncio.Lock()
+        assert self._open_lock is not None
+        async with self._open_lock:
+            if self._world is None:
+                self._world = open_world(self.world_url)
+            if not self._world_opened:
+                await self._world.open()
+                self._world_opened = True
+            if self.embedded_worker and self._worker is None:
+                self._worker = Worker(self, self._world, concurrency=self.concurrency)
+                self._worker.start()
+        return self._world
+
+    async def serve(self, *, concurrency: int | None = None, stop: asyncio.Event) -> None:
+        """Run a worker for this registry until ``stop`` is set (``durably worker``)."""
+        self.embedded_worker = False
+        world = await self.open()
+        worker = Worker(self, world, concurrency=concurrency or self.concurrency)
+        self._worker = worker
+        worker.start()
+        try:
+            await stop.wait()
+        finally:
+            await worker.stop()
+            self._worker = None
+
+    async def aclose(self) -> None:
+        """Stop the embedded worker (handing back what it holds) and close the world."""
+        if self._worker is not None:
+            with contextlib.suppress(RuntimeError):
+                if self._open_loop is asyncio.get_running_loop():
+                    await self._worker.stop()
+                else:
+                    self._worker.abandon()
+            self._worker = None
+        if self._world is not None and self._world_opened:
+            await self._world.close()
+            self._world_opened = False
+        self._open_loop = None
+
+    async def __aenter__(self) -> Workflows:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- runs --------------------------------------------------------------------------
+
+    def _resolve(self, workflow: Workflow[Any, Any] | str) -> Workflow[Any, Any]:
+        if isinstance(workflow, Workflow):
+            return workflow
+        wfobj = self.workflows.get(str(workflow))
+        if wfobj is None:
+            raise WorkflowNotRegisteredError(
+                f"no workflow named {workflow!r} in this registry; registered: "
+                f"{', '.join(sorted(self.workflows)) or 'none'}"
+            )
+        return wfobj
+
+    async def start(
+        self,
+        workflow: Workflow[Any, Any] | str,
+        *args: Any,
+        idempotency_key: str | None = None,
+        deployment: str | None = None,
+        **kwargs: Any,
+    ) -> Run:
+        """Record a new run durably and return its handle before it executes.
+
+        Args:
+            workflow: a registered workflow (or its name).
+            idempotency_key: when a run was already started with this key (in this
+                namespace, for this workflow), return that run instead.
+            deployment: the deployment to pin the run to (default: this registry's;
+                ``"latest"``: the newest the world has seen).
+        """
+        wfobj = self._resolve(workflow)
+        payload = wfobj.spec.shape.encode_args(args, kwargs)
+        if len(payload) > self.limits.max_payload_bytes:
+            raise PayloadTooLargeError(
+                f"the arguments of workflow {wfobj.name!r} are {len(payload):,} bytes "
+                f"serialized, over the limit of {self.limits.max_payload_bytes:,}"
+            )
+        world = await self.open()
+        dep = self.deployment if deployment in (None, "latest") else deployment
+        assert dep is not None
+        run_id = new_run_id()
+        write = RunWrite(
+            run_id,
+            create=RunMeta(
+                workflow_name=wfobj.name,
+                namespace=self.namespace,
+                deployment=dep,
+                idempotency_key=idempotency_key,
+            ),
+            facts=[NewEvent(EventType.RUN_CREATED, None, {"workflow": wfobj.name}, payload)],
+        )
+        result = (await world.commit(Commit([write]))).results[0]
+        if self._worker is not None:
+            self._worker.kick()
+        return Run(self, result.run_id, wfobj.name)
+
+    async def get_run(self, run_id: str) -> Run:
+        """A handle on an existing run.
+
+        Raises:
+            RunNotFoundError: no run has this id in this registry's world.
+        """
+        from .errors import RunNotFoundError
+
+        world = await self.open()
+        rec = await world.get_run(run_id)
+        if rec is None:
+            raise RunNotFoundError(run_id, self.world_url)
+        return Run(self, run_id, rec.workflow_name)
+
+
+_registries: list[Workflows] = []
+
+
+def default_registry() -> Workflows:
+    """The registry made last in this process (for the top-level ``get_run``)."""
+    if not _registries:
+        raise ConfigurationError(
+            "no Workflows registry exists in this process yet; make one "
+            "(wf = Workflows()) or call wf.get_run(run_id) on yours"
+        )
+    return _registries[-1]

@@ -1,0 +1,131 @@
+"""``Run``: a handle on one run, from any process that shares its world."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import serde
+from .errors import RunCancelledError, RunNotFoundError, WorkflowRunFailedError
+from .events import TERMINAL_RUN_TYPES, Event, EventType, NewEvent
+from .runtime.failures import rebuild_error
+from .worlds.base import TERMINAL_STATUSES, Commit, RunRecord, RunWrite, StepRecord
+
+if TYPE_CHECKING:
+    from .registry import Workflows
+
+__all__ = ["Run"]
+
+
+class Run:
+    """A handle on a run. Cheap to make; every method reads the world afresh."""
+
+    def __init__(self, registry: Workflows, run_id: str, workflow_name: str | None = None):
+        self.registry = registry
+        self.run_id = run_id
+        self.workflow_name = workflow_name
+
+    def __repr__(self) -> str:
+        return f"<Run {self.run_id} of {self.workflow_name!r}>"
+
+    async def record(self) -> RunRecord:
+        """The run's status record.
+
+        Raises:
+            RunNotFoundError: the run does not exist in this world.
+        """
+        world = await self.registry.open()
+        rec = await world.get_run(self.run_id)
+        if rec is None:
+            raise RunNotFoundError(self.run_id, self.registry.world_url)
+        return rec
+
+    async def status(self) -> str:
+        """``"pending"``, ``"running"``, ``"completed"``, ``"failed"`` or ``"cancelled"``."""
+        return (await self.record()).status
+
+    async def steps(self) -> list[StepRecord]:
+        """The run's durable calls (steps, waits, child runs) with their status."""
+        world = await self.registry.open()
+        return await world.list_steps(self.run_id)
+
+    async def events(self) -> list[Event]:
+        """The run's event log."""
+        world = await self.registry.open()
+        return await world.read_events(self.run_id)
+
+    async def attributes(self) -> dict[str, str]:
+        """The run's plaintext attributes."""
+        return dict((await self.record()).attributes)
+
+    async def wait(self, timeout: float | None = None) -> RunRecord:
+        """Wait until the run ends and return its record (no busy loop: in-process
+        wake-ups, cross-process polling that backs off).
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        world = await self.registry.open()
+        until = None if timeout is None else time.monotonic() + timeout
+        while True:
+            rec = await world.get_run(self.run_id)
+            if rec is None:
+                raise RunNotFoundError(self.run_id, self.registry.world_url)
+            if rec.status in TERMINAL_STATUSES:
+                return rec
+            left = 30.0 if until is None else until - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"run {self.run_id} is still {rec.status}")
+            await world.wait_for_run(self.run_id, after_seq=rec.last_seq, timeout=min(left, 30.0))
+
+    async def return_value(self, timeout: float | None = None) -> Any:
+        """Wait for the run to end and return its result.
+
+        Raises:
+            WorkflowRunFailedError: the run failed; ``.cause`` is its error.
+            RunCancelledError: the run was cancelled.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        rec = await self.wait(timeout)
+        end = await self._end_event(rec)
+        if rec.status == "cancelled":
+            raise RunCancelledError(self.run_id, end.data.get("reason") if end else None)
+        if rec.status == "failed":
+            raise WorkflowRunFailedError(self.run_id, rebuild_error(end.payload if end else None))
+        if end is None or end.payload is None:
+            return None
+        wfobj = self.registry.workflows.get(rec.workflow_name)
+        if wfobj is not None:
+            return wfobj.spec.shape.decode_result(end.payload)
+        return serde.decode(end.payload, where=f"the result of run {self.run_id}")
+
+    async def _end_event(self, rec: RunRecord) -> Event | None:
+        world = await self.registry.open()
+        # The end is among the last events (late facts may follow it); look back a little
+        # before reading the whole log.
+        for after in (max(rec.last_seq - 16, 0), 0):
+            events = await world.read_events(self.run_id, after_seq=after)
+            for ev in reversed(events):
+                if ev.type in TERMINAL_RUN_TYPES:
+                    return ev
+        return None
+
+    async def cancel(self, reason: str | None = None) -> None:
+        """Ask the run to stop: its body gets ``asyncio.CancelledError`` at its current
+        await, may clean up, and the run ends as ``cancelled``. No-op on an ended run."""
+        world = await self.registry.open()
+        rec = await world.get_run(self.run_id)
+        if rec is None:
+            raise RunNotFoundError(self.run_id, self.registry.world_url)
+        if rec.status in TERMINAL_STATUSES:
+            return
+        data = {"reason": reason} if reason else {}
+        fact = NewEvent(EventType.RUN_CANCEL_REQUESTED, None, data)
+        await world.commit(Commit([RunWrite(self.run_id, facts=[fact])]))
+        worker = self.registry.worker
+        if worker is not None:
+            worker.kick()
+
+    def __await__(self) -> Any:
+        return self.return_value().__await__()
+

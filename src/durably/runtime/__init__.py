@@ -1,0 +1,1 @@
+"""The replay runtime: the workflow loop, run instances, call shapes, failures."""

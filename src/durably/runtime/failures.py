@@ -1,0 +1,110 @@
+"""Errors as recorded in the log, and rebuilt where the workflow awaits them.
+
+A step's final error is stored as its class's module and qualified name, its message and
+its traceback as text. Inside the workflow it is raised again with the same class name and
+message: the original class when it is already imported in this process (never importing
+anything because of what a payload says), otherwise a :class:`~durably.errors.StepError`
+subclass made on the fly with the same name. The remote traceback is attached as a note.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import Any
+
+from ..errors import StepError
+
+__all__ = ["encode_error", "error_type_name", "rebuild_error"]
+
+_MAX_TB = 64 * 1024
+
+
+def error_type_name(exc: BaseException) -> str:
+    """The class name stored in plaintext beside an error (for tables and filters)."""
+    return type(exc).__name__
+
+
+def encode_error(exc: BaseException) -> bytes:
+    """Serialize ``exc`` (class, message, traceback text) as a payload."""
+    cls = type(exc)
+    remote = getattr(exc, "remote_traceback", "")
+    tb = remote or "".join(traceback.format_exception(exc))
+    if len(tb) > _MAX_TB:
+        tb = tb[: _MAX_TB // 2] + "\n... (traceback cut) ...\n" + tb[-_MAX_TB // 2 :]
+    doc = {
+        "module": getattr(cls, "__durably_module__", cls.__module__),
+        "qualname": cls.__qualname__,
+        "message": _message(exc),
+        "traceback": tb,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a broken __str__ must not lose the error
+        return repr(exc)
+
+
+def decode_error_doc(data: bytes | None) -> dict[str, Any]:
+    """The stored error document (``module``, ``qualname``, ``message``, ``traceback``)."""
+    if not data:
+        return {"module": "builtins", "qualname": "Exception", "message": "", "traceback": ""}
+    doc: dict[str, Any] = json.loads(data)
+    return doc
+
+
+_made: dict[tuple[str, str], type[StepError]] = {}
+
+
+def rebuild_error(data: bytes | None) -> BaseException:
+    """An exception equal in class name and message to the recorded one."""
+    doc = decode_error_doc(data)
+    module, qualname = str(doc.get("module", "")), str(doc.get("qualname", "Exception"))
+    message, tb = str(doc.get("message", "")), str(doc.get("traceback", ""))
+    cls = _resolve(module, qualname)
+    exc: BaseException | None = None
+    if cls is not None:
+        try:
+            exc = cls.__new__(cls)
+            BaseException.__init__(exc, message)
+            if str(exc) != message:
+                exc = None
+        except Exception:
+            exc = None
+    if exc is None:
+        key = (module, qualname)
+        stand_in = _made.get(key)
+        if stand_in is None:
+            name = qualname.rsplit(".", 1)[-1]
+            stand_in = type(name, (StepError,), {"__module__": "durably.errors"})
+            stand_in.__durably_module__ = module  # type: ignore[attr-defined]
+            stand_in.__qualname__ = qualname
+            _made[key] = stand_in
+        exc = stand_in(message)
+    try:
+        exc.remote_traceback = tb  # type: ignore[attr-defined]
+    except Exception:
+        pass
+    if tb:
+        exc.add_note("Remote traceback (where the error was first raised):\n" + tb.rstrip())
+    return exc
+
+
+def _resolve(module: str, qualname: str) -> type[BaseException] | None:
+    mod = sys.modules.get(module)
+    if mod is None:
+        return None
+    obj: Any = mod
+    for part in qualname.split("."):
+        if part == "<locals>":
+            return None
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    if isinstance(obj, type) and issubclass(obj, BaseException):
+        return obj
+    return None

@@ -1,0 +1,394 @@
+"""One run, live in memory: its body, its loop, and where it stands in its log.
+
+A :class:`RunInstance` is fed the run's events in log order (:meth:`feed`) and local facts
+that are about to be recorded (:meth:`deliver`). Facts resolve the futures the body is
+awaiting; commands recorded in the log are checked against the calls the body makes
+again (that is replay); calls the log has not seen yet are new commands, collected by
+:meth:`take_write` for the next commit. An instance that stays in memory between events
+(the sticky cache) is simply an instance whose feeding continues where it stopped, which
+is why a step costs the same at step 5,000 as at step 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NonDeterminismError, PayloadTooLargeError
+from ..events import COMMAND_TYPES, DELIVERABLE_TYPES, Event, EventType, NewEvent
+from ..worlds.base import RunMeta, RunRecord, RunWrite
+from .calls import CallShape
+from .context import WorkflowMetadata
+from .failures import encode_error, error_type_name, rebuild_error
+from .loop import WorkflowLoop
+
+if TYPE_CHECKING:
+    from .limits import Limits
+
+__all__ = ["RunInstance", "StepSpec", "WorkflowSpec"]
+
+
+@dataclass(slots=True)
+class StepSpec:
+    """A step as the runtime needs it: how to call it and how to retry it."""
+
+    name: str
+    fn: Callable[..., Any] | None
+    shape: CallShape | None
+    max_retries: int = 3
+    retry_after: float | None = None
+    timeout: float | None = None
+
+
+@dataclass(slots=True)
+class WorkflowSpec:
+    """A workflow as the runtime needs it."""
+
+    name: str
+    fn: Callable[..., Any]
+    shape: CallShape
+
+
+@dataclass(slots=True)
+class StepCall:
+    """A step call a run made: what a worker needs to execute it."""
+
+    call: int
+    spec: StepSpec
+    args: bytes
+
+
+_Decoder = Callable[[bytes | None], Any]
+
+
+def _key(t: EventType, call: int | None) -> tuple[str, int | None]:
+    if t in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED):
+        return ("end", None)
+    return (t.value, call)
+
+
+class RunInstance:
+    """The live, replayable execution of one run."""
+
+    def __init__(self, record: RunRecord, workflow: WorkflowSpec, limits: Limits) -> None:
+        self.run_id = record.run_id
+        self.record = record
+        self.workflow = workflow
+        self.limits = limits
+        self.loop = WorkflowLoop(self, record.created_at)
+        self.rng = random.Random(record.run_id)
+        self.task: asyncio.Task[Any] | None = None
+        self.seen_seq = 0
+        self.started_at: float | None = None
+        self.input: bytes | None = None
+        self.payload_bytes = 0
+        self.done = False
+        self.cancel_requested = False
+        self.evicted = False
+        self.cancel_reason: str | None = None
+        self._next_call = 0
+        self._issued: dict[tuple[str, int | None], NewEvent] = {}
+        self._children: dict[int, RunWrite] = {}
+        self._pending: dict[int, tuple[asyncio.Future[Any], _Decoder]] = {}
+        self.steps: dict[int, StepCall] = {}
+
+    # -- feeding the log ---------------------------------------------------------------
+
+    def feed(self, ev: Event) -> None:
+        """Advance over one recorded event (in log order).
+
+        Raises:
+            NonDeterminismError: the body's calls differ from the recorded commands.
+        """
+        self.seen_seq = ev.seq
+        t = ev.type
+        if t is EventType.RUN_CREATED:
+            self.input = ev.payload
+            self._count(ev.payload)
+        elif t in COMMAND_TYPES:
+            self._match(ev)
+        elif t in DELIVERABLE_TYPES:
+            self._count(ev.payload)
+            self._apply(t, ev.call, ev.payload, ev.created_at, ev.data)
+
+    def deliver(self, fact: NewEvent, at: float) -> None:
+        """Advance over a fact this worker is about to record."""
+        self._count(fact.payload)
+        if fact.type is EventType.RUN_CREATED:
+            self.input = fact.payload
+        elif fact.type in DELIVERABLE_TYPES:
+            self._apply(fact.type, fact.call, fact.payload, at, fact.data)
+
+    def _count(self, payload: bytes | None) -> None:
+        if payload:
+            self.payload_bytes += len(payload)
+
+    def _match(self, ev: Event) -> None:
+        key = _key(ev.type, ev.call)
+        issued = self._issued.pop(key, None)
+        self._children.pop(ev.call, None) if ev.type is EventType.CHILD_CREATED else None
+        if issued is None:
+            raise NonDeterminismError(self._divergence(ev, None))
+        if key[0] != "end" and issued.data.get("name") != ev.data.get("name"):
+            raise NonDeterminismError(self._divergence(ev, issued))
+
+    def _divergence(self, ev: Event, issued: NewEvent | None) -> str:
+        recorded = _describe(ev.type, ev.data)
+        where = f"call #{ev.call}" if ev.call is not None else "its end"
+        if issued is None:
+            others = [_describe(e.type, e.data) for e in self._issued.values()]
+            now = f"makes {others[0]}" if others else "makes no such call"
+            return (
+                f"run {self.run_id} diverged from its history at {where}: the log records "
+                f"{recorded} (event {ev.seq}) but the workflow {self.workflow.name!r} now "
+                f"{now}. Workflow code must make the same durable calls in the same order "
+                "on every replay; start a new run (or a new deployment) for changed code."
+            )
+        return (
+            f"run {self.run_id} diverged from its history at {where}: the log records "
+            f"{recorded} (event {ev.seq}) but the workflow {self.workflow.name!r} now calls "
+            f"{_describe(issued.type, issued.data)}. Workflow code must make the same durable "
+            "calls in the same order on every replay."
+        )
+
+    def _apply(
+        self,
+        t: EventType,
+        call: int | None,
+        payload: bytes | None,
+        at: float,
+        data: dict[str, Any],
+    ) -> None:
+        self.loop.advance_to(at)
+        if t is EventType.RUN_STARTED:
+            if self.task is None:
+                self.started_at = at
+                self._start_body()
+        elif t in (EventType.STEP_COMPLETED, EventType.CHILD_COMPLETED):
+            entry = self._pending.pop(call, None) if call is not None else None
+            if entry is not None and not entry[0].done():
+                fut, decode = entry
+                try:
+                    fut.set_result(decode(payload))
+                except Exception as e:  # a result that no longer fits its annotation
+                    fut.set_exception(e)
+        elif t in (EventType.STEP_FAILED, EventType.CHILD_FAILED):
+            entry = self._pending.pop(call, None) if call is not None else None
+            if entry is not None and not entry[0].done():
+                entry[0].set_exception(rebuild_error(payload))
+        elif t is EventType.WAIT_COMPLETED:
+            if call is not None:
+                self.loop.fire_timer(call)
+        elif t is EventType.RUN_CANCEL_REQUESTED:
+            self.cancel_requested = True
+            self.cancel_reason = data.get("reason")
+            if self.task is not None and not self.task.done():
+                self.task.cancel("the run was cancelled")
+        self.loop.run_until_quiet()
+        self._check_done()
+
+    def _start_body(self) -> None:
+        if self.cancel_requested:
+            self._end(self._cancelled())
+            return
+        wf = self.workflow
+        try:
+            args, kwargs = wf.shape.decode_args(self.input)
+            coro = wf.fn(*args, **kwargs)
+        except BaseException as e:
+            self._finish_failed(e)
+            return
+        self.task = self.loop.create_task(coro, name=f"durably:{self.run_id}")
+
+    def _check_done(self) -> None:
+        task = self.task
+        if self.done or task is None or not task.done():
+            return
+        if task.cancelled() or self.cancel_requested:
+            self._end(self._cancelled())
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._finish_failed(exc)
+            return
+        try:
+            payload = self.workflow.shape.encode_result(task.result())
+            self._charge(payload, f"the return value of workflow {self.workflow.name!r}")
+        except Exception as e:
+            self._finish_failed(e)
+            return
+        self._end(NewEvent(EventType.RUN_COMPLETED, None, {}, payload))
+
+    def _cancelled(self) -> NewEvent:
+        data = {"reason": self.cancel_reason} if self.cancel_reason else {}
+        return NewEvent(EventType.RUN_CANCELLED, None, data)
+
+    def _finish_failed(self, exc: BaseException) -> None:
+        self._end(
+            NewEvent(
+                EventType.RUN_FAILED, None, {"error_type": error_type_name(exc)},
+                encode_error(exc),
+            )
+        )
+
+    def _end(self, ev: NewEvent) -> None:
+        self.done = True
+        self._issued[("end", None)] = ev
+
+    # -- calls the body makes ----------------------------------------------------------
+
+    def _next(self) -> int:
+        if self.evicted:
+            raise _Evicted()
+        n = self._next_call
+        self._next_call += 1
+        return n
+
+    def _charge(self, payload: bytes, where: str) -> None:
+        lim = self.limits
+        if len(payload) > lim.max_payload_bytes:
+            raise PayloadTooLargeError(
+                f"{where} is {len(payload):,} bytes serialized, over the limit of "
+                f"{lim.max_payload_bytes:,} bytes per payload; store large data elsewhere "
+                "(object storage) and pass a reference"
+            )
+        if self.payload_bytes + len(payload) > lim.max_run_bytes:
+            raise PayloadTooLargeError(
+                f"{where} ({len(payload):,} bytes) would take run {self.run_id} over its "
+                f"limit of {lim.max_run_bytes:,} bytes of stored payloads "
+                f"({self.payload_bytes:,} used); continue in a new run (start one from a "
+                "step) or store large data elsewhere"
+            )
+        self.payload_bytes += len(payload)
+
+    def call_step(
+        self, spec: StepSpec, shape: CallShape, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> asyncio.Future[Any]:
+        """Record the intent to run a step and return the future of its result."""
+        payload = shape.encode_args(args, kwargs)
+        self._charge(payload, f"the arguments of step {spec.name!r}")
+        n = self._next()
+        data: dict[str, Any] = {"name": spec.name}
+        if spec.max_retries != 3:
+            data["max_retries"] = spec.max_retries
+        if spec.retry_after is not None:
+            data["retry_after"] = spec.retry_after
+        if spec.timeout is not None:
+            data["timeout"] = spec.timeout
+        self._issued[("step_created", n)] = NewEvent(EventType.STEP_CREATED, n, data, payload)
+        self.steps[n] = StepCall(n, spec, payload)
+        fut = self.loop.create_future()
+        self._pending[n] = (fut, shape.decode_result)
+        return fut
+
+    def call_child(
+        self, workflow: WorkflowSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> asyncio.Future[Any]:
+        """Record the intent to start a child run and return the future of its result."""
+        payload = workflow.shape.encode_args(args, kwargs)
+        self._charge(payload, f"the arguments of child workflow {workflow.name!r}")
+        n = self._next()
+        child_id = f"{self.run_id}-{n}"
+        rec = self.record
+        self._issued[("child_created", n)] = NewEvent(
+            EventType.CHILD_CREATED, n, {"name": workflow.name, "child_run_id": child_id}
+        )
+        self._children[n] = RunWrite(
+            child_id,
+            create=RunMeta(
+                workflow_name=workflow.name,
+                namespace=rec.namespace,
+                deployment=rec.deployment,
+                parent_run_id=self.run_id,
+                parent_call=n,
+            ),
+            facts=[NewEvent(EventType.RUN_CREATED, None, {"workflow": workflow.name}, payload)],
+        )
+        fut = self.loop.create_future()
+        self._pending[n] = (fut, workflow.shape.decode_result)
+        return fut
+
+    def new_timer(self, when: float, name: str) -> int:
+        n = self._next()
+        self._issued[("wait_created", n)] = NewEvent(
+            EventType.WAIT_CREATED, n, {"name": name, "due_at": when}
+        )
+        return n
+
+    def cancel_timer(self, call: int) -> None:
+        self._issued[("wait_cancelled", call)] = NewEvent(EventType.WAIT_CANCELLED, call, {})
+
+    # -- what goes into the next commit ------------------------------------------------
+
+    def new_commands(self) -> list[NewEvent]:
+        """Commands the body issued that the log has not recorded yet, in call order."""
+        return list(self._issued.values())
+
+    def new_step_calls(self) -> list[StepCall]:
+        """Step calls among :meth:`new_commands`."""
+        return [
+            self.steps[ev.call]
+            for ev in self._issued.values()
+            if ev.type is EventType.STEP_CREATED and ev.call is not None
+        ]
+
+    def child_writes(self) -> list[RunWrite]:
+        """Creations of child runs that go with :meth:`new_commands`."""
+        return list(self._children.values())
+
+    def committed(self, last_seq: int) -> None:
+        """The commands were recorded; the log now ends at ``last_seq``."""
+        self._issued.clear()
+        self._children.clear()
+        self.seen_seq = last_seq
+
+    def waiting_on_steps(self) -> bool:
+        """True while a step this run started has not finished (keep it in memory)."""
+        return any(call in self.steps for call in self._pending)
+
+    def metadata(self) -> WorkflowMetadata:
+        """The run's :class:`WorkflowMetadata`."""
+        started = self.started_at or self.record.created_at
+        return WorkflowMetadata(
+            run_id=self.run_id,
+            workflow_name=self.workflow.name,
+            started_at=datetime.fromtimestamp(started, UTC),
+            deployment=self.record.deployment,
+        )
+
+    def close(self) -> None:
+        """Drop the body (the run is evicted or finished)."""
+        self.evicted = True
+        task = self.task
+        if task is not None and not task.done():
+            # Unwind the body's frames now, on its own loop, so that no cleanup code in
+            # the body can reach a step (every durable call raises while evicted).
+            task.cancel()
+            try:
+                self.loop.run_until_quiet()
+            except BaseException:
+                pass
+        self.loop.close()
+
+
+class _Evicted(BaseException):
+    """Raised at any durable call a body makes while it is being dropped from memory."""
+
+
+def _describe(t: EventType, data: dict[str, Any]) -> str:
+    name = data.get("name")
+    if t is EventType.STEP_CREATED:
+        return f"step {name!r}"
+    if t is EventType.WAIT_CREATED:
+        return f"a {name or 'timer'} (durable timer)"
+    if t is EventType.CHILD_CREATED:
+        return f"child workflow {name!r}"
+    if t is EventType.WAIT_CANCELLED:
+        return "the cancellation of a timer"
+    if t in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED):
+        return "the end of the run"
+    return t.value

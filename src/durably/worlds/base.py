@@ -1,0 +1,285 @@
+"""The ``World`` protocol: the one seam between the runtime and a storage backend.
+
+A world stores three things for every run, in one transaction per :class:`Commit`:
+
+1. the **event log** (append-only, numbered per run),
+2. the **projections** of that log (the ``runs`` and ``steps`` status tables), and
+3. the **queue**: runs that need a turn, step tasks to execute and timers to fire,
+   each claimed under a lease that expires so a dead worker's work is taken over.
+
+A world knows nothing about user functions and the runtime knows nothing about SQL;
+the vocabulary between them is :mod:`durably.events` and the records below. The
+conformance suite in ``tests/worlds`` is the definition of a correct world.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ..events import Event, NewEvent
+
+__all__ = [
+    "Claim",
+    "Commit",
+    "CommitResult",
+    "RunFilter",
+    "RunMeta",
+    "RunRecord",
+    "RunStatus",
+    "RunWrite",
+    "StepRecord",
+    "Task",
+    "World",
+    "WriteResult",
+]
+
+RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(slots=True)
+class RunMeta:
+    """What a new run is: written once, with its ``run_created`` event."""
+
+    workflow_name: str
+    namespace: str
+    deployment: str
+    idempotency_key: str | None = None
+    parent_run_id: str | None = None
+    parent_call: int | None = None
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """The ``runs`` projection of one run."""
+
+    run_id: str
+    workflow_name: str
+    namespace: str
+    deployment: str
+    status: RunStatus
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+    last_seq: int
+    idempotency_key: str | None = None
+    parent_run_id: str | None = None
+    parent_call: int | None = None
+    error_type: str | None = None
+    cancel_requested: bool = False
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-ready data."""
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow_name,
+            "namespace": self.namespace,
+            "deployment": self.deployment,
+            "status": self.status,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+            "last_seq": self.last_seq,
+            "idempotency_key": self.idempotency_key,
+            "parent_run_id": self.parent_run_id,
+            "error_type": self.error_type,
+            "attributes": self.attributes,
+        }
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """The ``steps`` projection: one row per durable call (step, wait or child run)."""
+
+    run_id: str
+    call: int
+    kind: Literal["step", "wait", "child"]
+    name: str
+    status: str
+    attempts: int
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+    due_at: float | None = None
+    error_type: str | None = None
+    child_run_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-ready data."""
+        return {
+            "call": self.call,
+            "kind": self.kind,
+            "name": self.name,
+            "status": self.status,
+            "attempts": self.attempts,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+            "due_at": self.due_at,
+            "error_type": self.error_type,
+            "child_run_id": self.child_run_id,
+        }
+
+
+@dataclass(slots=True)
+class Task:
+    """A claimed queue entry: a step to execute or a timer that is due."""
+
+    run_id: str
+    call: int
+    kind: Literal["step", "timer"]
+    attempt: int
+    visible_at: float
+
+
+@dataclass(slots=True)
+class RunWrite:
+    """Everything one run contributes to a commit.
+
+    Attributes:
+        run_id: the run.
+        create: set to create the run (its first fact must be ``run_created``).
+        facts: appended in order; a fact that repeats a recorded one (the same step
+            completed twice, a timer fired twice, a run started twice) is dropped, and
+            then the commands are not applied either.
+        expected_seq: when set, ``commands`` are appended only if the log's last seq was
+            exactly this before ``facts`` and no other worker holds the run's lease.
+        commands: what the workflow body decided in this turn.
+        claim_calls: step calls among ``commands`` that the committing worker will
+            execute itself at once (their tasks are created already leased to it).
+        release: drop the run's lease held by the committing worker.
+        requires: apply this write only if the write to that run, earlier in the same
+            commit, was ok (a child run is created only if its parent's command is).
+    """
+
+    run_id: str
+    create: RunMeta | None = None
+    facts: list[NewEvent] = field(default_factory=list)
+    expected_seq: int | None = None
+    commands: list[NewEvent] = field(default_factory=list)
+    claim_calls: Sequence[int] = ()
+    release: bool = False
+    requires: str | None = None
+
+
+@dataclass(slots=True)
+class Commit:
+    """Writes to one or more runs, committed atomically (one transaction)."""
+
+    writes: list[RunWrite]
+    owner: str = ""
+    lease_seconds: float = 30.0
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What happened to one :class:`RunWrite`.
+
+    ``ok`` is true when every fact was appended and the commands too (or when there were
+    no commands to append). ``run_id`` differs from the write's when an idempotency key
+    matched an existing run (then ``created`` is false).
+    """
+
+    run_id: str
+    ok: bool
+    last_seq: int
+    created: bool = False
+
+
+@dataclass(slots=True)
+class CommitResult:
+    """One :class:`WriteResult` per write, in order.
+
+    ``new_work`` is true when the commit made something claimable (a task nobody holds,
+    a run that needs a turn): worlds wake idle workers only then.
+    """
+
+    results: list[WriteResult]
+    new_work: bool = False
+
+
+@dataclass(slots=True)
+class Claim:
+    """Work handed to one worker under a lease."""
+
+    runs: list[str] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunFilter:
+    """Which runs :meth:`World.list_runs` returns (newest first)."""
+
+    status: str | None = None
+    workflow_name: str | None = None
+    namespace: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    limit: int = 50
+
+
+@runtime_checkable
+class World(Protocol):
+    """A storage backend. Every method is safe to call from any task of any event loop."""
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect and create or upgrade the schema; idempotent."""
+
+    async def close(self) -> None:
+        """Release connections; idempotent."""
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        """Apply the writes atomically and return one result per write."""
+
+    async def claim(
+        self,
+        *,
+        owner: str,
+        namespace: str,
+        deployment: str,
+        max_runs: int,
+        max_tasks: int,
+        lease_seconds: float,
+    ) -> Claim:
+        """Lease runs that need a turn and tasks that are due, oldest first."""
+
+    async def extend_leases(
+        self, *, owner: str, run_ids: Sequence[str], tasks: Sequence[tuple[str, int]],
+        lease_seconds: float,
+    ) -> None:
+        """Push back the expiry of leases ``owner`` still holds."""
+
+    async def release(
+        self, *, owner: str, run_ids: Sequence[str], tasks: Sequence[tuple[str, int]]
+    ) -> None:
+        """Hand back leases early (tasks become claimable again at once)."""
+
+    async def next_due(self, *, namespace: str, deployment: str) -> float | None:
+        """When the earliest queued run turn or task becomes claimable, if any."""
+
+    async def wait_for_work(self, *, namespace: str, timeout: float) -> None:
+        """Return when new work may be claimable, or after ``timeout`` seconds."""
+
+    async def wait_for_run(self, run_id: str, *, after_seq: int, timeout: float) -> None:
+        """Return when the run's log grows past ``after_seq``, or after ``timeout``."""
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run's projection, or ``None``."""
+
+    async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        """Runs matching the filter, newest first."""
+
+    async def read_events(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """The run's events with ``seq > after_seq``, in order."""
+
+    async def read_command(self, run_id: str, call: int) -> Event | None:
+        """The command event that created durable call ``call`` of the run."""
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]:
+        """The run's ``steps`` projection, by call."""

@@ -1,0 +1,351 @@
+"""How a commit changes a world: the rules every transactional world shares.
+
+A world that can run synchronous code inside one transaction (memory, SQLite) gives
+:func:`apply_commit` a :class:`Store` of row primitives and gets the exact semantics of
+the protocol: fact de-duplication, conditional commands, projections and queue entries
+derived from events. A world that cannot (a remote database driven asynchronously) must
+reproduce these rules; the conformance suite checks that it does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from ..events import DELIVERABLE_TYPES, Event, EventType, NewEvent
+from .base import (
+    TERMINAL_STATUSES,
+    Commit,
+    CommitResult,
+    RunRecord,
+    RunWrite,
+    StepRecord,
+    WriteResult,
+)
+
+__all__ = ["RunRow", "Store", "TaskRow", "apply_commit"]
+
+
+@dataclass(slots=True)
+class RunRow:
+    """A run's projection plus the bookkeeping the queue needs."""
+
+    record: RunRecord
+    decided_seq: int = 0
+    turn_seq: int = 0
+    turn_due_at: float | None = None
+    lease_owner: str | None = None
+    lease_until: float | None = None
+
+
+@dataclass(slots=True)
+class TaskRow:
+    """A queue entry: a step to execute or a timer to fire."""
+
+    run_id: str
+    call: int
+    kind: str
+    namespace: str
+    deployment: str
+    visible_at: float
+    attempt: int = 0
+    lease_owner: str | None = None
+    lease_until: float | None = None
+
+
+class Store(Protocol):
+    """Row primitives inside one open transaction."""
+
+    def get_run_row(self, run_id: str) -> RunRow | None: ...
+
+    def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None: ...
+
+    def insert_run(self, row: RunRow) -> None: ...
+
+    def save_run(self, row: RunRow) -> None: ...
+
+    def insert_event(self, event: Event) -> None: ...
+
+    def get_step(self, run_id: str, call: int) -> StepRecord | None: ...
+
+    def save_step(self, step: StepRecord, *, new: bool) -> None: ...
+
+    def put_task(self, task: TaskRow) -> None: ...
+
+    def delete_task(self, run_id: str, call: int) -> None: ...
+
+
+_STEP_DONE = frozenset({"completed", "failed", "cancelled"})
+
+
+def apply_commit(store: Store, commit: Commit, now: float) -> CommitResult:
+    """Apply every write of ``commit`` through ``store`` and report what happened."""
+    results: list[WriteResult] = []
+    ok_by_run: dict[str, bool] = {}
+    work = [False]
+    for w in commit.writes:
+        if w.requires is not None and not ok_by_run.get(w.requires, False):
+            results.append(WriteResult(w.run_id, False, 0))
+            continue
+        res = _apply_write(store, w, commit, now, work)
+        ok_by_run[w.run_id] = res.ok
+        results.append(res)
+    return CommitResult(results, new_work=work[0])
+
+
+def _apply_write(
+    store: Store, w: RunWrite, commit: Commit, now: float, work: list[bool]
+) -> WriteResult:
+    created = False
+    if w.create is not None:
+        meta = w.create
+        if meta.idempotency_key is not None:
+            existing = store.find_idempotent(
+                meta.namespace, meta.workflow_name, meta.idempotency_key
+            )
+            if existing is not None:
+                row = store.get_run_row(existing)
+                assert row is not None
+                return WriteResult(existing, False, row.record.last_seq, created=False)
+        if store.get_run_row(w.run_id) is not None:
+            # Deterministic ids (child runs) make creation idempotent on replay.
+            row = store.get_run_row(w.run_id)
+            assert row is not None
+            return WriteResult(w.run_id, False, row.record.last_seq, created=False)
+        record = RunRecord(
+            run_id=w.run_id,
+            workflow_name=meta.workflow_name,
+            namespace=meta.namespace,
+            deployment=meta.deployment,
+            status="pending",
+            created_at=now,
+            started_at=None,
+            completed_at=None,
+            last_seq=0,
+            idempotency_key=meta.idempotency_key,
+            parent_run_id=meta.parent_run_id,
+            parent_call=meta.parent_call,
+        )
+        store.insert_run(RunRow(record, turn_due_at=now))
+        created = True
+        work[0] = True
+
+    row = store.get_run_row(w.run_id)
+    if row is None:
+        return WriteResult(w.run_id, False, 0)
+    rec = row.record
+    decided_before = row.decided_seq
+    lease_ok = (
+        row.lease_owner is None
+        or row.lease_owner == commit.owner
+        or (row.lease_until is not None and row.lease_until < now)
+    )
+    ok = True
+    delivered = False
+    for fact in w.facts:
+        if not _fact_is_new(store, row, fact):
+            ok = False
+            continue
+        _append(store, row, fact, now, commit, work)
+        if fact.type in DELIVERABLE_TYPES:
+            delivered = True
+            row.decided_seq = rec.last_seq
+
+    if w.expected_seq is not None:
+        # Informational facts (a retry recorded, attributes set) may have been appended
+        # since the turn's writer last read the log; only facts the body consumes and
+        # other commands make its decisions stale.
+        if ok and lease_ok and decided_before <= w.expected_seq:
+            claim = set(w.claim_calls)
+            for cmd in w.commands:
+                _append(store, row, cmd, now, commit, work, claim=cmd.call in claim)
+            row.decided_seq = rec.last_seq
+            row.turn_seq = rec.last_seq
+            row.turn_due_at = None
+        else:
+            ok = False
+    if row.turn_seq < row.decided_seq and delivered and row.turn_due_at is None:
+        row.turn_due_at = now
+        work[0] = True
+    if rec.status in TERMINAL_STATUSES:
+        row.turn_due_at = None
+    if w.release and row.lease_owner == commit.owner:
+        row.lease_owner = None
+        row.lease_until = None
+    store.save_run(row)
+    return WriteResult(w.run_id, ok, rec.last_seq, created=created)
+
+
+def _fact_is_new(store: Store, row: RunRow, fact: NewEvent) -> bool:
+    t = fact.type
+    rec = row.record
+    if t is EventType.RUN_CREATED:
+        return rec.last_seq == 0
+    if t is EventType.RUN_STARTED:
+        return rec.status == "pending"
+    if t is EventType.RUN_CANCEL_REQUESTED:
+        return not rec.cancel_requested and rec.status not in TERMINAL_STATUSES
+    if fact.call is None:
+        return True
+    step = store.get_step(rec.run_id, fact.call)
+    if step is None:
+        return False
+    if t in (EventType.STEP_COMPLETED, EventType.STEP_FAILED, EventType.STEP_RETRYING):
+        return step.kind == "step" and step.status not in _STEP_DONE
+    if t is EventType.WAIT_COMPLETED:
+        return step.kind == "wait" and step.status == "waiting"
+    if t in (EventType.CHILD_COMPLETED, EventType.CHILD_FAILED):
+        return step.kind == "child" and step.status not in _STEP_DONE
+    return True
+
+
+def _append(
+    store: Store,
+    row: RunRow,
+    ev: NewEvent,
+    now: float,
+    commit: Commit,
+    work: list[bool],
+    *,
+    claim: bool = False,
+) -> None:
+    rec = row.record
+    rec.last_seq += 1
+    at = ev.created_at or now
+    store.insert_event(
+        Event(rec.run_id, rec.last_seq, ev.type, ev.call, ev.data, ev.payload, at)
+    )
+    if _project(store, row, ev, at, commit, claim):
+        work[0] = True
+
+
+def _project(
+    store: Store, row: RunRow, ev: NewEvent, at: float, commit: Commit, claim: bool
+) -> bool:
+    """Update the status tables and the queue for one appended event.
+
+    Returns true when the event made a queue entry that nobody holds yet.
+    """
+    rec = row.record
+    t = ev.type
+    call = ev.call
+    if t is EventType.RUN_STARTED:
+        rec.status = "running"
+        rec.started_at = at
+    elif t in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED):
+        rec.status = {
+            EventType.RUN_COMPLETED: "completed",
+            EventType.RUN_FAILED: "failed",
+            EventType.RUN_CANCELLED: "cancelled",
+        }[t]  # type: ignore[assignment]
+        rec.completed_at = at
+        rec.error_type = ev.data.get("error_type")
+        row.lease_owner = None
+        row.lease_until = None
+    elif t is EventType.RUN_CANCEL_REQUESTED:
+        rec.cancel_requested = True
+    elif t is EventType.STEP_CREATED and call is not None:
+        step = StepRecord(
+            run_id=rec.run_id,
+            call=call,
+            kind="step",
+            name=str(ev.data.get("name", "")),
+            status="running" if claim else "pending",
+            attempts=1 if claim else 0,
+            created_at=at,
+            started_at=at if claim else None,
+            completed_at=None,
+        )
+        store.save_step(step, new=True)
+        store.put_task(
+            TaskRow(
+                rec.run_id,
+                call,
+                "step",
+                rec.namespace,
+                rec.deployment,
+                visible_at=at,
+                attempt=1 if claim else 0,
+                lease_owner=commit.owner if claim else None,
+                lease_until=at + commit.lease_seconds if claim else None,
+            )
+        )
+        return not claim
+    elif t is EventType.WAIT_CREATED and call is not None:
+        due = float(ev.data["due_at"])
+        store.save_step(
+            StepRecord(
+                run_id=rec.run_id,
+                call=call,
+                kind="wait",
+                name=str(ev.data.get("name", "sleep")),
+                status="waiting",
+                attempts=0,
+                created_at=at,
+                started_at=at,
+                completed_at=None,
+                due_at=due,
+            ),
+            new=True,
+        )
+        store.put_task(TaskRow(rec.run_id, call, "timer", rec.namespace, rec.deployment, due))
+        return True
+    elif t is EventType.CHILD_CREATED and call is not None:
+        store.save_step(
+            StepRecord(
+                run_id=rec.run_id,
+                call=call,
+                kind="child",
+                name=str(ev.data.get("name", "")),
+                status="running",
+                attempts=1,
+                created_at=at,
+                started_at=at,
+                completed_at=None,
+                child_run_id=ev.data.get("child_run_id"),
+            ),
+            new=True,
+        )
+    elif call is not None:
+        found = store.get_step(rec.run_id, call)
+        if found is None:
+            return False
+        step = replace(found)
+        if t is EventType.STEP_RETRYING:
+            step.status = "retrying"
+            step.attempts = int(ev.data.get("attempt", step.attempts))
+            step.error_type = ev.data.get("error_type")
+            retry_at = float(ev.data.get("retry_at", at))
+            store.put_task(
+                TaskRow(
+                    rec.run_id, call, "step", rec.namespace, rec.deployment, retry_at,
+                    attempt=step.attempts,
+                )
+            )
+            store.save_step(step, new=False)
+            return True
+        elif t in (EventType.STEP_COMPLETED, EventType.STEP_FAILED):
+            step.status = "completed" if t is EventType.STEP_COMPLETED else "failed"
+            step.attempts = int(ev.data.get("attempt", step.attempts))
+            if ev.data.get("started_at") is not None:
+                step.started_at = float(ev.data["started_at"])
+            step.completed_at = at
+            step.error_type = ev.data.get("error_type")
+            store.delete_task(rec.run_id, call)
+        elif t is EventType.WAIT_COMPLETED:
+            step.status = "completed"
+            step.completed_at = at
+            store.delete_task(rec.run_id, call)
+        elif t is EventType.WAIT_CANCELLED:
+            if step.status == "waiting":
+                step.status = "cancelled"
+                step.completed_at = at
+            store.delete_task(rec.run_id, call)
+        elif t in (EventType.CHILD_COMPLETED, EventType.CHILD_FAILED):
+            step.status = "completed" if t is EventType.CHILD_COMPLETED else "failed"
+            step.completed_at = at
+            step.error_type = ev.data.get("error_type")
+        else:
+            return False
+        store.save_step(step, new=False)
+    return False

@@ -1,0 +1,316 @@
+"""``memory://``: the whole protocol in process memory, for tests.
+
+Same semantics as every other world (it runs the shared :mod:`.ledger` rules), nothing
+persisted. Several registries in one process that open ``memory://NAME`` with the same
+name share one store, so a test can start runs from one and execute them with another.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import ClassVar
+
+from ..events import Event
+from .base import (
+    Claim,
+    Commit,
+    CommitResult,
+    RunFilter,
+    RunRecord,
+    StepRecord,
+    Task,
+)
+from .ledger import RunRow, TaskRow, apply_commit
+from .notify import Signal
+
+__all__ = ["MemoryWorld"]
+
+
+class _Data:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.runs: dict[str, RunRow] = {}
+        self.events: dict[str, list[Event]] = {}
+        self.steps: dict[str, dict[int, StepRecord]] = {}
+        self.tasks: dict[tuple[str, int], TaskRow] = {}
+        self.idempotency: dict[tuple[str, str, str], str] = {}
+        self.work = Signal()
+        self.run_signals: dict[str, Signal] = {}
+
+    def run_signal(self, run_id: str) -> Signal:
+        sig = self.run_signals.get(run_id)
+        if sig is None:
+            sig = self.run_signals[run_id] = Signal()
+        return sig
+
+
+def _copy_row(row: RunRow) -> RunRow:
+    return replace(row, record=replace(row.record, attributes=dict(row.record.attributes)))
+
+
+class _Txn:
+    """A write overlay: nothing reaches the shared data unless the commit succeeds."""
+
+    def __init__(self, data: _Data) -> None:
+        self.d = data
+        self.runs: dict[str, RunRow] = {}
+        self.new_runs: set[str] = set()
+        self.events: list[Event] = []
+        self.steps: dict[tuple[str, int], StepRecord] = {}
+        self.tasks: dict[tuple[str, int], TaskRow | None] = {}
+        self.idem: dict[tuple[str, str, str], str] = {}
+
+    def get_run_row(self, run_id: str) -> RunRow | None:
+        row = self.runs.get(run_id)
+        if row is None:
+            base = self.d.runs.get(run_id)
+            if base is None:
+                return None
+            row = self.runs[run_id] = _copy_row(base)
+        return row
+
+    def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None:
+        k = (namespace, workflow_name, key)
+        return self.idem.get(k) or self.d.idempotency.get(k)
+
+    def insert_run(self, row: RunRow) -> None:
+        self.runs[row.record.run_id] = row
+        self.new_runs.add(row.record.run_id)
+        rec = row.record
+        if rec.idempotency_key is not None:
+            self.idem[(rec.namespace, rec.workflow_name, rec.idempotency_key)] = rec.run_id
+
+    def save_run(self, row: RunRow) -> None:
+        self.runs[row.record.run_id] = row
+
+    def insert_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def get_step(self, run_id: str, call: int) -> StepRecord | None:
+        s = self.steps.get((run_id, call))
+        if s is None:
+            s = self.d.steps.get(run_id, {}).get(call)
+        return s
+
+    def save_step(self, step: StepRecord, *, new: bool) -> None:
+        self.steps[(step.run_id, step.call)] = step
+
+    def put_task(self, task: TaskRow) -> None:
+        self.tasks[(task.run_id, task.call)] = task
+
+    def delete_task(self, run_id: str, call: int) -> None:
+        self.tasks[(run_id, call)] = None
+
+    def publish(self) -> set[str]:
+        d = self.d
+        d.runs.update(self.runs)
+        for rid in self.new_runs:
+            d.events.setdefault(rid, [])
+        changed = set()
+        for ev in self.events:
+            d.events.setdefault(ev.run_id, []).append(ev)
+            changed.add(ev.run_id)
+        for (rid, call), step in self.steps.items():
+            d.steps.setdefault(rid, {})[call] = step
+        for key, task in self.tasks.items():
+            if task is None:
+                d.tasks.pop(key, None)
+            else:
+                d.tasks[key] = task
+        d.idempotency.update(self.idem)
+        return changed
+
+
+class MemoryWorld:
+    """A world in process memory. ``memory://`` is private to the registry that opens
+    it; ``memory://NAME`` is shared by every registry of the process that names it."""
+
+    _shared: ClassVar[dict[str, _Data]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        name = url.split("://", 1)[1] if "://" in url else ""
+        if name:
+            with self._shared_lock:
+                self._d = self._shared.setdefault(name, _Data())
+        else:
+            self._d = _Data()
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        d = self._d
+        with d.lock:
+            txn = _Txn(d)
+            result = apply_commit(txn, commit, time.time())
+            changed = txn.publish()
+        for rid in changed:
+            sig = d.run_signals.get(rid)
+            if sig is not None:
+                sig.fire()
+        if result.new_work:
+            d.work.fire()
+        return result
+
+    async def claim(
+        self,
+        *,
+        owner: str,
+        namespace: str,
+        deployment: str,
+        max_runs: int,
+        max_tasks: int,
+        lease_seconds: float,
+    ) -> Claim:
+        now = time.time()
+        until = now + lease_seconds
+        out = Claim()
+        d = self._d
+        with d.lock:
+            if max_runs > 0:
+                due = [
+                    row
+                    for row in d.runs.values()
+                    if row.turn_due_at is not None
+                    and row.turn_due_at <= now
+                    and row.record.namespace == namespace
+                    and row.record.deployment == deployment
+                    and (row.lease_until is None or row.lease_until < now)
+                ]
+                due.sort(key=lambda r: r.turn_due_at or 0.0)
+                for row in due[:max_runs]:
+                    row.lease_owner = owner
+                    row.lease_until = until
+                    out.runs.append(row.record.run_id)
+            if max_tasks > 0:
+                ready = [
+                    t
+                    for t in d.tasks.values()
+                    if t.visible_at <= now
+                    and t.namespace == namespace
+                    and t.deployment == deployment
+                    and (t.lease_until is None or t.lease_until < now)
+                ]
+                ready.sort(key=lambda t: t.visible_at)
+                for t in ready[:max_tasks]:
+                    t.lease_owner = owner
+                    t.lease_until = until
+                    if t.kind == "step":
+                        t.attempt += 1
+                        step = d.steps[t.run_id][t.call]
+                        d.steps[t.run_id][t.call] = replace(
+                            step, status="running", attempts=t.attempt, started_at=now
+                        )
+                    out.tasks.append(Task(t.run_id, t.call, t.kind, t.attempt, t.visible_at))  # type: ignore[arg-type]
+        return out
+
+    async def extend_leases(
+        self, *, owner: str, run_ids: Sequence[str], tasks: Sequence[tuple[str, int]],
+        lease_seconds: float,
+    ) -> None:
+        until = time.time() + lease_seconds
+        d = self._d
+        with d.lock:
+            for rid in run_ids:
+                row = d.runs.get(rid)
+                if row is not None and row.lease_owner == owner:
+                    row.lease_until = until
+            for key in tasks:
+                t = d.tasks.get(key)
+                if t is not None and t.lease_owner == owner:
+                    t.lease_until = until
+
+    async def release(
+        self, *, owner: str, run_ids: Sequence[str], tasks: Sequence[tuple[str, int]]
+    ) -> None:
+        d = self._d
+        with d.lock:
+            for rid in run_ids:
+                row = d.runs.get(rid)
+                if row is not None and row.lease_owner == owner:
+                    row.lease_owner = None
+                    row.lease_until = None
+            for key in tasks:
+                t = d.tasks.get(key)
+                if t is not None and t.lease_owner == owner:
+                    t.lease_owner = None
+                    t.lease_until = None
+        d.work.fire()
+
+    async def next_due(self, *, namespace: str, deployment: str) -> float | None:
+        d = self._d
+        best: float | None = None
+        with d.lock:
+            for row in d.runs.values():
+                r = row.record
+                if row.turn_due_at is None or r.namespace != namespace:
+                    continue
+                if r.deployment != deployment:
+                    continue
+                at = max(row.turn_due_at, row.lease_until or 0.0)
+                best = at if best is None else min(best, at)
+            for t in d.tasks.values():
+                if t.namespace != namespace or t.deployment != deployment:
+                    continue
+                at = max(t.visible_at, t.lease_until or 0.0)
+                best = at if best is None else min(best, at)
+        return best
+
+    async def wait_for_work(self, *, namespace: str, timeout: float) -> None:
+        await self._d.work.wait(timeout)
+
+    async def wait_for_run(self, run_id: str, *, after_seq: int, timeout: float) -> None:
+        d = self._d
+        with d.lock:
+            row = d.runs.get(run_id)
+            if row is None or row.record.last_seq > after_seq:
+                return
+            sig = d.run_signal(run_id)
+        await sig.wait(timeout)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        with self._d.lock:
+            row = self._d.runs.get(run_id)
+            return None if row is None else _copy_row(row).record
+
+    async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        with self._d.lock:
+            rows = [_copy_row(r).record for r in self._d.runs.values()]
+        out = [
+            r
+            for r in rows
+            if (flt.status is None or r.status == flt.status)
+            and (flt.workflow_name is None or r.workflow_name == flt.workflow_name)
+            and (flt.namespace is None or r.namespace == flt.namespace)
+            and all(r.attributes.get(k) == v for k, v in flt.attributes.items())
+        ]
+        out.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
+        return out[: flt.limit]
+
+    async def read_events(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        with self._d.lock:
+            evs = self._d.events.get(run_id, [])
+            out = evs[after_seq:]  # seqs are 1-based and dense
+        return out if limit is None else out[:limit]
+
+    async def read_command(self, run_id: str, call: int) -> Event | None:
+        with self._d.lock:
+            for ev in self._d.events.get(run_id, []):
+                if ev.call == call and ev.type.endswith("_created"):
+                    return ev
+        return None
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]:
+        with self._d.lock:
+            steps = self._d.steps.get(run_id, {})
+            return [replace(steps[c]) for c in sorted(steps)]

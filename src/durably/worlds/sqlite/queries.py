@@ -1,0 +1,168 @@
+"""Every SQL statement of the SQLite world, by name (the schema is in ``migrations/``).
+
+Statements are constant strings so that each connection's statement cache prepares
+them once; nothing here is built from user input.
+"""
+
+from __future__ import annotations
+
+# -- connection and schema -------------------------------------------------------------
+
+PRAGMA_WAL = "PRAGMA journal_mode=WAL"
+PRAGMA_SYNCHRONOUS = "PRAGMA synchronous={level}"  # level is validated: FULL/NORMAL/OFF
+PRAGMA_BUSY_TIMEOUT = "PRAGMA busy_timeout={ms:d}"
+PRAGMA_QUERY_ONLY = "PRAGMA query_only=1"
+GET_USER_VERSION = "PRAGMA user_version"
+SET_USER_VERSION = "PRAGMA user_version={version:d}"
+
+BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+
+# -- runs ------------------------------------------------------------------------------
+
+RUN_COLUMNS = (
+    "run_id, workflow_name, namespace, deployment, status, created_at, started_at,"
+    " completed_at, last_seq, idempotency_key, parent_run_id, parent_call, error_type,"
+    " cancel_requested, attributes, decided_seq, turn_seq, turn_due_at, lease_owner,"
+    " lease_until"
+)
+
+GET_RUN_ROW = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
+
+GET_LAST_SEQ = "SELECT last_seq FROM runs WHERE run_id = ?"
+
+FIND_IDEMPOTENT = (
+    "SELECT run_id FROM runs WHERE namespace = ? AND workflow_name = ? AND idempotency_key = ?"
+)
+
+INSERT_RUN = f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 20)})"
+
+SAVE_RUN = (
+    "UPDATE runs SET status = ?, started_at = ?, completed_at = ?, last_seq = ?,"
+    " error_type = ?, cancel_requested = ?, attributes = ?, decided_seq = ?, turn_seq = ?,"
+    " turn_due_at = ?, lease_owner = ?, lease_until = ?"
+    " WHERE run_id = ?"
+)
+
+# Filters that are NULL match everything; :attrs is a JSON object that the run's
+# attributes must contain (every key with the same value).
+LIST_RUNS = f"""
+SELECT {RUN_COLUMNS} FROM runs
+WHERE (:status IS NULL OR status = :status)
+  AND (:workflow_name IS NULL OR workflow_name = :workflow_name)
+  AND (:namespace IS NULL OR namespace = :namespace)
+  AND (:attrs IS NULL OR NOT EXISTS (
+        SELECT 1 FROM json_each(:attrs) AS f
+        WHERE NOT EXISTS (
+            SELECT 1 FROM json_each(runs.attributes) AS a
+            WHERE a.key = f.key AND a.value = f.value
+        )
+  ))
+ORDER BY created_at DESC, run_id DESC
+LIMIT :limit
+"""
+
+# -- events ----------------------------------------------------------------------------
+
+INSERT_EVENT = (
+    "INSERT INTO events (run_id, seq, type, call, data, payload, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+READ_EVENTS = (
+    "SELECT run_id, seq, type, call, data, payload, created_at FROM events"
+    " WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+)
+
+# The conditions repeat the partial index's, which the planner would otherwise pass
+# over for the primary key (and then scan the run's whole log).
+READ_COMMAND = (
+    "SELECT run_id, seq, type, call, data, payload, created_at"
+    " FROM events INDEXED BY events_commands"
+    " WHERE run_id = ? AND call = ? AND call IS NOT NULL AND substr(type, -8) = '_created'"
+    " ORDER BY seq LIMIT 1"
+)
+
+# -- steps -----------------------------------------------------------------------------
+
+STEP_COLUMNS = (
+    "run_id, call, kind, name, status, attempts, created_at, started_at, completed_at,"
+    " due_at, error_type, child_run_id"
+)
+
+GET_STEP = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? AND call = ?"
+
+LIST_STEPS = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY call"
+
+INSERT_STEP = f"INSERT OR REPLACE INTO steps ({STEP_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+
+UPDATE_STEP = (
+    "UPDATE steps SET kind = ?, name = ?, status = ?, attempts = ?, created_at = ?,"
+    " started_at = ?, completed_at = ?, due_at = ?, error_type = ?, child_run_id = ?"
+    " WHERE run_id = ? AND call = ?"
+)
+
+MARK_STEP_RUNNING = (
+    "UPDATE steps SET status = 'running', attempts = ?, started_at = ?"
+    " WHERE run_id = ? AND call = ?"
+)
+
+# -- tasks -----------------------------------------------------------------------------
+
+PUT_TASK = (
+    "INSERT OR REPLACE INTO tasks (run_id, call, kind, namespace, deployment, visible_at,"
+    " attempt, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+DELETE_TASK = "DELETE FROM tasks WHERE run_id = ? AND call = ?"
+
+# -- the queue: claims and leases ------------------------------------------------------
+
+DUE_RUNS = (
+    "SELECT run_id FROM runs"
+    " WHERE namespace = :namespace AND deployment = :deployment AND turn_due_at <= :now"
+    " AND (lease_until IS NULL OR lease_until < :now)"
+    " ORDER BY turn_due_at LIMIT :limit"
+)
+
+LEASE_RUN = "UPDATE runs SET lease_owner = ?, lease_until = ? WHERE run_id = ?"
+
+DUE_TASKS = (
+    "SELECT run_id, call, kind, attempt, visible_at FROM tasks"
+    " WHERE namespace = :namespace AND deployment = :deployment AND visible_at <= :now"
+    " AND (lease_until IS NULL OR lease_until < :now)"
+    " ORDER BY visible_at LIMIT :limit"
+)
+
+LEASE_TASK = (
+    "UPDATE tasks SET lease_owner = ?, lease_until = ?, attempt = ? WHERE run_id = ? AND call = ?"
+)
+
+EXTEND_RUN_LEASE = "UPDATE runs SET lease_until = ? WHERE run_id = ? AND lease_owner = ?"
+
+EXTEND_TASK_LEASE = (
+    "UPDATE tasks SET lease_until = ? WHERE run_id = ? AND call = ? AND lease_owner = ?"
+)
+
+RELEASE_RUN = (
+    "UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE run_id = ? AND lease_owner = ?"
+)
+
+RELEASE_TASK = (
+    "UPDATE tasks SET lease_owner = NULL, lease_until = NULL"
+    " WHERE run_id = ? AND call = ? AND lease_owner = ?"
+)
+
+BUMP_WORK_CLOCK = "UPDATE work_clock SET version = version + 1 WHERE id = 1"
+
+GET_WORK_CLOCK = "SELECT version FROM work_clock WHERE id = 1"
+
+# When the earliest run turn or task becomes claimable (a lease delays it to its expiry).
+NEXT_DUE = """
+SELECT
+  (SELECT min(max(turn_due_at, coalesce(lease_until, 0.0))) FROM runs
+    WHERE namespace = :namespace AND deployment = :deployment AND turn_due_at IS NOT NULL),
+  (SELECT min(max(visible_at, coalesce(lease_until, 0.0))) FROM tasks
+    WHERE namespace = :namespace AND deployment = :deployment)
+"""

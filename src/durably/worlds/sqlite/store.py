@@ -1,0 +1,257 @@
+"""The ledger's row primitives over SQL, and the codecs between rows and records.
+
+A :class:`SqlStore` lives for one transaction: it remembers the rows it has read or
+written in that transaction (so the ledger's repeated look-ups cost nothing), and is
+thrown away at commit, so nothing it holds can go stale.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from ...events import Event, EventType
+from ..base import RunRecord, StepRecord
+from ..ledger import RunRow, TaskRow
+from . import queries as q
+
+__all__ = ["SqlStore", "event_from_row", "run_row_from_row", "step_from_row"]
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def run_row_from_row(r: tuple[Any, ...]) -> RunRow:
+    """A :class:`RunRow` from a row of ``queries.RUN_COLUMNS``."""
+    record = RunRecord(
+        run_id=r[0],
+        workflow_name=r[1],
+        namespace=r[2],
+        deployment=r[3],
+        status=r[4],
+        created_at=r[5],
+        started_at=r[6],
+        completed_at=r[7],
+        last_seq=r[8],
+        idempotency_key=r[9],
+        parent_run_id=r[10],
+        parent_call=r[11],
+        error_type=r[12],
+        cancel_requested=bool(r[13]),
+        attributes=json.loads(r[14]) if r[14] != "{}" else {},
+    )
+    return RunRow(
+        record,
+        decided_seq=r[15],
+        turn_seq=r[16],
+        turn_due_at=r[17],
+        lease_owner=r[18],
+        lease_until=r[19],
+    )
+
+
+def step_from_row(r: tuple[Any, ...]) -> StepRecord:
+    """A :class:`StepRecord` from a row of ``queries.STEP_COLUMNS``."""
+    return StepRecord(
+        run_id=r[0],
+        call=r[1],
+        kind=r[2],
+        name=r[3],
+        status=r[4],
+        attempts=r[5],
+        created_at=r[6],
+        started_at=r[7],
+        completed_at=r[8],
+        due_at=r[9],
+        error_type=r[10],
+        child_run_id=r[11],
+    )
+
+
+def event_from_row(r: tuple[Any, ...]) -> Event:
+    """An :class:`Event` from an events row."""
+    return Event(
+        run_id=r[0],
+        seq=r[1],
+        type=EventType(r[2]),
+        call=r[3],
+        data=json.loads(r[4]) if r[4] is not None else {},
+        payload=r[5],
+        created_at=r[6],
+    )
+
+
+class SqlStore:
+    """:class:`durably.worlds.ledger.Store` inside one open write transaction.
+
+    Args:
+        conn: the writer connection, with ``BEGIN IMMEDIATE`` already issued.
+    """
+
+    __slots__ = ("_attrs", "_conn", "_runs", "_steps", "changed_runs")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._runs: dict[str, RunRow] = {}
+        # The attributes JSON each run had when read, to skip re-encoding unchanged ones.
+        self._attrs: dict[str, tuple[dict[str, str], str]] = {}
+        self._steps: dict[tuple[str, int], StepRecord | None] = {}
+        #: Runs whose log grew in this transaction (their waiters are woken at commit).
+        self.changed_runs: set[str] = set()
+
+    def get_run_row(self, run_id: str) -> RunRow | None:
+        row = self._runs.get(run_id)
+        if row is not None:
+            return row
+        found = self._conn.execute(q.GET_RUN_ROW, (run_id,)).fetchall()
+        if not found:
+            return None
+        row = self._runs[run_id] = run_row_from_row(found[0])
+        self._attrs[run_id] = (dict(row.record.attributes), found[0][14])
+        return row
+
+    def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None:
+        found = self._conn.execute(q.FIND_IDEMPOTENT, (namespace, workflow_name, key)).fetchall()
+        return str(found[0][0]) if found else None
+
+    def insert_run(self, row: RunRow) -> None:
+        r = row.record
+        attrs = _dumps(r.attributes)
+        self._conn.execute(
+            q.INSERT_RUN,
+            (
+                r.run_id,
+                r.workflow_name,
+                r.namespace,
+                r.deployment,
+                r.status,
+                r.created_at,
+                r.started_at,
+                r.completed_at,
+                r.last_seq,
+                r.idempotency_key,
+                r.parent_run_id,
+                r.parent_call,
+                r.error_type,
+                int(r.cancel_requested),
+                attrs,
+                row.decided_seq,
+                row.turn_seq,
+                row.turn_due_at,
+                row.lease_owner,
+                row.lease_until,
+            ),
+        )
+        self._runs[r.run_id] = row
+        self._attrs[r.run_id] = (dict(r.attributes), attrs)
+
+    def save_run(self, row: RunRow) -> None:
+        r = row.record
+        before = self._attrs.get(r.run_id)
+        if before is not None and before[0] == r.attributes:
+            attrs = before[1]
+        else:
+            attrs = _dumps(r.attributes)
+            self._attrs[r.run_id] = (dict(r.attributes), attrs)
+        self._conn.execute(
+            q.SAVE_RUN,
+            (
+                r.status,
+                r.started_at,
+                r.completed_at,
+                r.last_seq,
+                r.error_type,
+                int(r.cancel_requested),
+                attrs,
+                row.decided_seq,
+                row.turn_seq,
+                row.turn_due_at,
+                row.lease_owner,
+                row.lease_until,
+                r.run_id,
+            ),
+        )
+        self._runs[r.run_id] = row
+
+    def insert_event(self, event: Event) -> None:
+        self._conn.execute(
+            q.INSERT_EVENT,
+            (
+                event.run_id,
+                event.seq,
+                event.type.value,
+                event.call,
+                _dumps(event.data) if event.data else None,
+                event.payload,
+                event.created_at,
+            ),
+        )
+        self.changed_runs.add(event.run_id)
+
+    def get_step(self, run_id: str, call: int) -> StepRecord | None:
+        key = (run_id, call)
+        if key in self._steps:
+            return self._steps[key]
+        found = self._conn.execute(q.GET_STEP, key).fetchall()
+        step = self._steps[key] = step_from_row(found[0]) if found else None
+        return step
+
+    def save_step(self, step: StepRecord, *, new: bool) -> None:
+        s = step
+        if new:
+            self._conn.execute(
+                q.INSERT_STEP,
+                (
+                    s.run_id,
+                    s.call,
+                    s.kind,
+                    s.name,
+                    s.status,
+                    s.attempts,
+                    s.created_at,
+                    s.started_at,
+                    s.completed_at,
+                    s.due_at,
+                    s.error_type,
+                    s.child_run_id,
+                ),
+            )
+        else:
+            self._conn.execute(
+                q.UPDATE_STEP,
+                (
+                    s.kind,
+                    s.name,
+                    s.status,
+                    s.attempts,
+                    s.created_at,
+                    s.started_at,
+                    s.completed_at,
+                    s.due_at,
+                    s.error_type,
+                    s.child_run_id,
+                    s.run_id,
+                    s.call,
+                ),
+            )
+        self._steps[(s.run_id, s.call)] = s
+
+    def put_task(self, task: TaskRow) -> None:
+        t = task
+        self._conn.execute(
+            q.PUT_TASK,
+            (
+                t.run_id,
+                t.call,
+                t.kind,
+                t.namespace,
+                t.deployment,
+                t.visible_at,
+                t.attempt,
+                t.lease_owner,
+                t.lease_until,
+            ),
+        )
+
+    def delete_task(self, run_id: str, call: int) -> None:
+        self._conn.execute(q.DELETE_TASK, (run_id, call))
