@@ -165,7 +165,7 @@ class Workflows:
                     f"workflow {getattr(f, '__qualname__', f)!r} must be an `async def` "
                     "function: workflow bodies run on durably's own event loop"
                 )
-            wname = name or f.__qualname__
+            wname = name or f.__name__
             self._check_free(wname, "workflow")
             spec = WorkflowSpec(wname, f, CallShape(f, kind="workflow", name=wname))
             wfobj: Workflow[P, Any] = Workflow(self, f, spec)
@@ -218,7 +218,7 @@ class Workflows:
                 raise ConfigurationError(
                     f"@wf.step decorates an `async def` or a plain `def` function, got {f!r}"
                 )
-            sname = name or f.__qualname__
+            sname = name or f.__name__
             self._check_free(sname, "step")
             spec = StepSpec(
                 sname,

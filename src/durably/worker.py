@@ -120,9 +120,9 @@ class Worker:
         world: World,
         *,
         concurrency: int = 16,
-        lease_seconds: float = 30.0,
+        lease_seconds: float | None = None,
         poll_interval: float = 1.0,
-        max_cached_runs: int = 1000,
+        max_cached_runs: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -131,6 +131,10 @@ class Worker:
         self.namespace = registry.namespace
         self.deployment = registry.deployment
         self.concurrency = concurrency
+        if lease_seconds is None:
+            lease_seconds = float(os.environ.get("DURABLY_LEASE_SECONDS", "30"))
+        if max_cached_runs is None:
+            max_cached_runs = int(os.environ.get("DURABLY_MAX_CACHED_RUNS", "1000"))
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.max_cached_runs = max_cached_runs
@@ -147,6 +151,7 @@ class Worker:
         self._heartbeat: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._starved = False  # the claim loop waits for a free slot
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -243,6 +248,7 @@ class Worker:
                 await asyncio.sleep(1.0)
 
     async def _idle(self, can_take_tasks: bool) -> None:
+        self._starved = not can_take_tasks
         timeout = self.poll_interval
         due = await self.world.next_due(namespace=self.namespace, deployment=self.deployment)
         if due is not None and can_take_tasks:
@@ -486,7 +492,8 @@ class Worker:
         finally:
             if not handed_over:
                 self._busy -= 1
-                self._wake.set()
+                if self._starved:
+                    self._wake.set()
             self._held_tasks.discard(key)
 
     async def _step_call(self, run_id: str, call: int) -> StepCall | None:
@@ -538,7 +545,8 @@ class Worker:
         finally:
             self._busy -= 1
             self.committer.concurrent -= 1
-            self._wake.set()
+            if self._starved:
+                self._wake.set()
         try:
             if fact.type is EventType.STEP_RETRYING:
                 await self.committer.commit([RunWrite(run_id, facts=[fact])])

@@ -39,6 +39,8 @@ def encode_error(exc: BaseException) -> bytes:
         "message": _message(exc),
         "traceback": tb,
     }
+    if all(isinstance(a, str | int | float | bool) or a is None for a in exc.args):
+        doc["args"] = list(exc.args)
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -68,13 +70,18 @@ def rebuild_error(data: bytes | None) -> BaseException:
     cls = _resolve(module, qualname)
     exc: BaseException | None = None
     if cls is not None:
-        try:
-            exc = cls.__new__(cls)
-            BaseException.__init__(exc, message)
-            if str(exc) != message:
-                exc = None
-        except Exception:
-            exc = None
+        candidates: list[tuple[Any, ...]] = [(message,)]
+        if isinstance(doc.get("args"), list):
+            candidates.insert(0, tuple(doc["args"]))
+        for args in candidates:
+            try:
+                made = cls.__new__(cls)
+                BaseException.__init__(made, *args)
+                if str(made) == message:
+                    exc = made
+                    break
+            except Exception:
+                continue
     if exc is None:
         key = (module, qualname)
         stand_in = _made.get(key)

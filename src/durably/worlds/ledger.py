@@ -9,7 +9,8 @@ reproduce these rules; the conformance suite checks that it does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import copy
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..events import DELIVERABLE_TYPES, Event, EventType, NewEvent
@@ -244,6 +245,12 @@ def _project(
         row.lease_until = None
     elif t is EventType.RUN_CANCEL_REQUESTED:
         rec.cancel_requested = True
+    elif t is EventType.ATTRIBUTES_SET:
+        # data: {"set": {key: value, ...}, "remove": [key, ...]}, plaintext and searchable.
+        for key, value in (ev.data.get("set") or {}).items():
+            rec.attributes[str(key)] = str(value)
+        for key in ev.data.get("remove") or ():
+            rec.attributes.pop(str(key), None)
     elif t is EventType.STEP_CREATED and call is not None:
         step = StepRecord(
             run_id=rec.run_id,
@@ -310,7 +317,7 @@ def _project(
         found = store.get_step(rec.run_id, call)
         if found is None:
             return False
-        step = replace(found)
+        step = copy.copy(found)
         if t is EventType.STEP_RETRYING:
             step.status = "retrying"
             step.attempts = int(ev.data.get("attempt", step.attempts))

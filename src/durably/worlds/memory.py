@@ -7,6 +7,7 @@ name share one store, so a test can start runs from one and execute them with an
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Sequence
@@ -48,7 +49,11 @@ class _Data:
 
 
 def _copy_row(row: RunRow) -> RunRow:
-    return replace(row, record=replace(row.record, attributes=dict(row.record.attributes)))
+    rec = copy.copy(row.record)
+    rec.attributes = dict(rec.attributes)
+    new = copy.copy(row)
+    new.record = rec
+    return new
 
 
 class _Txn:

@@ -36,11 +36,18 @@ class Migration:
             buf += part + ";"
             if sqlite3.complete_statement(buf):
                 if _strip_comments(buf):
-                    out.append(buf.strip())
+                    out.append(_drop_leading_comments(buf))
                 buf = ""
         if _strip_comments(buf.rstrip(";")):
             raise WorldError(f"migration {self.name} ends with an unterminated statement")
         return out
+
+
+def _drop_leading_comments(sql: str) -> str:
+    lines = sql.strip().splitlines()
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
+        lines.pop(0)
+    return "\n".join(lines)
 
 
 def _strip_comments(sql: str) -> str:

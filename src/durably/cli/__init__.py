@@ -1,0 +1,31 @@
+"""The ``durably`` command line: demo, worker, inspect, cancel.
+
+Every command takes ``--world URL`` (default ``$DURABLY_WORLD``, else the embedded
+SQLite file) and, where it prints data, ``--json`` for scripts and coding agents.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .commands import cancel, demo, worker
+from .inspect import inspect
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="durably")
+def cli() -> None:
+    """durably: durable execution where your code is the orchestrator."""
+
+
+cli.add_command(demo)
+cli.add_command(worker)
+cli.add_command(inspect)
+cli.add_command(cancel)
+
+
+def main() -> None:
+    """Entry point of the ``durably`` console script."""
+    cli(prog_name="durably")

@@ -1,0 +1,68 @@
+"""Shared fixtures: registries on every built-in world, with and without the sticky cache.
+
+``make_wf`` builds registries on the world under test. The ``replay`` mode turns the
+sticky cache off (``DURABLY_MAX_CACHED_RUNS=0``), so every event replays the body from the
+start of its log: each runtime test then doubles as a replay-determinism test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from durably import Workflows
+
+WORLDS = ["memory", "sqlite"]
+
+
+def world_url_for(kind: str, tmp_path: Path) -> str:
+    if kind == "memory":
+        return f"memory://{tmp_path.name}"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'durably.db'}"
+    raise ValueError(kind)
+
+
+@pytest.fixture(params=WORLDS)
+def world_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return world_url_for(request.param, tmp_path)
+
+
+@pytest.fixture(params=["sticky", "replay"])
+def cache_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "replay":
+        monkeypatch.setenv("DURABLY_MAX_CACHED_RUNS", "0")
+    return str(request.param)
+
+
+@pytest_asyncio.fixture
+async def make_wf(world_url: str, cache_mode: str) -> AsyncIterator[Callable[..., Workflows]]:
+    made: list[Workflows] = []
+
+    def make(**kwargs: Any) -> Workflows:
+        kwargs.setdefault("world", world_url)
+        wf = Workflows(**kwargs)
+        made.append(wf)
+        return wf
+
+    yield make
+    for wf in made:
+        await wf.aclose()
+
+
+@pytest_asyncio.fixture
+async def wf(make_wf: Callable[..., Workflows]) -> Workflows:
+    return make_wf()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for var in ("DURABLY_WORLD", "DURABLY_NAMESPACE", "DURABLY_DEPLOYMENT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
