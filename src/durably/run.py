@@ -126,6 +126,23 @@ class Run:
         if worker is not None:
             worker.kick()
 
+    async def wake(self) -> int:
+        """Fire the run's pending durable timers now (a sleep ends early); returns how
+        many. For operators: the body sees the timers fire as if their time had come."""
+        world = await self.registry.open()
+        waiting = [s for s in await world.list_steps(self.run_id) if s.kind == "wait"]
+        facts = [
+            NewEvent(EventType.WAIT_COMPLETED, s.call, {"early": True})
+            for s in waiting
+            if s.status == "waiting"
+        ]
+        if facts:
+            await world.commit(Commit([RunWrite(self.run_id, facts=facts)]))
+            worker = self.registry.worker
+            if worker is not None:
+                worker.kick()
+        return len(facts)
+
     def __await__(self) -> Any:
         return self.return_value().__await__()
 

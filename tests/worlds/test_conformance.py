@@ -105,9 +105,7 @@ async def claim(
     )
 
 
-async def run_with_calls(
-    world: World, *commands: NewEvent, claim_calls: Sequence[int] = ()
-) -> str:
+async def run_with_calls(world: World, *commands: NewEvent, claim_calls: Sequence[int] = ()) -> str:
     """A run whose first turn (by worker A, lease handed back) recorded ``commands``.
 
     Its log is then: 1 run_created, 2 run_started, 3.. the commands.
@@ -290,9 +288,7 @@ async def test_read_command_returns_the_created_event_of_a_call(world: World) ->
 
 async def test_commands_apply_when_expected_seq_matches(world: World) -> None:
     run_id = await run_with_calls(world)
-    res = await write(
-        world, run_id, expected_seq=2, commands=[ev(E.STEP_CREATED, 0, name="s")]
-    )
+    res = await write(world, run_id, expected_seq=2, commands=[ev(E.STEP_CREATED, 0, name="s")])
     assert (res.ok, res.last_seq) == (True, 3)
     assert await types(world, run_id) == ["run_created", "run_started", "step_created"]
 
@@ -439,9 +435,7 @@ async def test_step_created_makes_a_step_row_and_a_claimable_task(world: World) 
     assert (step.status, step.attempts, step.started_at) == ("pending", 0, None)
 
     got = await claim(world, B, runs=0)
-    assert [(t.run_id, t.call, t.kind, t.attempt) for t in got.tasks] == [
-        (run_id, 0, "step", 1)
-    ]
+    assert [(t.run_id, t.call, t.kind, t.attempt) for t in got.tasks] == [(run_id, 0, "step", 1)]
     [step] = await world.list_steps(run_id)
     assert (step.status, step.attempts) == ("running", 1)
     assert step.started_at is not None
@@ -505,9 +499,7 @@ async def test_step_retrying_reschedules_the_task_at_retry_at(world: World) -> N
     facts = [ev(E.STEP_RETRYING, 0, attempt=2, retry_at=past)]
     assert (await write(world, run_id, facts=facts)).ok
     got = await claim(world, B)
-    assert [(t.call, t.kind, t.attempt, t.visible_at) for t in got.tasks] == [
-        (0, "step", 3, past)
-    ]
+    assert [(t.call, t.kind, t.attempt, t.visible_at) for t in got.tasks] == [(0, "step", 3, past)]
 
 
 async def test_step_completed_removes_the_task_and_needs_a_turn(world: World) -> None:
@@ -649,7 +641,11 @@ async def test_a_run_lease_excludes_others_until_it_expires(world: World) -> Non
     assert (await claim(world, B)).runs == []
     # B cannot decide for the run while A holds it; facts are fine.
     blocked = await write(
-        world, "r", facts=[ev(E.RUN_STARTED)], expected_seq=1, commands=[ev(E.STEP_CREATED, 0)],
+        world,
+        "r",
+        facts=[ev(E.RUN_STARTED)],
+        expected_seq=1,
+        commands=[ev(E.STEP_CREATED, 0)],
         owner=B,
     )
     assert (blocked.ok, blocked.last_seq) == (False, 2)
@@ -695,9 +691,7 @@ async def test_extend_leases_pushes_expiry_for_the_holder_only(world: World) -> 
     await create_run(world, "r3")
     assert (await claim(world, B, tasks=0, lease_seconds=SHORT_LEASE)).runs == ["r3"]
 
-    await world.extend_leases(
-        owner=A, run_ids=["r2"], tasks=[(run_id, 0)], lease_seconds=60
-    )
+    await world.extend_leases(owner=A, run_ids=["r2"], tasks=[(run_id, 0)], lease_seconds=60)
     await world.extend_leases(owner=A, run_ids=["r3"], tasks=[], lease_seconds=60)
     await asyncio.sleep(PAST_LEASE)
     later = await claim(world, B)

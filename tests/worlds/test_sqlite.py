@@ -93,7 +93,9 @@ def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rel = parse_sqlite_url("sqlite:///data/app.db")
     assert rel.path == str(tmp_path / "data" / "app.db")
     assert (rel.synchronous, rel.busy_timeout_ms) == ("normal", 5000)
-    absolute = parse_sqlite_url("sqlite:////var/app/durably.db?synchronous=FULL&busy_timeout_ms=250")
+    absolute = parse_sqlite_url(
+        "sqlite:////var/app/durably.db?synchronous=FULL&busy_timeout_ms=250"
+    )
     assert absolute.path == "/var/app/durably.db"
     assert (absolute.synchronous, absolute.busy_timeout_ms) == ("full", 250)
     assert parse_sqlite_url("sqlite:///x.db?synchronous=off").synchronous == "off"
@@ -264,9 +266,7 @@ async def test_a_commit_that_cannot_be_stored_is_rolled_back(world: SqliteWorld)
 # -- sharing one file ------------------------------------------------------------------
 
 
-async def test_two_worlds_on_one_file_see_and_wake_each_other(
-    world: SqliteWorld, db: Path
-) -> None:
+async def test_two_worlds_on_one_file_see_and_wake_each_other(world: SqliteWorld, db: Path) -> None:
     other = SqliteWorld(url_for(db))
     await other.open()
     try:
@@ -307,9 +307,7 @@ async def test_a_commit_from_another_process_wakes_wait_for_run(
     assert [e.type for e in events] == [E.DATA_DECRYPTED]
 
 
-async def test_work_from_another_process_wakes_wait_for_work(
-    world: SqliteWorld, db: Path
-) -> None:
+async def test_work_from_another_process_wakes_wait_for_work(world: SqliteWorld, db: Path) -> None:
     proc = await run_child(db, "create", "r")
     t0 = time.monotonic()
     await world.wait_for_work(namespace=NS, timeout=60)

@@ -19,6 +19,7 @@ from . import queries as q
 __all__ = ["SqlStore", "event_from_row", "run_row_from_row", "step_from_row"]
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_EVENT_TYPES = {t.value: t for t in EventType}
 
 
 def run_row_from_row(r: tuple[Any, ...]) -> RunRow:
@@ -73,7 +74,7 @@ def event_from_row(r: tuple[Any, ...]) -> Event:
     return Event(
         run_id=r[0],
         seq=r[1],
-        type=EventType(r[2]),
+        type=_EVENT_TYPES.get(r[2]) or EventType(r[2]),
         call=r[3],
         data=json.loads(r[4]) if r[4] is not None else {},
         payload=r[5],

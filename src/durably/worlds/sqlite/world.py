@@ -19,6 +19,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -154,6 +155,15 @@ class _Hub:
             self.work.fire()
 
 
+class _Reader:
+    """One thread's read connection (a weak-referenceable holder for it)."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
 class SqliteWorld:
     """A world in one SQLite file (``sqlite:///PATH``), shared by threads and processes.
 
@@ -176,7 +186,7 @@ class SqliteWorld:
         self._hub: _Hub | None = None
         self._hub_key = ""
         self._closed = False
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
         self._local = threading.local()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -225,10 +235,10 @@ class SqliteWorld:
             self._closed = True
             writer, hub = self._writer, self._hub
             self._writer = self._hub = None
-            readers, self._readers = self._readers, []
+            readers, self._readers = list(self._readers), weakref.WeakSet()
             self._local = threading.local()
-        for conn in readers:
-            conn.close()
+        for reader in readers:
+            reader.conn.close()
         if writer is not None and hub is not None:
             with hub.write_lock:
                 writer.close()
@@ -258,18 +268,21 @@ class SqliteWorld:
         return self._open_sync()
 
     def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is not None:
+            return reader.conn
         self._live()
         try:
             conn = self._connect()
             conn.execute(q.PRAGMA_QUERY_ONLY)
         except sqlite3.Error as e:
             raise self._error("open", e) from e
+        # The thread's local holds the only strong reference: when the thread ends,
+        # the connection is closed with it; close() closes those still alive.
+        reader = _Reader(conn)
         with self._state_lock:
-            self._readers.append(conn)
-        self._local.conn = conn
+            self._readers.add(reader)
+        self._local.reader = reader
         return conn
 
     def _error(self, action: str, e: sqlite3.Error) -> WorldError:
