@@ -64,5 +64,3 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in ("DURABLY_WORLD", "DURABLY_NAMESPACE", "DURABLY_DEPLOYMENT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
-
-

@@ -21,7 +21,7 @@ from types import ModuleType
 
 import pytest
 
-MODULE = '''
+MODULE = """
 import asyncio, os
 from durably import Workflows, sleep
 
@@ -58,7 +58,7 @@ async def napper() -> str:
     await sleep("2s")
     await work(11)
     return "rested"
-'''
+"""
 
 
 class Env:
@@ -81,7 +81,9 @@ class Env:
     def module(self) -> ModuleType:
         os.environ.update({k: self.env[k] for k in ("DURABLY_WORLD", "CRASH_LOG", "CRASH_BLOCK")})
         os.environ.pop("CRASH_EMBED", None)
-        spec = importlib.util.spec_from_file_location(f"crashmod_{id(self)}", self.dir / "crashmod.py")
+        spec = importlib.util.spec_from_file_location(
+            f"crashmod_{id(self)}", self.dir / "crashmod.py"
+        )
         assert spec and spec.loader
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)

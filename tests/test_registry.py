@@ -30,7 +30,7 @@ def test_name_registered_twice() -> None:
     @wf.workflow
     async def dup() -> None: ...
 
-    with pytest.raises(ConfigurationError, match="already registered.*name="):
+    with pytest.raises(ConfigurationError, match=r"already registered.*name="):
 
         @wf.step(name="dup")
         async def other() -> None: ...
@@ -69,7 +69,7 @@ def test_step_must_be_a_function() -> None:
 async def test_start_rejects_non_workflows() -> None:
     async def not_registered() -> None: ...
 
-    with pytest.raises(TypeError, match="@wf.workflow"):
+    with pytest.raises(TypeError, match=r"@wf\.workflow"):
         await start(not_registered)  # type: ignore[arg-type]
 
 

@@ -35,9 +35,7 @@ async def start(
         deployment: pin the run to this deployment (``"latest"``: the newest seen).
     """
     if not isinstance(workflow, Workflow):
-        raise TypeError(
-            f"start() takes a workflow decorated with @wf.workflow, got {workflow!r}"
-        )
+        raise TypeError(f"start() takes a workflow decorated with @wf.workflow, got {workflow!r}")
     return await workflow.registry.start(
         workflow, *args, idempotency_key=idempotency_key, deployment=deployment, **kwargs
     )

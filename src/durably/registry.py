@@ -88,7 +88,8 @@ class Workflow(Generic[P, R]):
 
     async def start(self, *args: P.args, **kwargs: P.kwargs) -> Run:
         """Start a run of this workflow (same as ``durably.start(self, ...)``)."""
-        return await self.registry.start(self, *args, **kwargs)
+        call_kwargs: dict[str, Any] = dict(kwargs)
+        return await self.registry.start(self, *args, **call_kwargs)
 
     def __repr__(self) -> str:
         return f"<durably workflow {self.name!r}>"
@@ -155,7 +156,9 @@ class Workflows:
         self, *, name: str | None = None
     ) -> Callable[[Callable[P, Any]], Workflow[P, Any]]: ...
 
-    def workflow(self, fn: Callable[P, Any] | None = None, /, *, name: str | None = None) -> Any:
+    def workflow(  # type: ignore[misc]
+        self, fn: Callable[P, Any] | None = None, /, *, name: str | None = None
+    ) -> Any:
         """Register an ``async def`` as a workflow (``@wf.workflow`` or
         ``@wf.workflow(name="...")``)."""
 
@@ -187,7 +190,7 @@ class Workflows:
         timeout: str | float | None = None,
     ) -> Callable[[Callable[P, Any]], Step[P, Any]]: ...
 
-    def step(
+    def step(  # type: ignore[misc]
         self,
         fn: Callable[P, Any] | None = None,
         /,

@@ -145,4 +145,3 @@ class Run:
 
     def __await__(self) -> Any:
         return self.return_value().__await__()
-

@@ -307,7 +307,9 @@ class Worker:
             _log.error(
                 "durably worker: run %s is of workflow %r, which this process has not "
                 "registered (registered: %s); leaving it for a worker that has",
-                run_id, rec.workflow_name, ", ".join(sorted(self.registry.workflows)) or "none",
+                run_id,
+                rec.workflow_name,
+                ", ".join(sorted(self.registry.workflows)) or "none",
             )
             return None
         return RunInstance(rec, wf.spec, self.registry.limits)
@@ -415,9 +417,7 @@ class Worker:
         if end.type is EventType.RUN_COMPLETED:
             fact = NewEvent(EventType.CHILD_COMPLETED, rec.parent_call, {}, end.payload)
         elif end.type is EventType.RUN_FAILED:
-            fact = NewEvent(
-                EventType.CHILD_FAILED, rec.parent_call, dict(end.data), end.payload
-            )
+            fact = NewEvent(EventType.CHILD_FAILED, rec.parent_call, dict(end.data), end.payload)
         else:
             from .errors import RunCancelledError
 
@@ -440,7 +440,9 @@ class Worker:
     ) -> None:
         _log.error("durably: %s", error)
         end = NewEvent(
-            EventType.RUN_FAILED, None, {"error_type": error_type_name(error)},
+            EventType.RUN_FAILED,
+            None,
+            {"error_type": error_type_name(error)},
             encode_error(error),
         )
         await self.committer.commit(
@@ -555,9 +557,7 @@ class Worker:
         finally:
             self._held_tasks.discard(key)
 
-    async def _attempt(
-        self, run_id: str, sc: StepCall, attempt: int, started: float
-    ) -> NewEvent:
+    async def _attempt(self, run_id: str, sc: StepCall, attempt: int, started: float) -> NewEvent:
         spec = sc.spec
         if spec.fn is None or spec.shape is None:
             err = StepNotRegisteredError(
@@ -611,9 +611,7 @@ class Worker:
             data["started_at"] = started
         return NewEvent(EventType.STEP_FAILED, sc.call, data, encode_error(err), time.time())
 
-    def _retrying(
-        self, sc: StepCall, err: BaseException, attempt: int, started: float
-    ) -> NewEvent:
+    def _retrying(self, sc: StepCall, err: BaseException, attempt: int, started: float) -> NewEvent:
         now = time.time()
         if isinstance(err, RetryableError) and err.retry_after is not None:
             retry_at = deadline(err.retry_after, now)

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 
-def durably(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def durably(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     full_env.pop("DURABLY_WORLD", None)
     return subprocess.run(

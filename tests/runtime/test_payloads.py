@@ -16,8 +16,8 @@ from durably import (
     Limits,
     PayloadTooLargeError,
     SerializationError,
-    Workflows,
     WorkflowRunFailedError,
+    Workflows,
     start,
 )
 

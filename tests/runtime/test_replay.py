@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import durably
-from durably import NonDeterminismError, Workflows, WorkflowRunFailedError, sleep
+from durably import NonDeterminismError, WorkflowRunFailedError, Workflows, sleep
 from durably.runtime import instance as instance_mod
 
 
@@ -112,9 +112,7 @@ async def test_changed_code_fails_with_non_determinism(tmp_path: Path, kind: str
         await v2.aclose()
 
 
-async def test_sticky_run_never_replays(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_sticky_run_never_replays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fed = [0]
     real_feed = instance_mod.RunInstance.feed
 
@@ -145,9 +143,7 @@ async def test_sticky_run_never_replays(
         await wf.aclose()
 
 
-async def test_replay_mode_does_replay(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_replay_mode_does_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The counter above can fail: with the cache off, the same run feeds quadratically."""
     monkeypatch.setenv("DURABLY_MAX_CACHED_RUNS", "0")
     fed = [0]

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import durably
-from durably import FatalError, RetryableError, Workflows, WorkflowRunFailedError, start
+from durably import FatalError, RetryableError, WorkflowRunFailedError, Workflows, start
 
 
 class PaymentDeclined(Exception):

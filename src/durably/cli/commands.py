@@ -50,8 +50,12 @@ def load_registry(target: str) -> Workflows:
 
 @click.command()
 @click.argument("target", metavar="MODULE:ATTR")
-@click.option("--concurrency", default=None, type=click.IntRange(1, 10_000),
-              help="Steps run at once (default: the registry's, 16).")
+@click.option(
+    "--concurrency",
+    default=None,
+    type=click.IntRange(1, 10_000),
+    help="Steps run at once (default: the registry's, 16).",
+)
 @world_option
 def worker(target: str, concurrency: int | None, world_url: str | None) -> None:
     """Run a worker for the registry MODULE:ATTR until SIGTERM or SIGINT.
@@ -124,5 +128,3 @@ def demo(world_url: str | None, as_json: bool) -> None:
     click.echo(f"  durably inspect run {result['run_id']}{world_arg}")
     click.echo(f"  durably inspect events {result['run_id']}{world_arg}")
     click.echo(f"  durably inspect runs{world_arg}")
-
-

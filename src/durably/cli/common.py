@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -43,7 +43,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 240)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Print an error to stderr and exit with status 1."""
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
@@ -55,7 +55,6 @@ def run_async(coro: Awaitable[T]) -> T:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except DurablyError as e:
         fail(str(e))
-        raise  # unreachable
 
 
 async def with_world(url: str | None, fn: Callable[[World], Awaitable[T]]) -> T:

@@ -40,7 +40,9 @@ def _parse_attrs(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @inspect.command("runs")
-@click.option("--status", type=click.Choice(["pending", "running", "completed", "failed", "cancelled"]))
+@click.option(
+    "--status", type=click.Choice(["pending", "running", "completed", "failed", "cancelled"])
+)
 @click.option("--workflow", default=None, help="Only runs of this workflow.")
 @click.option("--namespace", default=None, help="Only runs of this namespace.")
 @click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE", help="Attribute filter.")

@@ -79,7 +79,7 @@ class RunInstance:
         self.record = record
         self.workflow = workflow
         self.limits = limits
-        self.loop = WorkflowLoop(self, record.created_at)
+        self.loop = WorkflowLoop(self, record.created_at)  # type: ignore[abstract]
         self.rng = random.Random(record.run_id)
         self.task: asyncio.Task[Any] | None = None
         self.seen_seq = 0
@@ -130,7 +130,8 @@ class RunInstance:
     def _match(self, ev: Event) -> None:
         key = _key(ev.type, ev.call)
         issued = self._issued.pop(key, None)
-        self._children.pop(ev.call, None) if ev.type is EventType.CHILD_CREATED else None
+        if ev.type is EventType.CHILD_CREATED and ev.call is not None:
+            self._children.pop(ev.call, None)
         if issued is None:
             raise NonDeterminismError(self._divergence(ev, None))
         if key[0] != "end" and issued.data.get("name") != ev.data.get("name"):
@@ -230,7 +231,9 @@ class RunInstance:
     def _finish_failed(self, exc: BaseException) -> None:
         self._end(
             NewEvent(
-                EventType.RUN_FAILED, None, {"error_type": error_type_name(exc)},
+                EventType.RUN_FAILED,
+                None,
+                {"error_type": error_type_name(exc)},
                 encode_error(exc),
             )
         )

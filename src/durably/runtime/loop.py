@@ -80,7 +80,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     # -- scheduling --------------------------------------------------------------------
 
     def call_soon(
-        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)

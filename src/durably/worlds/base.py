@@ -248,7 +248,11 @@ class World(Protocol):
         """Lease runs that need a turn and tasks that are due, oldest first."""
 
     async def extend_leases(
-        self, *, owner: str, run_ids: Sequence[str], tasks: Sequence[tuple[str, int]],
+        self,
+        *,
+        owner: str,
+        run_ids: Sequence[str],
+        tasks: Sequence[tuple[str, int]],
         lease_seconds: float,
     ) -> None:
         """Push back the expiry of leases ``owner`` still holds."""

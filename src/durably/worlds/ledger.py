@@ -213,9 +213,7 @@ def _append(
     rec = row.record
     rec.last_seq += 1
     at = ev.created_at or now
-    store.insert_event(
-        Event(rec.run_id, rec.last_seq, ev.type, ev.call, ev.data, ev.payload, at)
-    )
+    store.insert_event(Event(rec.run_id, rec.last_seq, ev.type, ev.call, ev.data, ev.payload, at))
     if _project(store, row, ev, at, commit, claim):
         work[0] = True
 
@@ -325,7 +323,12 @@ def _project(
             retry_at = float(ev.data.get("retry_at", at))
             store.put_task(
                 TaskRow(
-                    rec.run_id, call, "step", rec.namespace, rec.deployment, retry_at,
+                    rec.run_id,
+                    call,
+                    "step",
+                    rec.namespace,
+                    rec.deployment,
+                    retry_at,
                     attempt=step.attempts,
                 )
             )

@@ -218,7 +218,11 @@ class MemoryWorld:
         return out
 
     async def extend_leases(
-        self, *, owner: str, run_ids: Sequence[str], tasks: Sequence[tuple[str, int]],
+        self,
+        *,
+        owner: str,
+        run_ids: Sequence[str],
+        tasks: Sequence[tuple[str, int]],
         lease_seconds: float,
     ) -> None:
         until = time.time() + lease_seconds
