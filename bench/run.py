@@ -78,8 +78,10 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     p.add_argument("--json", dest="json_out", default="", help="also write results here")
     args = p.parse_args()
-    print(f"durably benchmarks on {platform.node()} ({platform.machine()}, "
-          f"Python {platform.python_version()}){' [quick]' if args.quick else ''}")
+    print(
+        f"durably benchmarks on {platform.node()} ({platform.machine()}, "
+        f"Python {platform.python_version()}){' [quick]' if args.quick else ''}"
+    )
     all_results: dict[str, dict[str, Any]] = {}
     failed = False
     for system, world, durability in CONFIGS:

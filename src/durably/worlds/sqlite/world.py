@@ -299,6 +299,8 @@ class SqliteWorld:
         """Run ``work`` inside ``BEGIN IMMEDIATE ... COMMIT``; roll back on any error."""
         conn, hub = self._live()
         with hub.write_lock:
+            if conn is not self._writer:  # closed by another thread meanwhile
+                conn, hub = self._live()
             try:
                 conn.execute(q.BEGIN_IMMEDIATE)
             except sqlite3.OperationalError as e:
