@@ -101,6 +101,16 @@ class Env:
         self.procs.append(proc)
         return proc
 
+    async def ready(self, name: str, timeout: float = 30) -> None:
+        """Wait until worker ``name`` handles signals (it says so once it serves)."""
+        out = self.dir / f"{name}.out"
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if out.exists() and b"serving" in out.read_bytes():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"worker {name} never started: {out.read_bytes()!r}")
+
     def lines(self) -> collections.Counter[str]:
         return collections.Counter(self.log.read_text().splitlines())
 
@@ -136,6 +146,7 @@ async def test_sigkill_in_the_middle_of_a_step(env: Env) -> None:
     first.wait()
     env.block.unlink()
     second = env.worker("w2")
+    await env.ready("w2")
     try:
         assert await run.return_value(timeout=60) == 0 + 1 + 2 + 3
     finally:
@@ -165,6 +176,7 @@ async def test_sigkill_in_the_middle_of_a_sleep(env: Env) -> None:
     first.send_signal(signal.SIGKILL)
     first.wait()
     second = env.worker("w2")
+    await env.ready("w2")
     try:
         assert await run.return_value(timeout=60) == "rested"
     finally:
@@ -179,6 +191,8 @@ async def test_sigkill_in_the_middle_of_a_sleep(env: Env) -> None:
 async def test_two_worker_processes_share_one_sqlite_file(env: Env) -> None:
     mod = env.module()
     workers = [env.worker("a"), env.worker("b")]
+    await env.ready("a")
+    await env.ready("b")
     runs = [await mod.wf.start("job", 5) for _ in range(12)]
     try:
         results = await asyncio.gather(*[r.return_value(timeout=90) for r in runs])

@@ -145,8 +145,10 @@ class RunWrite:
         facts: appended in order; a fact that repeats a recorded one (the same step
             completed twice, a timer fired twice, a run started twice) is dropped, and
             then the commands are not applied either.
-        expected_seq: when set, ``commands`` are appended only if the log's last seq was
-            exactly this before ``facts`` and no other worker holds the run's lease.
+        expected_seq: when set, ``commands`` are appended only if no fact the body
+            consumes (see ``DELIVERABLE_TYPES``) and no command was appended after this seq
+            (informational facts such as ``step_retrying`` do not count), and no other
+            worker holds the run's lease.
         commands: what the workflow body decided in this turn.
         claim_calls: step calls among ``commands`` that the committing worker will
             execute itself at once (their tasks are created already leased to it).

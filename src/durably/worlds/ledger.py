@@ -75,6 +75,8 @@ class Store(Protocol):
 
     def delete_task(self, run_id: str, call: int) -> None: ...
 
+    def delete_run_tasks(self, run_id: str) -> None: ...
+
 
 _STEP_DONE = frozenset({"completed", "failed", "cancelled"})
 
@@ -214,12 +216,18 @@ def _append(
     rec.last_seq += 1
     at = ev.created_at or now
     store.insert_event(Event(rec.run_id, rec.last_seq, ev.type, ev.call, ev.data, ev.payload, at))
-    if _project(store, row, ev, at, commit, claim):
+    if _project(store, row, ev, at, now, commit, claim):
         work[0] = True
 
 
 def _project(
-    store: Store, row: RunRow, ev: NewEvent, at: float, commit: Commit, claim: bool
+    store: Store,
+    row: RunRow,
+    ev: NewEvent,
+    at: float,
+    now: float,
+    commit: Commit,
+    claim: bool,
 ) -> bool:
     """Update the status tables and the queue for one appended event.
 
@@ -241,6 +249,9 @@ def _project(
         rec.error_type = ev.data.get("error_type")
         row.lease_owner = None
         row.lease_until = None
+        # Nothing of an ended run runs or fires any more; steps in flight may still
+        # record their (late) results as facts.
+        store.delete_run_tasks(rec.run_id)
     elif t is EventType.RUN_CANCEL_REQUESTED:
         rec.cancel_requested = True
     elif t is EventType.ATTRIBUTES_SET:
@@ -272,7 +283,7 @@ def _project(
                 visible_at=at,
                 attempt=1 if claim else 0,
                 lease_owner=commit.owner if claim else None,
-                lease_until=at + commit.lease_seconds if claim else None,
+                lease_until=now + commit.lease_seconds if claim else None,
             )
         )
         return not claim

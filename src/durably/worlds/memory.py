@@ -109,6 +109,12 @@ class _Txn:
     def delete_task(self, run_id: str, call: int) -> None:
         self.tasks[(run_id, call)] = None
 
+    def delete_run_tasks(self, run_id: str) -> None:
+        for key in [k for k in self.d.tasks if k[0] == run_id]:
+            self.tasks[key] = None
+        for key in [k for k in self.tasks if k[0] == run_id]:
+            self.tasks[key] = None
+
     def publish(self) -> set[str]:
         d = self.d
         d.runs.update(self.runs)
@@ -279,11 +285,13 @@ class MemoryWorld:
     async def wait_for_run(self, run_id: str, *, after_seq: int, timeout: float) -> None:
         d = self._d
         with d.lock:
+            sig = d.run_signal(run_id)
+            armed = sig.arm()
             row = d.runs.get(run_id)
             if row is None or row.record.last_seq > after_seq:
+                sig.disarm(armed)
                 return
-            sig = d.run_signal(run_id)
-        await sig.wait(timeout)
+        await sig.wait(timeout, armed)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         with self._d.lock:

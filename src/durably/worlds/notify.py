@@ -39,10 +39,28 @@ class Signal:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_resolve, fut)
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait for the next :meth:`fire`; true if fired, false on timeout."""
+    def arm(self) -> asyncio.Future[None]:
+        """Register for the next :meth:`fire` now; await the result with :meth:`wait`.
+
+        Arm *before* checking the condition you wait for, so a fire that lands between
+        the check and the wait is not lost.
+        """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            self._waiters.add((loop, fut))
+        return fut
+
+    def disarm(self, armed: asyncio.Future[None]) -> None:
+        """Forget a registration made by :meth:`arm` that will not be waited on."""
+        with self._lock:
+            self._waiters.discard((asyncio.get_running_loop(), armed))
+
+    async def wait(self, timeout: float, armed: asyncio.Future[None] | None = None) -> bool:
+        """Wait for the next :meth:`fire` (or the one ``armed`` was registered for);
+        true if fired, false on timeout."""
+        loop = asyncio.get_running_loop()
+        fut = armed if armed is not None else loop.create_future()
         entry = (loop, fut)
         with self._lock:
             self._waiters.add(entry)

@@ -117,6 +117,8 @@ PUT_TASK = (
 
 DELETE_TASK = "DELETE FROM tasks WHERE run_id = ? AND call = ?"
 
+DELETE_RUN_TASKS = "DELETE FROM tasks WHERE run_id = ?"
+
 # -- the queue: claims and leases ------------------------------------------------------
 
 DUE_RUNS = (

@@ -256,3 +256,6 @@ class SqlStore:
 
     def delete_task(self, run_id: str, call: int) -> None:
         self._conn.execute(q.DELETE_TASK, (run_id, call))
+
+    def delete_run_tasks(self, run_id: str) -> None:
+        self._conn.execute(q.DELETE_RUN_TASKS, (run_id,))
