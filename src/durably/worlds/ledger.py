@@ -24,7 +24,7 @@ from .base import (
     WriteResult,
 )
 
-__all__ = ["RunRow", "Store", "TaskRow", "apply_commit"]
+__all__ = ["OverlayStore", "RunRow", "Source", "Store", "TaskRow", "apply_commit"]
 
 
 @dataclass(slots=True)
@@ -76,6 +76,93 @@ class Store(Protocol):
     def delete_task(self, run_id: str, call: int) -> None: ...
 
     def delete_run_tasks(self, run_id: str) -> None: ...
+
+
+class Source(Protocol):
+    """Read access to committed rows, for :class:`OverlayStore`."""
+
+    def get_run_row(self, run_id: str) -> RunRow | None: ...
+
+    def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None: ...
+
+    def get_step(self, run_id: str, call: int) -> StepRecord | None: ...
+
+
+def copy_run_row(row: RunRow) -> RunRow:
+    """A copy that can be changed without touching the original."""
+    rec = copy.copy(row.record)
+    rec.attributes = dict(rec.attributes)
+    new = copy.copy(row)
+    new.record = rec
+    return new
+
+
+class OverlayStore:
+    """A :class:`Store` that collects a commit's changes in memory over a read-only
+    :class:`Source`; the world then applies them (or drops them) in one go.
+
+    The memory world reads its dicts through it; a world driven asynchronously (a remote
+    database) preloads the rows a commit touches, runs :func:`apply_commit` here, and
+    writes the collected changes back in one transaction.
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.runs: dict[str, RunRow] = {}
+        self.new_runs: set[str] = set()
+        self.events: list[Event] = []
+        self.steps: dict[tuple[str, int], tuple[StepRecord, bool]] = {}
+        self.tasks: dict[tuple[str, int], TaskRow | None] = {}
+        self.dropped_task_runs: set[str] = set()
+        self.idem: dict[tuple[str, str, str], str] = {}
+
+    def get_run_row(self, run_id: str) -> RunRow | None:
+        row = self.runs.get(run_id)
+        if row is None:
+            base = self.source.get_run_row(run_id)
+            if base is None:
+                return None
+            row = self.runs[run_id] = copy_run_row(base)
+        return row
+
+    def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None:
+        k = (namespace, workflow_name, key)
+        return self.idem.get(k) or self.source.find_idempotent(*k)
+
+    def insert_run(self, row: RunRow) -> None:
+        rec = row.record
+        self.runs[rec.run_id] = row
+        self.new_runs.add(rec.run_id)
+        if rec.idempotency_key is not None:
+            self.idem[(rec.namespace, rec.workflow_name, rec.idempotency_key)] = rec.run_id
+
+    def save_run(self, row: RunRow) -> None:
+        self.runs[row.record.run_id] = row
+
+    def insert_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def get_step(self, run_id: str, call: int) -> StepRecord | None:
+        entry = self.steps.get((run_id, call))
+        if entry is not None:
+            return entry[0]
+        return self.source.get_step(run_id, call)
+
+    def save_step(self, step: StepRecord, *, new: bool) -> None:
+        key = (step.run_id, step.call)
+        prior = self.steps.get(key)
+        self.steps[key] = (step, new or (prior is not None and prior[1]))
+
+    def put_task(self, task: TaskRow) -> None:
+        self.tasks[(task.run_id, task.call)] = task
+
+    def delete_task(self, run_id: str, call: int) -> None:
+        self.tasks[(run_id, call)] = None
+
+    def delete_run_tasks(self, run_id: str) -> None:
+        self.dropped_task_runs.add(run_id)
+        for key in [k for k in self.tasks if k[0] == run_id]:
+            del self.tasks[key]
 
 
 _STEP_DONE = frozenset({"completed", "failed", "cancelled"})
@@ -332,6 +419,9 @@ def _project(
             step.attempts = int(ev.data.get("attempt", step.attempts))
             step.error_type = ev.data.get("error_type")
             retry_at = float(ev.data.get("retry_at", at))
+            store.save_step(step, new=False)
+            if rec.status in TERMINAL_STATUSES:
+                return False  # the run ended meanwhile: no more attempts
             store.put_task(
                 TaskRow(
                     rec.run_id,
@@ -343,7 +433,6 @@ def _project(
                     attempt=step.attempts,
                 )
             )
-            store.save_step(step, new=False)
             return True
         elif t in (EventType.STEP_COMPLETED, EventType.STEP_FAILED):
             step.status = "completed" if t is EventType.STEP_COMPLETED else "failed"

@@ -7,7 +7,6 @@ name share one store, so a test can start runs from one and execute them with an
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from .base import (
     StepRecord,
     Task,
 )
-from .ledger import RunRow, TaskRow, apply_commit
+from .ledger import OverlayStore, RunRow, TaskRow, apply_commit, copy_run_row
 from .notify import Signal
 
 __all__ = ["MemoryWorld"]
@@ -48,91 +47,43 @@ class _Data:
         return sig
 
 
-def _copy_row(row: RunRow) -> RunRow:
-    rec = copy.copy(row.record)
-    rec.attributes = dict(rec.attributes)
-    new = copy.copy(row)
-    new.record = rec
-    return new
-
-
-class _Txn:
-    """A write overlay: nothing reaches the shared data unless the commit succeeds."""
+class _Committed:
+    """The committed data as a :class:`~.ledger.Source` (call under the data's lock)."""
 
     def __init__(self, data: _Data) -> None:
         self.d = data
-        self.runs: dict[str, RunRow] = {}
-        self.new_runs: set[str] = set()
-        self.events: list[Event] = []
-        self.steps: dict[tuple[str, int], StepRecord] = {}
-        self.tasks: dict[tuple[str, int], TaskRow | None] = {}
-        self.idem: dict[tuple[str, str, str], str] = {}
 
     def get_run_row(self, run_id: str) -> RunRow | None:
-        row = self.runs.get(run_id)
-        if row is None:
-            base = self.d.runs.get(run_id)
-            if base is None:
-                return None
-            row = self.runs[run_id] = _copy_row(base)
-        return row
+        return self.d.runs.get(run_id)
 
     def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None:
-        k = (namespace, workflow_name, key)
-        return self.idem.get(k) or self.d.idempotency.get(k)
-
-    def insert_run(self, row: RunRow) -> None:
-        self.runs[row.record.run_id] = row
-        self.new_runs.add(row.record.run_id)
-        rec = row.record
-        if rec.idempotency_key is not None:
-            self.idem[(rec.namespace, rec.workflow_name, rec.idempotency_key)] = rec.run_id
-
-    def save_run(self, row: RunRow) -> None:
-        self.runs[row.record.run_id] = row
-
-    def insert_event(self, event: Event) -> None:
-        self.events.append(event)
+        return self.d.idempotency.get((namespace, workflow_name, key))
 
     def get_step(self, run_id: str, call: int) -> StepRecord | None:
-        s = self.steps.get((run_id, call))
-        if s is None:
-            s = self.d.steps.get(run_id, {}).get(call)
-        return s
+        return self.d.steps.get(run_id, {}).get(call)
 
-    def save_step(self, step: StepRecord, *, new: bool) -> None:
-        self.steps[(step.run_id, step.call)] = step
 
-    def put_task(self, task: TaskRow) -> None:
-        self.tasks[(task.run_id, task.call)] = task
-
-    def delete_task(self, run_id: str, call: int) -> None:
-        self.tasks[(run_id, call)] = None
-
-    def delete_run_tasks(self, run_id: str) -> None:
-        for key in [k for k in self.d.tasks if k[0] == run_id]:
-            self.tasks[key] = None
-        for key in [k for k in self.tasks if k[0] == run_id]:
-            self.tasks[key] = None
-
-    def publish(self) -> set[str]:
-        d = self.d
-        d.runs.update(self.runs)
-        for rid in self.new_runs:
-            d.events.setdefault(rid, [])
-        changed = set()
-        for ev in self.events:
-            d.events.setdefault(ev.run_id, []).append(ev)
-            changed.add(ev.run_id)
-        for (rid, call), step in self.steps.items():
-            d.steps.setdefault(rid, {})[call] = step
-        for key, task in self.tasks.items():
-            if task is None:
-                d.tasks.pop(key, None)
-            else:
-                d.tasks[key] = task
-        d.idempotency.update(self.idem)
-        return changed
+def _publish(d: _Data, txn: OverlayStore) -> set[str]:
+    """Apply a successful commit's changes to the shared data."""
+    d.runs.update(txn.runs)
+    for rid in txn.new_runs:
+        d.events.setdefault(rid, [])
+    changed = set()
+    for ev in txn.events:
+        d.events.setdefault(ev.run_id, []).append(ev)
+        changed.add(ev.run_id)
+    for (rid, call), (step, _) in txn.steps.items():
+        d.steps.setdefault(rid, {})[call] = step
+    if txn.dropped_task_runs:
+        for key in [k for k in d.tasks if k[0] in txn.dropped_task_runs]:
+            del d.tasks[key]
+    for key, task in txn.tasks.items():
+        if task is None:
+            d.tasks.pop(key, None)
+        else:
+            d.tasks[key] = task
+    d.idempotency.update(txn.idem)
+    return changed
 
 
 class MemoryWorld:
@@ -160,9 +111,9 @@ class MemoryWorld:
     async def commit(self, commit: Commit) -> CommitResult:
         d = self._d
         with d.lock:
-            txn = _Txn(d)
+            txn = OverlayStore(_Committed(d))
             result = apply_commit(txn, commit, time.time())
-            changed = txn.publish()
+            changed = _publish(d, txn)
         for rid in changed:
             sig = d.run_signals.get(rid)
             if sig is not None:
@@ -296,11 +247,11 @@ class MemoryWorld:
     async def get_run(self, run_id: str) -> RunRecord | None:
         with self._d.lock:
             row = self._d.runs.get(run_id)
-            return None if row is None else _copy_row(row).record
+            return None if row is None else copy_run_row(row).record
 
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         with self._d.lock:
-            rows = [_copy_row(r).record for r in self._d.runs.values()]
+            rows = [copy_run_row(r).record for r in self._d.runs.values()]
         out = [
             r
             for r in rows
