@@ -23,6 +23,7 @@ Quick start::
 """
 
 from .api import get_run, run_step, sleep, start
+from .attributes import remove_attributes, set_attributes
 from .errors import (
     ConfigurationError,
     DecryptionError,
@@ -44,6 +45,7 @@ from .errors import (
     WorkflowRunFailedError,
     WorldError,
 )
+from .hooks import BaseHook, HookWait, get_hook_by_token, resume_hook
 from .registry import Step, Workflow, Workflows
 from .run import Run
 from .runtime.context import (
@@ -59,16 +61,21 @@ from .runtime.context import (
     uuid4,
 )
 from .runtime.limits import Limits
+from .streams import Writable, get_writable
+from .worlds.base import HookRecord, StreamInfo
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BaseHook",
     "ConfigurationError",
     "DecryptionError",
     "DurablyError",
     "FatalError",
     "HookConflictError",
     "HookNotFoundError",
+    "HookRecord",
+    "HookWait",
     "Limits",
     "NonDeterminismError",
     "PayloadTooLargeError",
@@ -83,21 +90,28 @@ __all__ = [
     "StepMetadata",
     "StepNotRegisteredError",
     "StepTimeoutError",
+    "StreamInfo",
     "Workflow",
     "WorkflowMetadata",
     "WorkflowNotRegisteredError",
     "WorkflowRunFailedError",
     "Workflows",
     "WorldError",
+    "Writable",
     "__version__",
+    "get_hook_by_token",
     "get_run",
     "get_step_metadata",
     "get_workflow_metadata",
+    "get_writable",
     "in_step",
     "in_workflow",
     "now",
     "random",
+    "remove_attributes",
+    "resume_hook",
     "run_step",
+    "set_attributes",
     "sleep",
     "start",
     "time_ns",

@@ -53,6 +53,8 @@ class EventType(StrEnum):
     HOOK_CREATED = "hook_created"
     HOOK_RECEIVED = "hook_received"
     HOOK_DISPOSED = "hook_disposed"
+    HOOK_REGISTERED = "hook_registered"
+    HOOK_CONFLICT = "hook_conflict"
     STREAM_CLOSED = "stream_closed"
     ATTRIBUTES_SET = "attributes_set"
     DATA_DECRYPTED = "data_decrypted"
@@ -69,6 +71,8 @@ DELIVERABLE_TYPES = frozenset(
         EventType.CHILD_COMPLETED,
         EventType.CHILD_FAILED,
         EventType.HOOK_RECEIVED,
+        EventType.HOOK_REGISTERED,
+        EventType.HOOK_CONFLICT,
     }
 )
 
@@ -81,6 +85,7 @@ COMMAND_TYPES = frozenset(
         EventType.CHILD_CREATED,
         EventType.HOOK_CREATED,
         EventType.HOOK_DISPOSED,
+        EventType.ATTRIBUTES_SET,
         EventType.RUN_COMPLETED,
         EventType.RUN_FAILED,
         EventType.RUN_CANCELLED,

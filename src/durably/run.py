@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from . import serde
 from .errors import RunCancelledError, RunNotFoundError, WorkflowRunFailedError
 from .events import TERMINAL_RUN_TYPES, Event, EventType, NewEvent
 from .runtime.failures import rebuild_error
-from .worlds.base import TERMINAL_STATUSES, Commit, RunRecord, RunWrite, StepRecord
+from .worlds.base import (
+    TERMINAL_STATUSES,
+    Commit,
+    RunRecord,
+    RunWrite,
+    StepRecord,
+    StreamChunk,
+    StreamInfo,
+)
 
 if TYPE_CHECKING:
     from .registry import Workflows
@@ -142,6 +151,52 @@ class Run:
             if worker is not None:
                 worker.kick()
         return len(facts)
+
+    async def stream_info(self) -> list[StreamInfo]:
+        """The run's streams: namespace, chunk count, whether closed."""
+        world = await self.registry.open()
+        return await world.stream_info(self.run_id)
+
+    async def chunks(
+        self, start_index: int = 0, namespace: str | None = None
+    ) -> AsyncIterator[StreamChunk]:
+        """Raw chunks (index and stored payload) from ``start_index``, tailing live until
+        the stream is closed (or the run ended without opening it)."""
+        world = await self.registry.open()
+        ns = namespace or ""
+        index = max(start_index, 0)
+        while True:
+            chunks, done = await world.read_chunks(self.run_id, ns, start_index=index)
+            for chunk in chunks:
+                yield chunk
+                index = chunk.index + 1
+            if done:
+                return
+            if chunks:
+                continue
+            rec = await world.get_run(self.run_id)
+            if rec is None:
+                raise RunNotFoundError(self.run_id, self.registry.world_url)
+            if rec.status in TERMINAL_STATUSES:
+                # Ended: its streams are closed; one that was never opened stays empty.
+                chunks, done = await world.read_chunks(self.run_id, ns, start_index=index)
+                for chunk in chunks:
+                    yield chunk
+                    index = chunk.index + 1
+                if done or not chunks:
+                    return
+                continue
+            await world.wait_for_chunks(self.run_id, ns, after_count=index, timeout=5.0)
+
+    async def readable(
+        self, start_index: int = 0, namespace: str | None = None, type: Any = None
+    ) -> AsyncIterator[Any]:
+        """The values of stream ``namespace`` from ``start_index``, as they are written,
+        from any process; ends when the stream is closed. To resume after a disconnect,
+        pass ``start_index=last_seen + 1``: nothing is duplicated or skipped."""
+        where = f"a chunk of stream {namespace or '(default)'!r} of run {self.run_id}"
+        async for chunk in self.chunks(start_index, namespace):
+            yield serde.decode(chunk.payload, type, where=where)
 
     def __await__(self) -> Any:
         return self.return_value().__await__()

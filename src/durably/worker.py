@@ -38,9 +38,10 @@ from .errors import (
     StepTimeoutError,
 )
 from .events import EventType, NewEvent
-from .runtime.context import STEP, StepMetadata
+from .runtime.context import SERVICES, STEP, StepMetadata, StepServices
 from .runtime.failures import encode_error, error_type_name
 from .runtime.instance import RunInstance, StepCall, StepSpec
+from .streams import StreamWriter
 from .worlds.base import TERMINAL_STATUSES, Commit, RunWrite, Task, World, WriteResult
 
 if TYPE_CHECKING:
@@ -140,6 +141,8 @@ class Worker:
         self.max_cached_runs = max_cached_runs
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.committer = GroupCommit(world, self.owner, lease_seconds)
+        self.streams = StreamWriter(world)
+        self._services = StepServices(world, self.streams)
         self.instances: OrderedDict[str, RunInstance] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._busy = 0  # step slots in use or reserved
@@ -188,6 +191,7 @@ class Worker:
                 t.cancel()
             if late:
                 await asyncio.wait(late, timeout=2.0)
+        await self.streams.aclose()
         with contextlib.suppress(Exception):
             await self.world.release(
                 owner=self.owner, run_ids=list(self._held_runs), tasks=list(self._held_tasks)
@@ -342,6 +346,7 @@ class Worker:
                     events = await self.world.read_events(run_id, after_seq=inst.seen_seq)
                     if events:
                         last_read = events[-1].seq
+                        inst.index(events)
                     for ev in events:
                         inst.feed(ev)
                 expected = inst.seen_seq
@@ -388,6 +393,13 @@ class Worker:
         writes += [replace(cw, requires=run_id) for cw in inst.child_writes()]
         if inst.done and inst.record.parent_run_id and inst.record.parent_call is not None:
             writes.append(self._parent_write(inst, commands))
+        if inst.done and commands and commands[-1].type is EventType.RUN_CANCELLED:
+            # A cancelled run's children are cancelled too.
+            for child_id in inst.pending_children():
+                stop = NewEvent(
+                    EventType.RUN_CANCEL_REQUESTED, None, {"reason": "parent cancelled"}
+                )
+                writes.append(RunWrite(child_id, facts=[stop], requires=run_id))
         try:
             results = await self.committer.commit(writes)
         except BaseException:
@@ -400,7 +412,11 @@ class Worker:
             inst.close()
             self._wake.set()  # the run may need a turn now; claim it afresh
             return
-        inst.committed(res.last_seq)
+        inst.committed(res.own_seq)
+        if res.last_seq > res.own_seq:
+            # The world appended facts of its own (a hook registered or refused): read
+            # them in the run's next turn, right away.
+            self._spawn(self.advance(run_id, read=True))
         for sc in claimed:
             self._held_tasks.add((run_id, sc.call))
             self._spawn(self._execute(run_id, sc, 1, now), step=True)
@@ -573,9 +589,12 @@ class Worker:
             step_started_at=datetime.fromtimestamp(started, UTC),
         )
         token = STEP.set(meta)
+        services = SERVICES.set(self._services)
         try:
             args, kwargs = spec.shape.decode_args(sc.args)
             result = await _call(spec.fn, args, kwargs, spec.timeout, spec.name)
+            # Everything the step streamed is stored before its completion is.
+            await self.streams.drain()
             payload = spec.shape.encode_result(result)
             if len(payload) > self.registry.limits.max_payload_bytes:
                 raise PayloadTooLargeError(
@@ -595,6 +614,7 @@ class Worker:
             return self._retrying(sc, e, attempt, started)
         finally:
             STEP.reset(token)
+            SERVICES.reset(services)
         return NewEvent(
             EventType.STEP_COMPLETED,
             sc.call,

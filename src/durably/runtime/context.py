@@ -15,7 +15,7 @@ from asyncio import events
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .loop import WorkflowLoop
 
@@ -74,6 +74,18 @@ class WorkflowMetadata:
 
 
 STEP: ContextVar[StepMetadata | None] = ContextVar("durably_step", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class StepServices:
+    """What a running step may use of the worker that runs it (typed loosely here so
+    the runtime does not import the worker): ``world`` and ``streams``."""
+
+    world: Any
+    streams: Any
+
+
+SERVICES: ContextVar[StepServices | None] = ContextVar("durably_services", default=None)
 
 
 def current_instance() -> RunInstance | None:

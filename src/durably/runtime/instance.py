@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import NonDeterminismError, PayloadTooLargeError
+from ..errors import HookConflictError, NonDeterminismError, PayloadTooLargeError
 from ..events import COMMAND_TYPES, DELIVERABLE_TYPES, Event, EventType, NewEvent
 from ..worlds.base import RunMeta, RunRecord, RunWrite
 from .calls import CallShape
@@ -29,7 +30,7 @@ from .loop import WorkflowLoop
 if TYPE_CHECKING:
     from .limits import Limits
 
-__all__ = ["RunInstance", "StepSpec", "WorkflowSpec"]
+__all__ = ["HookSink", "RunInstance", "StepCall", "StepSpec", "WorkflowSpec"]
 
 
 @dataclass(slots=True)
@@ -64,6 +65,20 @@ class StepCall:
 
 _Decoder = Callable[[bytes | None], Any]
 
+_HOOK_FACTS = frozenset(
+    {EventType.HOOK_RECEIVED, EventType.HOOK_REGISTERED, EventType.HOOK_CONFLICT}
+)
+
+
+class HookSink(Protocol):
+    """Where a hook's facts go (see :class:`durably.hooks.HookWait`)."""
+
+    def registered(self, error: BaseException | None) -> None:
+        """The token was taken (``None``) or refused (``error``)."""
+
+    def received(self, payload: bytes | None) -> None:
+        """A resume arrived."""
+
 
 def _key(t: EventType, call: int | None) -> tuple[str, int | None]:
     if t in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED):
@@ -94,6 +109,10 @@ class RunInstance:
         self._issued: dict[tuple[str, int | None], NewEvent] = {}
         self._children: dict[int, RunWrite] = {}
         self._pending: dict[int, tuple[asyncio.Future[Any], _Decoder]] = {}
+        self._hooks: dict[int, HookSink] = {}
+        self._recorded_tokens: dict[int, str] = {}
+        self._child_ids: dict[int, str] = {}
+        self.attributes: dict[str, str] = dict(record.attributes)
         self.steps: dict[int, StepCall] = {}
 
     # -- feeding the log ---------------------------------------------------------------
@@ -109,7 +128,11 @@ class RunInstance:
         if t is EventType.RUN_CREATED:
             self.input = ev.payload
             self._count(ev.payload)
+        elif t is EventType.ATTRIBUTES_SET and ev.call is None:
+            self._attributes(ev.data)  # set by a step: a fact, not a call of the body
         elif t in COMMAND_TYPES:
+            if t is EventType.ATTRIBUTES_SET:
+                self._attributes(ev.data)
             self._match(ev)
         elif t in DELIVERABLE_TYPES:
             self._count(ev.payload)
@@ -122,6 +145,19 @@ class RunInstance:
             self.input = fact.payload
         elif fact.type in DELIVERABLE_TYPES:
             self._apply(fact.type, fact.call, fact.payload, at, fact.data)
+
+    def index(self, events: list[Event]) -> None:
+        """Note what a cold replay must know before the body asks for it: the tokens
+        the log's hooks were created with (generated ones are not reproducible)."""
+        for ev in events:
+            if ev.type is EventType.HOOK_CREATED and ev.call is not None:
+                self._recorded_tokens[ev.call] = str(ev.data.get("token"))
+
+    def _attributes(self, data: dict[str, Any]) -> None:
+        for k, v in (data.get("set") or {}).items():
+            self.attributes[str(k)] = str(v)
+        for k in data.get("remove") or ():
+            self.attributes.pop(str(k), None)
 
     def _count(self, payload: bytes | None) -> None:
         if payload:
@@ -184,6 +220,21 @@ class RunInstance:
         elif t is EventType.WAIT_COMPLETED:
             if call is not None:
                 self.loop.fire_timer(call)
+        elif t in _HOOK_FACTS:
+            sink = self._hooks.get(call) if call is not None else None
+            if sink is not None:
+                if t is EventType.HOOK_RECEIVED:
+                    sink.received(payload)
+                elif t is EventType.HOOK_REGISTERED:
+                    sink.registered(None)
+                else:
+                    sink.registered(
+                        HookConflictError(
+                            f"hook token {data.get('token')!r} is already held by a live hook "
+                            f"of run {data.get('held_by')}; pick another token (or let "
+                            "durably generate one) or wait until that hook is disposed"
+                        )
+                    )
         elif t is EventType.RUN_CANCEL_REQUESTED:
             self.cancel_requested = True
             self.cancel_reason = data.get("reason")
@@ -296,6 +347,7 @@ class RunInstance:
         self._charge(payload, f"the arguments of child workflow {workflow.name!r}")
         n = self._next()
         child_id = f"{self.run_id}-{n}"
+        self._child_ids[n] = child_id
         rec = self.record
         self._issued[("child_created", n)] = NewEvent(
             EventType.CHILD_CREATED, n, {"name": workflow.name, "child_run_id": child_id}
@@ -314,6 +366,41 @@ class RunInstance:
         fut = self.loop.create_future()
         self._pending[n] = (fut, workflow.shape.decode_result)
         return fut
+
+    def call_hook(
+        self, sink: HookSink, hook_type: str, token: str | None, metadata: dict[str, Any]
+    ) -> tuple[int, str]:
+        """Record the intent to create a hook; returns its call and token."""
+        n = self._next()
+        if token is None:
+            # A generated token must be unguessable, so it cannot come from the run's
+            # seeded random source; a replay reads it back from the log instead.
+            token = self._recorded_tokens.get(n) or secrets.token_urlsafe(24)
+        data = {"name": hook_type, "type": hook_type, "token": token, "metadata": metadata}
+        self._issued[("hook_created", n)] = NewEvent(EventType.HOOK_CREATED, n, data)
+        self._hooks[n] = sink
+        return n, token
+
+    def dispose_hook(self, call: int, token: str) -> None:
+        """Record that the body is done with hook ``call``."""
+        self._issued[("hook_disposed", call)] = NewEvent(
+            EventType.HOOK_DISPOSED, call, {"token": token}
+        )
+
+    def set_attributes(self, changes: dict[str, str], removals: list[str]) -> None:
+        """Record an attribute change made by the body."""
+        n = self._next()
+        data: dict[str, Any] = {}
+        if changes:
+            data["set"] = changes
+        if removals:
+            data["remove"] = removals
+        self._attributes(data)
+        self._issued[("attributes_set", n)] = NewEvent(EventType.ATTRIBUTES_SET, n, data)
+
+    def pending_children(self) -> list[str]:
+        """Child runs this run started and still waits for."""
+        return [cid for call, cid in self._child_ids.items() if call in self._pending]
 
     def new_timer(self, when: float, name: str) -> int:
         n = self._next()
@@ -392,6 +479,12 @@ def _describe(t: EventType, data: dict[str, Any]) -> str:
         return f"child workflow {name!r}"
     if t is EventType.WAIT_CANCELLED:
         return "the cancellation of a timer"
+    if t is EventType.HOOK_CREATED:
+        return f"hook {name!r}"
+    if t is EventType.HOOK_DISPOSED:
+        return "the disposal of a hook"
+    if t is EventType.ATTRIBUTES_SET:
+        return "set_attributes()/remove_attributes()"
     if t in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED):
         return "the end of the run"
     return t.value

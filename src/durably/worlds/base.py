@@ -21,15 +21,19 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from ..events import Event, NewEvent
 
 __all__ = [
+    "ChunkBatch",
     "Claim",
     "Commit",
     "CommitResult",
+    "HookRecord",
     "RunFilter",
     "RunMeta",
     "RunRecord",
     "RunStatus",
     "RunWrite",
     "StepRecord",
+    "StreamChunk",
+    "StreamInfo",
     "Task",
     "World",
     "WriteResult",
@@ -96,7 +100,7 @@ class StepRecord:
 
     run_id: str
     call: int
-    kind: Literal["step", "wait", "child"]
+    kind: Literal["step", "wait", "child", "hook"]
     name: str
     status: str
     attempts: int
@@ -122,6 +126,70 @@ class StepRecord:
             "error_type": self.error_type,
             "child_run_id": self.child_run_id,
         }
+
+
+@dataclass(slots=True)
+class HookRecord:
+    """A live hook in the token index: what a resume needs to find its run."""
+
+    token: str
+    run_id: str
+    call: int
+    hook_type: str
+    namespace: str
+    created_at: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-ready data."""
+        return {
+            "token": self.token,
+            "run_id": self.run_id,
+            "call": self.call,
+            "type": self.hook_type,
+            "namespace": self.namespace,
+            "created_at": self.created_at,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(slots=True)
+class StreamChunk:
+    """One chunk of a run's stream."""
+
+    index: int
+    payload: bytes
+    created_at: float
+
+
+@dataclass(slots=True)
+class StreamInfo:
+    """A stream of a run: how many chunks it has and whether it is closed."""
+
+    namespace: str
+    count: int
+    closed: bool
+    updated_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-ready data."""
+        return {
+            "namespace": self.namespace,
+            "count": self.count,
+            "closed": self.closed,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(slots=True)
+class ChunkBatch:
+    """Chunks to append to one stream (``namespace`` ``""`` is the default stream);
+    ``close`` closes it after them. Indexes are given by the world, from 0, in order."""
+
+    run_id: str
+    namespace: str
+    chunks: list[bytes]
+    close: bool = False
 
 
 @dataclass(slots=True)
@@ -182,13 +250,16 @@ class WriteResult:
 
     ``ok`` is true when every fact was appended and the commands too (or when there were
     no commands to append). ``run_id`` differs from the write's when an idempotency key
-    matched an existing run (then ``created`` is false).
+    matched an existing run (then ``created`` is false). ``own_seq`` is the seq of the last
+    event the write itself appended; the world may append facts of its own after it (a
+    ``hook_conflict``), which the run's next turn reads.
     """
 
     run_id: str
     ok: bool
     last_seq: int
     created: bool = False
+    own_seq: int = 0
 
 
 @dataclass(slots=True)
@@ -289,3 +360,30 @@ class World(Protocol):
 
     async def list_steps(self, run_id: str) -> list[StepRecord]:
         """The run's ``steps`` projection, by call."""
+
+    async def get_hook(self, token: str) -> HookRecord | None:
+        """The live hook holding ``token``, if any."""
+
+    async def list_hooks(
+        self, *, namespace: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[HookRecord]:
+        """Live hooks, newest first."""
+
+    async def append_chunks(self, batches: Sequence[ChunkBatch]) -> list[int]:
+        """Append chunks to streams in one transaction; per batch, the stream's chunk
+        count after it. Raises ``ValueError`` for a stream that is already closed."""
+
+    async def read_chunks(
+        self, run_id: str, namespace: str, *, start_index: int = 0, limit: int = 1000
+    ) -> tuple[list[StreamChunk], bool]:
+        """Chunks from ``start_index`` on, in order, and whether the stream is closed
+        (closed and no chunk after these: the reader is done)."""
+
+    async def wait_for_chunks(
+        self, run_id: str, namespace: str, *, after_count: int, timeout: float
+    ) -> None:
+        """Return when the stream has more than ``after_count`` chunks or is closed, or
+        after ``timeout``."""
+
+    async def stream_info(self, run_id: str) -> list[StreamInfo]:
+        """The run's streams."""

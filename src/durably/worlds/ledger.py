@@ -18,6 +18,7 @@ from .base import (
     TERMINAL_STATUSES,
     Commit,
     CommitResult,
+    HookRecord,
     RunRecord,
     RunWrite,
     StepRecord,
@@ -77,6 +78,18 @@ class Store(Protocol):
 
     def delete_run_tasks(self, run_id: str) -> None: ...
 
+    def get_hook(self, token: str) -> HookRecord | None: ...
+
+    def put_hook(self, hook: HookRecord) -> None: ...
+
+    def delete_hook(self, token: str) -> None: ...
+
+    def delete_run_hooks(self, run_id: str) -> None: ...
+
+    def close_stream(self, run_id: str, namespace: str) -> None: ...
+
+    def close_run_streams(self, run_id: str) -> None: ...
+
 
 class Source(Protocol):
     """Read access to committed rows, for :class:`OverlayStore`."""
@@ -86,6 +99,8 @@ class Source(Protocol):
     def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None: ...
 
     def get_step(self, run_id: str, call: int) -> StepRecord | None: ...
+
+    def get_hook(self, token: str) -> HookRecord | None: ...
 
 
 def copy_run_row(row: RunRow) -> RunRow:
@@ -115,6 +130,10 @@ class OverlayStore:
         self.tasks: dict[tuple[str, int], TaskRow | None] = {}
         self.dropped_task_runs: set[str] = set()
         self.idem: dict[tuple[str, str, str], str] = {}
+        self.hooks: dict[str, HookRecord | None] = {}
+        self.dropped_hook_runs: set[str] = set()
+        self.closed_streams: set[tuple[str, str]] = set()
+        self.closed_stream_runs: set[str] = set()
 
     def get_run_row(self, run_id: str) -> RunRow | None:
         row = self.runs.get(run_id)
@@ -164,8 +183,50 @@ class OverlayStore:
         for key in [k for k in self.tasks if k[0] == run_id]:
             del self.tasks[key]
 
+    def get_hook(self, token: str) -> HookRecord | None:
+        if token in self.hooks:
+            return self.hooks[token]
+        hook = self.source.get_hook(token)
+        if hook is not None and hook.run_id in self.dropped_hook_runs:
+            return None
+        return hook
+
+    def put_hook(self, hook: HookRecord) -> None:
+        self.hooks[hook.token] = hook
+
+    def delete_hook(self, token: str) -> None:
+        self.hooks[token] = None
+
+    def delete_run_hooks(self, run_id: str) -> None:
+        self.dropped_hook_runs.add(run_id)
+        for token, hook in list(self.hooks.items()):
+            if hook is not None and hook.run_id == run_id:
+                self.hooks[token] = None
+
+    def close_stream(self, run_id: str, namespace: str) -> None:
+        self.closed_streams.add((run_id, namespace))
+
+    def close_run_streams(self, run_id: str) -> None:
+        self.closed_stream_runs.add(run_id)
+
 
 _STEP_DONE = frozenset({"completed", "failed", "cancelled"})
+
+
+class _Write:
+    """What applying one write needs to hand around."""
+
+    __slots__ = ("commit", "extra", "now", "row", "store", "work")
+
+    def __init__(
+        self, store: Store, row: RunRow, commit: Commit, now: float, work: list[bool]
+    ) -> None:
+        self.store = store
+        self.row = row
+        self.commit = commit
+        self.now = now
+        self.work = work
+        self.extra: list[NewEvent] = []  # facts the world itself appends after the write
 
 
 def apply_commit(store: Store, commit: Commit, now: float) -> CommitResult:
@@ -183,40 +244,45 @@ def apply_commit(store: Store, commit: Commit, now: float) -> CommitResult:
     return CommitResult(results, new_work=work[0])
 
 
+def _create(store: Store, w: RunWrite, now: float) -> WriteResult | None:
+    meta = w.create
+    assert meta is not None
+    if meta.idempotency_key is not None:
+        existing = store.find_idempotent(meta.namespace, meta.workflow_name, meta.idempotency_key)
+        if existing is not None:
+            row = store.get_run_row(existing)
+            assert row is not None
+            return WriteResult(existing, False, row.record.last_seq, created=False)
+    row = store.get_run_row(w.run_id)
+    if row is not None:
+        # Deterministic ids (child runs) make creation idempotent on replay.
+        return WriteResult(w.run_id, False, row.record.last_seq, created=False)
+    record = RunRecord(
+        run_id=w.run_id,
+        workflow_name=meta.workflow_name,
+        namespace=meta.namespace,
+        deployment=meta.deployment,
+        status="pending",
+        created_at=now,
+        started_at=None,
+        completed_at=None,
+        last_seq=0,
+        idempotency_key=meta.idempotency_key,
+        parent_run_id=meta.parent_run_id,
+        parent_call=meta.parent_call,
+    )
+    store.insert_run(RunRow(record, turn_due_at=now))
+    return None
+
+
 def _apply_write(
     store: Store, w: RunWrite, commit: Commit, now: float, work: list[bool]
 ) -> WriteResult:
     created = False
     if w.create is not None:
-        meta = w.create
-        if meta.idempotency_key is not None:
-            existing = store.find_idempotent(
-                meta.namespace, meta.workflow_name, meta.idempotency_key
-            )
-            if existing is not None:
-                row = store.get_run_row(existing)
-                assert row is not None
-                return WriteResult(existing, False, row.record.last_seq, created=False)
-        if store.get_run_row(w.run_id) is not None:
-            # Deterministic ids (child runs) make creation idempotent on replay.
-            row = store.get_run_row(w.run_id)
-            assert row is not None
-            return WriteResult(w.run_id, False, row.record.last_seq, created=False)
-        record = RunRecord(
-            run_id=w.run_id,
-            workflow_name=meta.workflow_name,
-            namespace=meta.namespace,
-            deployment=meta.deployment,
-            status="pending",
-            created_at=now,
-            started_at=None,
-            completed_at=None,
-            last_seq=0,
-            idempotency_key=meta.idempotency_key,
-            parent_run_id=meta.parent_run_id,
-            parent_call=meta.parent_call,
-        )
-        store.insert_run(RunRow(record, turn_due_at=now))
+        refused = _create(store, w, now)
+        if refused is not None:
+            return refused
         created = True
         work[0] = True
 
@@ -224,6 +290,7 @@ def _apply_write(
     if row is None:
         return WriteResult(w.run_id, False, 0)
     rec = row.record
+    x = _Write(store, row, commit, now, work)
     decided_before = row.decided_seq
     lease_ok = (
         row.lease_owner is None
@@ -236,7 +303,7 @@ def _apply_write(
         if not _fact_is_new(store, row, fact):
             ok = False
             continue
-        _append(store, row, fact, now, commit, work)
+        _append(x, fact)
         if fact.type in DELIVERABLE_TYPES:
             delivered = True
             row.decided_seq = rec.last_seq
@@ -248,12 +315,17 @@ def _apply_write(
         if ok and lease_ok and decided_before <= w.expected_seq:
             claim = set(w.claim_calls)
             for cmd in w.commands:
-                _append(store, row, cmd, now, commit, work, claim=cmd.call in claim)
+                _append(x, cmd, claim=cmd.call in claim)
             row.decided_seq = rec.last_seq
             row.turn_seq = rec.last_seq
             row.turn_due_at = None
         else:
             ok = False
+    own_seq = rec.last_seq
+    for fact in x.extra:
+        _append(x, fact)
+        row.decided_seq = rec.last_seq
+        delivered = True
     if row.turn_seq < row.decided_seq and delivered and row.turn_due_at is None:
         row.turn_due_at = now
         work[0] = True
@@ -263,7 +335,7 @@ def _apply_write(
         row.lease_owner = None
         row.lease_until = None
     store.save_run(row)
-    return WriteResult(w.run_id, ok, rec.last_seq, created=created)
+    return WriteResult(w.run_id, ok, rec.last_seq, created=created, own_seq=own_seq)
 
 
 def _fact_is_new(store: Store, row: RunRow, fact: NewEvent) -> bool:
@@ -286,59 +358,51 @@ def _fact_is_new(store: Store, row: RunRow, fact: NewEvent) -> bool:
         return step.kind == "wait" and step.status == "waiting"
     if t in (EventType.CHILD_COMPLETED, EventType.CHILD_FAILED):
         return step.kind == "child" and step.status not in _STEP_DONE
+    if t is EventType.HOOK_RECEIVED:
+        live = rec.status not in TERMINAL_STATUSES
+        return live and step.kind == "hook" and step.status == "waiting"
     return True
 
 
-def _append(
-    store: Store,
-    row: RunRow,
-    ev: NewEvent,
-    now: float,
-    commit: Commit,
-    work: list[bool],
-    *,
-    claim: bool = False,
-) -> None:
-    rec = row.record
+def _append(x: _Write, ev: NewEvent, *, claim: bool = False) -> None:
+    rec = x.row.record
     rec.last_seq += 1
-    at = ev.created_at or now
-    store.insert_event(Event(rec.run_id, rec.last_seq, ev.type, ev.call, ev.data, ev.payload, at))
-    if _project(store, row, ev, at, now, commit, claim):
-        work[0] = True
+    at = ev.created_at or x.now
+    x.store.insert_event(Event(rec.run_id, rec.last_seq, ev.type, ev.call, ev.data, ev.payload, at))
+    if _project(x, ev, at, claim):
+        x.work[0] = True
 
 
-def _project(
-    store: Store,
-    row: RunRow,
-    ev: NewEvent,
-    at: float,
-    now: float,
-    commit: Commit,
-    claim: bool,
-) -> bool:
+_RUN_END = {
+    EventType.RUN_COMPLETED: "completed",
+    EventType.RUN_FAILED: "failed",
+    EventType.RUN_CANCELLED: "cancelled",
+}
+
+
+def _project(x: _Write, ev: NewEvent, at: float, claim: bool) -> bool:
     """Update the status tables and the queue for one appended event.
 
     Returns true when the event made a queue entry that nobody holds yet.
     """
+    store, row = x.store, x.row
     rec = row.record
     t = ev.type
     call = ev.call
     if t is EventType.RUN_STARTED:
         rec.status = "running"
         rec.started_at = at
-    elif t in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED):
-        rec.status = {
-            EventType.RUN_COMPLETED: "completed",
-            EventType.RUN_FAILED: "failed",
-            EventType.RUN_CANCELLED: "cancelled",
-        }[t]  # type: ignore[assignment]
+    elif t in _RUN_END:
+        rec.status = _RUN_END[t]  # type: ignore[assignment]
         rec.completed_at = at
         rec.error_type = ev.data.get("error_type")
         row.lease_owner = None
         row.lease_until = None
-        # Nothing of an ended run runs or fires any more; steps in flight may still
-        # record their (late) results as facts.
+        # Nothing of an ended run runs or fires any more (steps in flight may still
+        # record late results as facts); its hooks go and its streams close.
         store.delete_run_tasks(rec.run_id)
+        store.delete_run_hooks(rec.run_id)
+        store.close_run_streams(rec.run_id)
     elif t is EventType.RUN_CANCEL_REQUESTED:
         rec.cancel_requested = True
     elif t is EventType.ATTRIBUTES_SET:
@@ -347,6 +411,8 @@ def _project(
             rec.attributes[str(key)] = str(value)
         for key in ev.data.get("remove") or ():
             rec.attributes.pop(str(key), None)
+    elif t is EventType.STREAM_CLOSED:
+        store.close_stream(rec.run_id, str(ev.data.get("namespace", "")))
     elif t is EventType.STEP_CREATED and call is not None:
         step = StepRecord(
             run_id=rec.run_id,
@@ -369,8 +435,8 @@ def _project(
                 rec.deployment,
                 visible_at=at,
                 attempt=1 if claim else 0,
-                lease_owner=commit.owner if claim else None,
-                lease_until=now + commit.lease_seconds if claim else None,
+                lease_owner=x.commit.owner if claim else None,
+                lease_until=x.now + x.commit.lease_seconds if claim else None,
             )
         )
         return not claim
@@ -409,53 +475,115 @@ def _project(
             ),
             new=True,
         )
+    elif t is EventType.HOOK_CREATED and call is not None:
+        _hook_created(x, ev, call, at)
     elif call is not None:
-        found = store.get_step(rec.run_id, call)
-        if found is None:
-            return False
-        step = copy.copy(found)
-        if t is EventType.STEP_RETRYING:
-            step.status = "retrying"
-            step.attempts = int(ev.data.get("attempt", step.attempts))
-            step.error_type = ev.data.get("error_type")
-            retry_at = float(ev.data.get("retry_at", at))
-            store.save_step(step, new=False)
-            if rec.status in TERMINAL_STATUSES:
-                return False  # the run ended meanwhile: no more attempts
-            store.put_task(
-                TaskRow(
-                    rec.run_id,
-                    call,
-                    "step",
-                    rec.namespace,
-                    rec.deployment,
-                    retry_at,
-                    attempt=step.attempts,
-                )
+        return _project_call(x, ev, call, at)
+    return False
+
+
+def _hook_created(x: _Write, ev: NewEvent, call: int, at: float) -> None:
+    store, rec = x.store, x.row.record
+    token = str(ev.data["token"])
+    holder = store.get_hook(token)
+    conflict = holder is not None and (holder.run_id, holder.call) != (rec.run_id, call)
+    store.save_step(
+        StepRecord(
+            run_id=rec.run_id,
+            call=call,
+            kind="hook",
+            name=str(ev.data.get("type", "hook")),
+            status="conflict" if conflict else "waiting",
+            attempts=0,
+            created_at=at,
+            started_at=at,
+            completed_at=at if conflict else None,
+        ),
+        new=True,
+    )
+    if conflict:
+        assert holder is not None
+        x.extra.append(
+            NewEvent(
+                EventType.HOOK_CONFLICT,
+                call,
+                {"token": token, "held_by": holder.run_id, "error_type": "HookConflictError"},
             )
-            return True
-        elif t in (EventType.STEP_COMPLETED, EventType.STEP_FAILED):
-            step.status = "completed" if t is EventType.STEP_COMPLETED else "failed"
-            step.attempts = int(ev.data.get("attempt", step.attempts))
-            if ev.data.get("started_at") is not None:
-                step.started_at = float(ev.data["started_at"])
-            step.completed_at = at
-            step.error_type = ev.data.get("error_type")
-            store.delete_task(rec.run_id, call)
-        elif t is EventType.WAIT_COMPLETED:
-            step.status = "completed"
-            step.completed_at = at
-            store.delete_task(rec.run_id, call)
-        elif t is EventType.WAIT_CANCELLED:
-            if step.status == "waiting":
-                step.status = "cancelled"
-                step.completed_at = at
-            store.delete_task(rec.run_id, call)
-        elif t in (EventType.CHILD_COMPLETED, EventType.CHILD_FAILED):
-            step.status = "completed" if t is EventType.CHILD_COMPLETED else "failed"
-            step.completed_at = at
-            step.error_type = ev.data.get("error_type")
-        else:
-            return False
+        )
+        return
+    x.extra.append(NewEvent(EventType.HOOK_REGISTERED, call, {"token": token}))
+    store.put_hook(
+        HookRecord(
+            token=token,
+            run_id=rec.run_id,
+            call=call,
+            hook_type=str(ev.data.get("type", "hook")),
+            namespace=rec.namespace,
+            created_at=at,
+            metadata=dict(ev.data.get("metadata") or {}),
+        )
+    )
+
+
+def _project_call(x: _Write, ev: NewEvent, call: int, at: float) -> bool:
+    store, rec = x.store, x.row.record
+    t = ev.type
+    found = store.get_step(rec.run_id, call)
+    if found is None:
+        return False
+    step = copy.copy(found)
+    if t is EventType.STEP_RETRYING:
+        step.status = "retrying"
+        step.attempts = int(ev.data.get("attempt", step.attempts))
+        step.error_type = ev.data.get("error_type")
+        retry_at = float(ev.data.get("retry_at", at))
         store.save_step(step, new=False)
+        if rec.status in TERMINAL_STATUSES:
+            return False  # the run ended meanwhile: no more attempts
+        store.put_task(
+            TaskRow(
+                rec.run_id,
+                call,
+                "step",
+                rec.namespace,
+                rec.deployment,
+                retry_at,
+                attempt=step.attempts,
+            )
+        )
+        return True
+    if t in (EventType.STEP_COMPLETED, EventType.STEP_FAILED):
+        step.status = "completed" if t is EventType.STEP_COMPLETED else "failed"
+        step.attempts = int(ev.data.get("attempt", step.attempts))
+        if ev.data.get("started_at") is not None:
+            step.started_at = float(ev.data["started_at"])
+        step.completed_at = at
+        step.error_type = ev.data.get("error_type")
+        store.delete_task(rec.run_id, call)
+    elif t is EventType.WAIT_COMPLETED:
+        step.status = "completed"
+        step.completed_at = at
+        store.delete_task(rec.run_id, call)
+    elif t is EventType.WAIT_CANCELLED:
+        if step.status == "waiting":
+            step.status = "cancelled"
+            step.completed_at = at
+        store.delete_task(rec.run_id, call)
+    elif t in (EventType.CHILD_COMPLETED, EventType.CHILD_FAILED):
+        step.status = "completed" if t is EventType.CHILD_COMPLETED else "failed"
+        step.completed_at = at
+        step.error_type = ev.data.get("error_type")
+    elif t is EventType.HOOK_RECEIVED:
+        step.attempts += 1  # resumes received
+    elif t is EventType.HOOK_DISPOSED:
+        if step.status == "waiting":
+            step.status = "disposed"
+            step.completed_at = at
+        token = ev.data.get("token")
+        holder = store.get_hook(str(token)) if token is not None else None
+        if holder is not None and (holder.run_id, holder.call) == (rec.run_id, call):
+            store.delete_hook(holder.token)
+    else:
+        return False
+    store.save_step(step, new=False)
     return False

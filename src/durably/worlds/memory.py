@@ -13,14 +13,19 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import ClassVar
 
-from ..events import Event
+from ..events import Event, EventType, NewEvent
 from .base import (
+    ChunkBatch,
     Claim,
     Commit,
     CommitResult,
+    HookRecord,
     RunFilter,
     RunRecord,
+    RunWrite,
     StepRecord,
+    StreamChunk,
+    StreamInfo,
     Task,
 )
 from .ledger import OverlayStore, RunRow, TaskRow, apply_commit, copy_run_row
@@ -37,6 +42,9 @@ class _Data:
         self.steps: dict[str, dict[int, StepRecord]] = {}
         self.tasks: dict[tuple[str, int], TaskRow] = {}
         self.idempotency: dict[tuple[str, str, str], str] = {}
+        self.hooks: dict[str, HookRecord] = {}
+        self.streams: dict[tuple[str, str], _Stream] = {}
+        self.stream_signals: dict[tuple[str, str], Signal] = {}
         self.work = Signal()
         self.run_signals: dict[str, Signal] = {}
 
@@ -45,6 +53,15 @@ class _Data:
         if sig is None:
             sig = self.run_signals[run_id] = Signal()
         return sig
+
+
+class _Stream:
+    __slots__ = ("chunks", "closed", "updated_at")
+
+    def __init__(self, now: float) -> None:
+        self.chunks: list[StreamChunk] = []
+        self.closed = False
+        self.updated_at = now
 
 
 class _Committed:
@@ -62,8 +79,11 @@ class _Committed:
     def get_step(self, run_id: str, call: int) -> StepRecord | None:
         return self.d.steps.get(run_id, {}).get(call)
 
+    def get_hook(self, token: str) -> HookRecord | None:
+        return self.d.hooks.get(token)
 
-def _publish(d: _Data, txn: OverlayStore) -> set[str]:
+
+def _publish(d: _Data, txn: OverlayStore, now: float) -> set[str]:
     """Apply a successful commit's changes to the shared data."""
     d.runs.update(txn.runs)
     for rid in txn.new_runs:
@@ -83,6 +103,26 @@ def _publish(d: _Data, txn: OverlayStore) -> set[str]:
         else:
             d.tasks[key] = task
     d.idempotency.update(txn.idem)
+    if txn.dropped_hook_runs:
+        for token in [t for t, h in d.hooks.items() if h.run_id in txn.dropped_hook_runs]:
+            del d.hooks[token]
+    for token, hook in txn.hooks.items():
+        if hook is None:
+            d.hooks.pop(token, None)
+        else:
+            d.hooks[token] = hook
+    closing = set(txn.closed_streams)
+    if txn.closed_stream_runs:
+        closing |= {k for k in d.streams if k[0] in txn.closed_stream_runs}
+    for skey in closing:
+        stream = d.streams.get(skey)
+        if stream is None:
+            stream = d.streams[skey] = _Stream(now)
+        stream.closed = True
+        stream.updated_at = now
+        sig = d.stream_signals.get(skey)
+        if sig is not None:
+            sig.fire()
     return changed
 
 
@@ -111,9 +151,10 @@ class MemoryWorld:
     async def commit(self, commit: Commit) -> CommitResult:
         d = self._d
         with d.lock:
+            now = time.time()
             txn = OverlayStore(_Committed(d))
-            result = apply_commit(txn, commit, time.time())
-            changed = _publish(d, txn)
+            result = apply_commit(txn, commit, now)
+            changed = _publish(d, txn, now)
         for rid in changed:
             sig = d.run_signals.get(rid)
             if sig is not None:
@@ -282,3 +323,97 @@ class MemoryWorld:
         with self._d.lock:
             steps = self._d.steps.get(run_id, {})
             return [replace(steps[c]) for c in sorted(steps)]
+
+    async def get_hook(self, token: str) -> HookRecord | None:
+        with self._d.lock:
+            return self._d.hooks.get(token)
+
+    async def list_hooks(
+        self, *, namespace: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[HookRecord]:
+        with self._d.lock:
+            hooks = [
+                h
+                for h in self._d.hooks.values()
+                if (namespace is None or h.namespace == namespace)
+                and (run_id is None or h.run_id == run_id)
+            ]
+        hooks.sort(key=lambda h: (h.created_at, h.token), reverse=True)
+        return hooks[: max(limit, 0)]
+
+    async def append_chunks(self, batches: Sequence[ChunkBatch]) -> list[int]:
+        d = self._d
+        now = time.time()
+        fired: list[Signal] = []
+        with d.lock:
+            for b in batches:
+                if b.run_id not in d.runs:
+                    raise ValueError(f"cannot write to a stream of run {b.run_id}: no such run")
+                stream = d.streams.get((b.run_id, b.namespace))
+                if stream is not None and stream.closed and (b.chunks or b.close):
+                    raise ValueError(
+                        f"stream {b.namespace or '(default)'!r} of run {b.run_id} is closed"
+                    )
+            counts = []
+            closing: list[RunWrite] = []
+            for b in batches:
+                key = (b.run_id, b.namespace)
+                stream = d.streams.get(key)
+                if stream is None:
+                    stream = d.streams[key] = _Stream(now)
+                for payload in b.chunks:
+                    stream.chunks.append(StreamChunk(len(stream.chunks), payload, now))
+                stream.updated_at = now
+                counts.append(len(stream.chunks))
+                if b.close:
+                    fact = NewEvent(
+                        EventType.STREAM_CLOSED,
+                        None,
+                        {"namespace": b.namespace, "count": len(stream.chunks)},
+                    )
+                    closing.append(RunWrite(b.run_id, facts=[fact]))
+                sig = d.stream_signals.get(key)
+                if sig is not None:
+                    fired.append(sig)
+            if closing:
+                txn = OverlayStore(_Committed(d))
+                apply_commit(txn, Commit(closing), now)
+                _publish(d, txn, now)
+        for sig in fired:
+            sig.fire()
+        return counts
+
+    async def read_chunks(
+        self, run_id: str, namespace: str, *, start_index: int = 0, limit: int = 1000
+    ) -> tuple[list[StreamChunk], bool]:
+        with self._d.lock:
+            stream = self._d.streams.get((run_id, namespace))
+            if stream is None:
+                return [], False
+            out = stream.chunks[max(start_index, 0) : max(start_index, 0) + max(limit, 0)]
+            done = stream.closed and max(start_index, 0) + len(out) >= len(stream.chunks)
+            return list(out), done
+
+    async def wait_for_chunks(
+        self, run_id: str, namespace: str, *, after_count: int, timeout: float
+    ) -> None:
+        d = self._d
+        key = (run_id, namespace)
+        with d.lock:
+            sig = d.stream_signals.get(key)
+            if sig is None:
+                sig = d.stream_signals[key] = Signal()
+            armed = sig.arm()
+            stream = d.streams.get(key)
+            if stream is not None and (stream.closed or len(stream.chunks) > after_count):
+                sig.disarm(armed)
+                return
+        await sig.wait(timeout, armed)
+
+    async def stream_info(self, run_id: str) -> list[StreamInfo]:
+        with self._d.lock:
+            return [
+                StreamInfo(ns, len(st.chunks), st.closed, st.updated_at)
+                for (rid, ns), st in sorted(self._d.streams.items())
+                if rid == run_id
+            ]

@@ -168,3 +168,55 @@ SELECT
   (SELECT min(max(visible_at, coalesce(lease_until, 0.0))) FROM tasks
     WHERE namespace = :namespace AND deployment = :deployment)
 """
+
+# -- hooks -----------------------------------------------------------------------------
+
+HOOK_COLUMNS = "token, run_id, call, hook_type, namespace, created_at, metadata"
+
+GET_HOOK = f"SELECT {HOOK_COLUMNS} FROM hooks WHERE token = ?"
+
+PUT_HOOK = f"INSERT OR REPLACE INTO hooks ({HOOK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+DELETE_HOOK = "DELETE FROM hooks WHERE token = ?"
+
+DELETE_RUN_HOOKS = "DELETE FROM hooks WHERE run_id = ?"
+
+LIST_HOOKS = (
+    f"SELECT {HOOK_COLUMNS} FROM hooks"
+    " WHERE (:namespace IS NULL OR namespace = :namespace)"
+    " AND (:run_id IS NULL OR run_id = :run_id)"
+    " ORDER BY created_at DESC, token DESC LIMIT :limit"
+)
+
+# -- streams ---------------------------------------------------------------------------
+
+GET_STREAM = "SELECT count, closed FROM streams WHERE run_id = ? AND namespace = ?"
+
+PUT_STREAM = (
+    "INSERT INTO streams (run_id, namespace, count, closed, updated_at) VALUES (?, ?, ?, 0, ?)"
+    " ON CONFLICT (run_id, namespace) DO UPDATE SET count = excluded.count,"
+    " updated_at = excluded.updated_at"
+)
+
+CLOSE_STREAM = (
+    "INSERT INTO streams (run_id, namespace, count, closed, updated_at) VALUES (?, ?, 0, 1, ?)"
+    " ON CONFLICT (run_id, namespace) DO UPDATE SET closed = 1, updated_at = excluded.updated_at"
+)
+
+CLOSE_RUN_STREAMS = (
+    "UPDATE streams SET closed = 1, updated_at = ? WHERE run_id = ? AND closed = 0"
+    " RETURNING namespace"
+)
+
+INSERT_CHUNK = (
+    "INSERT INTO chunks (run_id, namespace, idx, payload, created_at) VALUES (?, ?, ?, ?, ?)"
+)
+
+READ_CHUNKS = (
+    "SELECT idx, payload, created_at FROM chunks"
+    " WHERE run_id = ? AND namespace = ? AND idx >= ? ORDER BY idx LIMIT ?"
+)
+
+STREAM_INFO = (
+    "SELECT namespace, count, closed, updated_at FROM streams WHERE run_id = ? ORDER BY namespace"
+)

@@ -12,11 +12,11 @@ import sqlite3
 from typing import Any
 
 from ...events import Event, EventType
-from ..base import RunRecord, StepRecord
+from ..base import HookRecord, RunRecord, StepRecord
 from ..ledger import RunRow, TaskRow
 from . import queries as q
 
-__all__ = ["SqlStore", "event_from_row", "run_row_from_row", "step_from_row"]
+__all__ = ["SqlStore", "event_from_row", "hook_from_row", "run_row_from_row", "step_from_row"]
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _EVENT_TYPES = {t.value: t for t in EventType}
@@ -89,10 +89,13 @@ class SqlStore:
         conn: the writer connection, with ``BEGIN IMMEDIATE`` already issued.
     """
 
-    __slots__ = ("_attrs", "_conn", "_runs", "_steps", "changed_runs")
+    __slots__ = ("_attrs", "_conn", "_now", "_runs", "_steps", "changed_runs", "changed_streams")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, now: float = 0.0) -> None:
         self._conn = conn
+        self._now = now
+        #: Streams closed in this transaction (their readers are woken at commit).
+        self.changed_streams: set[tuple[str, str]] = set()
         self._runs: dict[str, RunRow] = {}
         # The attributes JSON each run had when read, to skip re-encoding unchanged ones.
         self._attrs: dict[str, tuple[dict[str, str], str]] = {}
@@ -259,3 +262,49 @@ class SqlStore:
 
     def delete_run_tasks(self, run_id: str) -> None:
         self._conn.execute(q.DELETE_RUN_TASKS, (run_id,))
+
+    def get_hook(self, token: str) -> HookRecord | None:
+        found = self._conn.execute(q.GET_HOOK, (token,)).fetchall()
+        return hook_from_row(found[0]) if found else None
+
+    def put_hook(self, hook: HookRecord) -> None:
+        h = hook
+        self._conn.execute(
+            q.PUT_HOOK,
+            (
+                h.token,
+                h.run_id,
+                h.call,
+                h.hook_type,
+                h.namespace,
+                h.created_at,
+                json.dumps(h.metadata, separators=(",", ":")),
+            ),
+        )
+
+    def delete_hook(self, token: str) -> None:
+        self._conn.execute(q.DELETE_HOOK, (token,))
+
+    def delete_run_hooks(self, run_id: str) -> None:
+        self._conn.execute(q.DELETE_RUN_HOOKS, (run_id,))
+
+    def close_stream(self, run_id: str, namespace: str) -> None:
+        self._conn.execute(q.CLOSE_STREAM, (run_id, namespace, self._now))
+        self.changed_streams.add((run_id, namespace))
+
+    def close_run_streams(self, run_id: str) -> None:
+        for (ns,) in self._conn.execute(q.CLOSE_RUN_STREAMS, (self._now, run_id)).fetchall():
+            self.changed_streams.add((run_id, str(ns)))
+
+
+def hook_from_row(r: tuple[Any, ...]) -> HookRecord:
+    """A ``hooks`` row as a :class:`HookRecord`."""
+    return HookRecord(
+        token=r[0],
+        run_id=r[1],
+        call=r[2],
+        hook_type=r[3],
+        namespace=r[4],
+        created_at=r[5],
+        metadata=json.loads(r[6]) if r[6] else {},
+    )

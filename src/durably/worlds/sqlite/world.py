@@ -26,13 +26,26 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 from ...errors import WorldError
-from ...events import Event
-from ..base import Claim, Commit, CommitResult, RunFilter, RunRecord, StepRecord, Task
+from ...events import Event, EventType, NewEvent
+from ..base import (
+    ChunkBatch,
+    Claim,
+    Commit,
+    CommitResult,
+    HookRecord,
+    RunFilter,
+    RunRecord,
+    RunWrite,
+    StepRecord,
+    StreamChunk,
+    StreamInfo,
+    Task,
+)
 from ..ledger import apply_commit
 from ..notify import Signal
 from . import queries as q
 from .schema import migrate
-from .store import SqlStore, event_from_row, run_row_from_row, step_from_row
+from .store import SqlStore, event_from_row, hook_from_row, run_row_from_row, step_from_row
 
 __all__ = ["SqliteConfig", "SqliteWorld", "parse_sqlite_url"]
 
@@ -128,6 +141,31 @@ class _Hub:
         self.work = Signal()
         self._lock = threading.Lock()
         self._runs: dict[str, tuple[Signal, int]] = {}
+        self._streams: dict[tuple[str, str], tuple[Signal, int]] = {}
+
+    def watch_stream(self, key: tuple[str, str]) -> Signal:
+        with self._lock:
+            sig, n = self._streams.get(key, (None, 0))
+            if sig is None:
+                sig = Signal()
+            self._streams[key] = (sig, n + 1)
+            return sig
+
+    def unwatch_stream(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            sig, n = self._streams[key]
+            if n <= 1:
+                del self._streams[key]
+            else:
+                self._streams[key] = (sig, n - 1)
+
+    def streams_changed(self, keys: set[tuple[str, str]]) -> None:
+        if not keys:
+            return
+        with self._lock:
+            sigs = [self._streams[k][0] for k in keys if k in self._streams]
+        for sig in sigs:
+            sig.fire()
 
     def watch_run(self, run_id: str) -> Signal:
         with self._lock:
@@ -319,15 +357,17 @@ class SqliteWorld:
     async def commit(self, commit: Commit) -> CommitResult:
         """Apply the writes atomically (one transaction) and return one result per write."""
 
-        def work(conn: sqlite3.Connection) -> tuple[CommitResult, set[str]]:
-            store = SqlStore(conn)
-            result = apply_commit(store, commit, time.time())
+        def work(conn: sqlite3.Connection) -> tuple[CommitResult, SqlStore]:
+            now = time.time()
+            store = SqlStore(conn, now)
+            result = apply_commit(store, commit, now)
             if result.new_work:
                 conn.execute(q.BUMP_WORK_CLOCK)
-            return result, store.changed_runs
+            return result, store
 
-        (result, changed), hub = self._write(work)
-        hub.committed(changed, new_work=result.new_work)
+        (result, store), hub = self._write(work)
+        hub.committed(store.changed_runs, new_work=result.new_work)
+        hub.streams_changed(store.changed_streams)
         return result
 
     async def claim(
@@ -491,3 +531,109 @@ class SqliteWorld:
                 interval = min(interval * 2, RUN_POLL_MAX)
         finally:
             hub.unwatch_run(run_id)
+
+    # -- hooks -------------------------------------------------------------------------
+
+    async def get_hook(self, token: str) -> HookRecord | None:
+        """The live hook holding ``token``, if any."""
+        rows = self._read(q.GET_HOOK, (token,))
+        return hook_from_row(rows[0]) if rows else None
+
+    async def list_hooks(
+        self, *, namespace: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[HookRecord]:
+        """Live hooks, newest first."""
+        params = {"namespace": namespace, "run_id": run_id, "limit": max(limit, 0)}
+        return [hook_from_row(r) for r in self._read(q.LIST_HOOKS, params)]
+
+    # -- streams -----------------------------------------------------------------------
+
+    async def append_chunks(self, batches: Sequence[ChunkBatch]) -> list[int]:
+        """Append chunks to streams in one transaction (closing those asked to)."""
+
+        def work(conn: sqlite3.Connection) -> tuple[list[int], SqlStore]:
+            now = time.time()
+            store = SqlStore(conn, now)
+            counts: list[int] = []
+            closing: list[RunWrite] = []
+            for b in batches:
+                if store.get_run_row(b.run_id) is None:
+                    raise ValueError(f"cannot write to a stream of run {b.run_id}: no such run")
+                found = conn.execute(q.GET_STREAM, (b.run_id, b.namespace)).fetchall()
+                count, closed = (found[0][0], found[0][1]) if found else (0, 0)
+                if closed and (b.chunks or b.close):
+                    raise ValueError(
+                        f"stream {b.namespace or '(default)'!r} of run {b.run_id} is closed"
+                    )
+                if b.chunks:
+                    conn.executemany(
+                        q.INSERT_CHUNK,
+                        [
+                            (b.run_id, b.namespace, count + i, payload, now)
+                            for i, payload in enumerate(b.chunks)
+                        ],
+                    )
+                    count += len(b.chunks)
+                conn.execute(q.PUT_STREAM, (b.run_id, b.namespace, count, now))
+                store.changed_streams.add((b.run_id, b.namespace))
+                counts.append(count)
+                if b.close:
+                    fact = NewEvent(
+                        EventType.STREAM_CLOSED, None, {"namespace": b.namespace, "count": count}
+                    )
+                    closing.append(RunWrite(b.run_id, facts=[fact]))
+            if closing:
+                apply_commit(store, Commit(closing), now)
+            return counts, store
+
+        (counts, store), hub = self._write(work)
+        hub.committed(store.changed_runs, new_work=False)
+        hub.streams_changed(store.changed_streams)
+        return counts
+
+    async def read_chunks(
+        self, run_id: str, namespace: str, *, start_index: int = 0, limit: int = 1000
+    ) -> tuple[list[StreamChunk], bool]:
+        """Chunks from ``start_index`` on, and whether the reader is done."""
+        start = max(start_index, 0)
+        state = self._read(q.GET_STREAM, (run_id, namespace))
+        rows = self._read(q.READ_CHUNKS, (run_id, namespace, start, max(limit, 0)))
+        chunks = [StreamChunk(r[0], r[1], r[2]) for r in rows]
+        if not state:
+            return chunks, False
+        count, closed = state[0][0], bool(state[0][1])
+        return chunks, closed and start + len(chunks) >= count
+
+    async def wait_for_chunks(
+        self, run_id: str, namespace: str, *, after_count: int, timeout: float
+    ) -> None:
+        """Return when the stream has more than ``after_count`` chunks or is closed.
+
+        A write in this process wakes at once; one by another process is noticed by
+        polling the stream's row (every 5 ms, backing off to 100 ms).
+        """
+        hub = self._live()[1]
+        key = (run_id, namespace)
+        sig = hub.watch_stream(key)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            interval = POLL_START
+            while True:
+                armed = sig.arm()
+                rows = self._read(q.GET_STREAM, key)
+                if rows and (rows[0][0] > after_count or rows[0][1]):
+                    sig.disarm(armed)
+                    return
+                remaining = deadline - loop.time()
+                if remaining <= 0 or await sig.wait(min(interval, remaining), armed):
+                    return
+                interval = min(interval * 2, RUN_POLL_MAX)
+        finally:
+            hub.unwatch_stream(key)
+
+    async def stream_info(self, run_id: str) -> list[StreamInfo]:
+        """The run's streams."""
+        return [
+            StreamInfo(r[0], r[1], bool(r[2]), r[3]) for r in self._read(q.STREAM_INFO, (run_id,))
+        ]

@@ -1,0 +1,242 @@
+"""Hooks: a run waits, holding no compute, until the outside world resumes it.
+
+    @dataclass
+    class Approval(BaseHook):
+        approved: bool
+
+    @wf.workflow
+    async def refund(order_id: str) -> bool:
+        async with Approval.wait(token=f"refund:{order_id}") as hook:
+            await send_email(hook.token)
+            approval = await hook          # suspends until resumed
+            return approval.approved
+
+    await Approval(approved=True).resume("refund:o1")   # any process on the same world
+
+Creating a hook is a durable call: its token is recorded, checked against every live
+hook (``HookConflictError``) and indexed so that a resume from anywhere finds the run.
+Each resume is a fact in the run's log; ``async for payload in hook`` receives many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Generator
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from . import serde
+from .errors import ConfigurationError, HookNotFoundError, SerializationError
+from .events import EventType, NewEvent
+from .runtime.context import current_instance
+from .worlds.base import Commit, HookRecord, RunWrite
+
+if TYPE_CHECKING:
+    from .registry import Workflows
+
+__all__ = ["BaseHook", "HookWait", "get_hook_by_token", "resume_hook"]
+
+H = TypeVar("H", bound="BaseHook")
+
+
+class BaseHook:
+    """Base of hook payload types: subclass it as a dataclass or a pydantic model."""
+
+    _types: ClassVar[dict[str, type[BaseHook]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        BaseHook._types[cls.__name__] = cls
+
+    @classmethod
+    def wait(
+        cls: type[H], token: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> HookWait[H]:
+        """Create a hook inside a workflow body (use ``async with`` or ``await``).
+
+        Args:
+            token: the token resumers use; unguessable and generated when not given.
+                Unique among live hooks.
+            metadata: JSON data stored (in plaintext) beside the token, returned by
+                :func:`get_hook_by_token`.
+        """
+        return HookWait(cls, token, metadata)
+
+    async def resume(self, token: str, *, registry: Workflows | None = None) -> str:
+        """Deliver this payload to the live hook holding ``token``; returns its run id.
+
+        Raises:
+            HookNotFoundError: no live hook holds the token (unknown, or disposed).
+        """
+        return await _deliver(self, token, registry)
+
+    @classmethod
+    def validate(cls: type[H], data: Any) -> H:
+        """Build a payload from JSON-like data, validated against the class's fields.
+
+        Raises:
+            SerializationError: the data does not fit (names the problem).
+        """
+        return serde.validate(data, cls, where=f"the payload of hook type {cls.__name__!r}")  # type: ignore[no-any-return]
+
+
+def _check_payload_type(cls: type) -> None:
+    if not (dataclasses.is_dataclass(cls) or issubclass(cls, BaseModel)):
+        raise ConfigurationError(
+            f"hook type {cls.__name__!r} must be a dataclass (@dataclass) or a pydantic model "
+            "(class X(BaseHook, BaseModel)) so its payload can be validated"
+        )
+
+
+class HookWait(Generic[H]):
+    """A hook created by ``Hook.wait()`` inside a workflow body."""
+
+    def __init__(self, cls: type[H], token: str | None, metadata: dict[str, Any] | None) -> None:
+        inst = current_instance()
+        if inst is None:
+            raise RuntimeError(
+                f"{cls.__name__}.wait() works only inside a workflow body; to deliver a "
+                f"payload from elsewhere use {cls.__name__}(...).resume(token)"
+            )
+        _check_payload_type(cls)
+        meta = dict(metadata or {})
+        try:
+            json.dumps(meta)
+        except (TypeError, ValueError) as e:
+            raise SerializationError(f"hook metadata must be JSON data: {e}") from None
+        self.cls = cls
+        self.metadata = meta
+        self._loop = inst.loop
+        self._inst = inst
+        self._ready: asyncio.Future[None] = self._loop.create_future()
+        self._queue: collections.deque[bytes | None] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._disposed = False
+        self.call, self.token = inst.call_hook(self, cls.__name__, token, meta)
+
+    # -- facts from the run's log ------------------------------------------------------
+
+    def registered(self, error: BaseException | None) -> None:
+        if self._ready.done():
+            return
+        if error is None:
+            self._ready.set_result(None)
+        else:
+            self._ready.set_exception(error)
+
+    def received(self, payload: bytes | None) -> None:
+        self._queue.append(payload)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- what the body does ------------------------------------------------------------
+
+    async def _next(self) -> H:
+        await asyncio.shield(self._ready)
+        while not self._queue:
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+        data = self._queue.popleft()
+        return serde.decode(  # type: ignore[no-any-return]
+            data or b"null", self.cls, where=f"a resume of hook {self.token!r}"
+        )
+
+    def __await__(self) -> Generator[Any, None, H]:
+        return self._next().__await__()
+
+    def __aiter__(self) -> AsyncIterator[H]:
+        return self
+
+    async def __anext__(self) -> H:
+        return await self._next()
+
+    async def __aenter__(self) -> HookWait[H]:
+        await asyncio.shield(self._ready)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.dispose()
+
+    def dispose(self) -> None:
+        """Release the token: later resumes get ``HookNotFoundError``."""
+        if not self._disposed:
+            self._disposed = True
+            self._inst.dispose_hook(self.call, self.token)
+
+
+async def _deliver(payload: BaseHook, token: str, registry: Workflows | None) -> str:
+    from .registry import default_registry
+
+    reg = registry or default_registry()
+    world = await reg.open()
+    hook = await world.get_hook(token)
+    if hook is None:
+        raise HookNotFoundError(_not_found(token))
+    name = type(payload).__name__
+    if hook.hook_type != name:
+        raise TypeError(f"hook {token!r} waits for a {hook.hook_type!r} payload, got a {name!r}")
+    data = serde.encode(payload, where=f"the payload resuming hook {token!r}")
+    fact = NewEvent(EventType.HOOK_RECEIVED, hook.call, {"token": token}, data)
+    result = await world.commit(Commit([RunWrite(hook.run_id, facts=[fact])]))
+    if not result.results[0].ok:
+        raise HookNotFoundError(_not_found(token))
+    worker = reg.worker
+    if worker is not None:
+        worker.kick()
+    return hook.run_id
+
+
+def _not_found(token: str) -> str:
+    return (
+        f"no live hook has token {token!r}: it was never created, was disposed, or its run "
+        "ended; list live hooks with `durably inspect hooks`"
+    )
+
+
+async def resume_hook(token: str, data: Any, *, registry: Workflows | None = None) -> str:
+    """Resume the hook holding ``token`` with JSON-like ``data`` (the webhook path):
+    validated against the hook's payload type when that type is defined in this process.
+
+    Raises:
+        HookNotFoundError: no live hook holds the token.
+        SerializationError: the data does not fit the hook's payload type.
+    """
+    from .registry import default_registry
+
+    reg = registry or default_registry()
+    world = await reg.open()
+    hook = await world.get_hook(token)
+    if hook is None:
+        raise HookNotFoundError(_not_found(token))
+    cls = BaseHook._types.get(hook.hook_type)
+    if cls is None:
+        raise SerializationError(
+            f"hook {token!r} waits for a {hook.hook_type!r} payload, a type this process "
+            "does not define; import the module that defines it"
+        )
+    return await _deliver(cls.validate(data), token, reg)
+
+
+async def get_hook_by_token(token: str, *, registry: Workflows | None = None) -> HookRecord:
+    """The live hook holding ``token``: its ``run_id``, ``metadata``, ``created_at``.
+
+    Raises:
+        HookNotFoundError: no live hook holds the token.
+    """
+    from .registry import default_registry
+
+    reg = registry or default_registry()
+    world = await reg.open()
+    hook = await world.get_hook(token)
+    if hook is None:
+        raise HookNotFoundError(_not_found(token))
+    return hook
