@@ -15,8 +15,10 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
+from . import telemetry
+from .crypto import Sealer, resolve_keyring
 from .durations import parse_duration
 from .errors import ConfigurationError, PayloadTooLargeError, WorkflowNotRegisteredError
 from .events import EventType, NewEvent
@@ -28,6 +30,7 @@ from .runtime.limits import Limits
 from .worker import Worker
 from .worlds import open_world, resolve_world_url
 from .worlds.base import Commit, RunMeta, RunWrite, World
+from .worlds.encrypted import EncryptedWorld
 
 __all__ = ["Step", "Workflow", "Workflows", "new_run_id"]
 
@@ -111,7 +114,10 @@ class Workflows:
             (default ``$DURABLY_NAMESPACE``, else ``"default"``).
         deployment: the code version runs are pinned to (default ``$DURABLY_DEPLOYMENT``,
             else ``"default"``).
-        encryption_key: the master key for payload encryption (see the encryption docs).
+        encryption_key: the master key(s) for payload encryption, ``KEY_ID:BASE64``
+            (``durably keygen``), several comma separated for rotation (newest first);
+            default ``$DURABLY_ENCRYPTION_KEY``, else a key file beside an SQLite
+            database. ``False`` stores payloads in plaintext.
         worker: run an embedded worker in this process (started on first use).
         concurrency: how many steps the embedded worker runs at once (default 16).
         limits: payload size limits.
@@ -123,7 +129,7 @@ class Workflows:
         world: str | None = None,
         namespace: str | None = None,
         deployment: str | None = None,
-        encryption_key: str | bytes | None = None,
+        encryption_key: str | bytes | bool | None = None,
         worker: bool = True,
         concurrency: int | None = None,
         limits: Limits | None = None,
@@ -137,14 +143,14 @@ class Workflows:
         self.limits = limits or Limits()
         self.workflows: dict[str, Workflow[Any, Any]] = {}
         self.steps: dict[str, Step[Any, Any]] = {}
-        self._world: World | None = None
         self._world_opened = False
         self._worker: Worker | None = None
         self._open_lock: asyncio.Lock | None = None
         self._open_loop: asyncio.AbstractEventLoop | None = None
         _registries.append(self)
         # Fail fast on a bad URL, before anything is recorded.
-        self._world = open_world(self.world_url)
+        self._world: World | None = None
+        open_world(self.world_url)
 
     # -- decorators --------------------------------------------------------------------
 
@@ -267,7 +273,9 @@ class Workflows:
         assert self._open_lock is not None
         async with self._open_lock:
             if self._world is None:
-                self._world = open_world(self.world_url)
+                ring = resolve_keyring(self.world_url, self.encryption_key)
+                inner = open_world(self.world_url)
+                self._world = cast(World, EncryptedWorld(inner, Sealer(ring)))
             if not self._world_opened:
                 await self._world.open()
                 self._world_opened = True
@@ -348,9 +356,12 @@ class Workflows:
                 f"serialized, over the limit of {self.limits.max_payload_bytes:,}"
             )
         world = await self.open()
-        dep = self.deployment if deployment in (None, "latest") else deployment
-        assert dep is not None
+        dep = deployment or self.deployment
+        if dep == "latest":
+            seen = [d for d in await world.list_deployments(self.namespace) if d.first_seen]
+            dep = seen[0].name if seen else self.deployment
         run_id = new_run_id()
+        created = telemetry.run_created_data(wfobj.name)  # + the caller's traceparent
         write = RunWrite(
             run_id,
             create=RunMeta(
@@ -359,7 +370,7 @@ class Workflows:
                 deployment=dep,
                 idempotency_key=idempotency_key,
             ),
-            facts=[NewEvent(EventType.RUN_CREATED, None, {"workflow": wfobj.name}, payload)],
+            facts=[NewEvent(EventType.RUN_CREATED, None, created, payload)],
         )
         result = (await world.commit(Commit([write]))).results[0]
         if self._worker is not None:

@@ -27,6 +27,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from . import telemetry
 from .durations import deadline
 from .errors import (
     FatalError,
@@ -276,6 +277,12 @@ class Worker:
 
     async def _beat(self) -> None:
         while True:
+            try:
+                # The world keeps when each deployment's workers were last alive, so
+                # runs pinned to a deployment nobody serves any more are visible.
+                await self.world.touch_deployment(self.namespace, self.deployment)
+            except Exception:
+                _log.exception("durably worker: recording the deployment failed")
             await asyncio.sleep(self.lease_seconds / 3)
             try:
                 if self._held_runs or self._held_tasks:
@@ -318,6 +325,7 @@ class Worker:
             return None
         return RunInstance(rec, wf.spec, self.registry.limits)
 
+    @telemetry.traced_turn
     async def advance(
         self,
         run_id: str,
@@ -407,6 +415,7 @@ class Worker:
             inst.close()
             raise
         res = results[0]
+        telemetry.note_turn(res.ok, commands)
         if not res.ok:
             self._busy -= len(claimed)
             inst.close()
@@ -461,6 +470,7 @@ class Worker:
             {"error_type": error_type_name(error)},
             encode_error(error),
         )
+        telemetry.note_turn(True, [end])
         await self.committer.commit(
             [RunWrite(run_id, facts=facts, expected_seq=seen, commands=[end], release=release)]
         )
@@ -573,6 +583,7 @@ class Worker:
         finally:
             self._held_tasks.discard(key)
 
+    @telemetry.traced_attempt
     async def _attempt(self, run_id: str, sc: StepCall, attempt: int, started: float) -> NewEvent:
         spec = sc.spec
         if spec.fn is None or spec.shape is None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import click
 
 from .commands import cancel, demo, worker
+from .deployments import deployments_cmd, runs
 from .inspect import inspect
+from .security import keygen, rekey
 
 __all__ = ["cli", "main"]
 
@@ -24,6 +26,10 @@ cli.add_command(demo)
 cli.add_command(worker)
 cli.add_command(inspect)
 cli.add_command(cancel)
+cli.add_command(keygen)
+cli.add_command(rekey)
+cli.add_command(runs)
+inspect.add_command(deployments_cmd)
 
 
 def main() -> None:

@@ -1,12 +1,14 @@
-"""``durably inspect``: runs, one run's steps, its event log."""
+"""``durably inspect``: runs, one run's steps, its event log, its streams, live hooks."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
 from ..errors import RunNotFoundError
+from ..registry import Workflows
 from ..worlds import World, resolve_world_url
 from ..worlds.base import RunFilter
 from .common import (
@@ -20,13 +22,19 @@ from .common import (
     with_world,
     world_option,
 )
+from .payloads import decrypt_events, decrypt_option, key_option, show_payload
 
 __all__ = ["inspect"]
 
 
 @click.group()
 def inspect() -> None:
-    """Look at runs, their steps and their event logs."""
+    """Look at runs, their steps, event logs and streams, and live hooks."""
+
+
+def _short(value: object, width: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _parse_attrs(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -146,17 +154,24 @@ def run_cmd(run_id: str, world_url: str | None, as_json: bool) -> None:
 
 @inspect.command("events")
 @click.argument("run_id")
+@decrypt_option
+@key_option
 @world_option
 @json_option
-def events_cmd(run_id: str, world_url: str | None, as_json: bool) -> None:
-    """Print a run's event log (payloads are shown by size only)."""
+def events_cmd(
+    run_id: str, decrypt: bool, key: str | None, world_url: str | None, as_json: bool
+) -> None:
+    """Print a run's event log. Payloads show as <encrypted> unless --decrypt, which
+    appends a data_decrypted event (who, when, which events) to the run."""
 
     async def go(world: World) -> None:
         if await world.get_run(run_id) is None:
             raise RunNotFoundError(run_id, resolve_world_url(world_url))
         events = await world.read_events(run_id)
+        if decrypt:
+            events = await decrypt_events(world, world_url, key, run_id, events)
         if as_json:
-            print_json([e.to_json() for e in events])
+            print_json([{**e.to_json(), "payload": show_payload(e.payload)} for e in events])
             return
         print_table(
             ["seq", "time", "type", "call", "data", "payload"],
@@ -167,10 +182,149 @@ def events_cmd(run_id: str, world_url: str | None, as_json: bool) -> None:
                     e.type.value,
                     "" if e.call is None else e.call,
                     json.dumps(e.data, separators=(",", ":"), default=str) if e.data else "",
-                    f"{len(e.payload)} B" if e.payload is not None else "",
+                    _short(show_payload(e.payload)) if e.payload is not None else "",
                 ]
                 for e in events
             ],
         )
+
+    run_async(with_world(world_url, go))
+
+
+@inspect.command("streams")
+@click.argument("run_id")
+@click.option("--namespace", default=None, help="The stream (default: the run's default one).")
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Print the stream's chunks as they are written, until it is closed.",
+)
+@click.option(
+    "--from",
+    "start",
+    default=None,
+    type=click.IntRange(0),
+    metavar="N",
+    help="Print the chunks from index N (without --follow: those written so far).",
+)
+@world_option
+@json_option
+def streams_cmd(
+    run_id: str,
+    namespace: str | None,
+    follow: bool,
+    start: int | None,
+    world_url: str | None,
+    as_json: bool,
+) -> None:
+    """List a run's streams (chunk counts, closed or not), or print a stream's chunks.
+
+    With --follow or --from, prints one JSON line per chunk:
+    {"index": N, "value": ..., "created_at": ...}. A value that is not plain JSON is
+    printed in durably's tagged form ({"$t": ...}).
+    """
+
+    async def go() -> None:
+        # A registry that executes nothing: only reads (and tails) the run.
+        registry = Workflows(world=world_url, worker=False)
+        try:
+            run = await registry.get_run(run_id)
+            if follow or start is not None:
+                await _print_chunks(registry, run_id, namespace, follow, start or 0)
+                return
+            infos = await run.stream_info()
+            if namespace is not None:
+                infos = [i for i in infos if i.namespace == namespace]
+            if as_json:
+                print_json([i.to_json() for i in infos])
+                return
+            print_table(
+                ["namespace", "chunks", "closed", "updated"],
+                [
+                    [
+                        i.namespace or "(default)",
+                        i.count,
+                        "yes" if i.closed else "no",
+                        fmt_time(i.updated_at),
+                    ]
+                    for i in infos
+                ],
+            )
+            if not infos:
+                click.echo(f"run {run_id} has no streams")
+        finally:
+            await registry.aclose()
+
+    try:
+        run_async(go())
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+async def _print_chunks(
+    registry: Workflows, run_id: str, namespace: str | None, follow: bool, start: int
+) -> None:
+    from .. import serde
+    from ..http.payloads import to_json_data
+
+    where = f"a chunk of stream {namespace or '(default)'!r} of run {run_id}"
+
+    def emit(index: int, payload: bytes, created_at: float) -> None:
+        value = to_json_data(serde.decode(payload, where=where), where=where)
+        line = {"index": index, "value": value, "created_at": created_at}
+        click.echo(json.dumps(line, ensure_ascii=False))
+
+    if follow:
+        run = await registry.get_run(run_id)
+        async for chunk in run.chunks(start_index=start, namespace=namespace):
+            emit(chunk.index, chunk.payload, chunk.created_at)
+        return
+    world = await registry.open()
+    index = start
+    while True:
+        chunks, _ = await world.read_chunks(run_id, namespace or "", start_index=index)
+        if not chunks:
+            return
+        for chunk in chunks:
+            emit(chunk.index, chunk.payload, chunk.created_at)
+            index = chunk.index + 1
+
+
+@inspect.command("hooks")
+@click.option("--run", "run_id", default=None, help="Only the hooks of this run.")
+@click.option("--namespace", default=None, help="Only hooks of runs of this namespace.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@world_option
+@json_option
+def hooks_cmd(
+    run_id: str | None, namespace: str | None, limit: int, world_url: str | None, as_json: bool
+) -> None:
+    """List live hooks (runs waiting for the outside world), newest first."""
+
+    async def go(world: World) -> None:
+        if run_id is not None and await world.get_run(run_id) is None:
+            raise RunNotFoundError(run_id, resolve_world_url(world_url))
+        hooks = await world.list_hooks(namespace=namespace, run_id=run_id, limit=limit)
+        if as_json:
+            print_json([h.to_json() for h in hooks])
+            return
+        print_table(
+            ["token", "run id", "type", "created", "metadata"],
+            [
+                [
+                    h.token,
+                    h.run_id,
+                    h.hook_type,
+                    fmt_time(h.created_at),
+                    json.dumps(h.metadata, separators=(",", ":"), default=str)
+                    if h.metadata
+                    else "",
+                ]
+                for h in hooks
+            ],
+        )
+        if not hooks:
+            click.echo(f"no live hooks in {resolve_world_url(world_url)}")
 
     run_async(with_world(world_url, go))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .. import telemetry
 from ..errors import HookConflictError, NonDeterminismError, PayloadTooLargeError
 from ..events import COMMAND_TYPES, DELIVERABLE_TYPES, Event, EventType, NewEvent
 from ..worlds.base import RunMeta, RunRecord, RunWrite
@@ -349,6 +350,7 @@ class RunInstance:
         child_id = f"{self.run_id}-{n}"
         self._child_ids[n] = child_id
         rec = self.record
+        created = telemetry.run_created_data(workflow.name)  # + the parent run's trace context
         self._issued[("child_created", n)] = NewEvent(
             EventType.CHILD_CREATED, n, {"name": workflow.name, "child_run_id": child_id}
         )
@@ -361,7 +363,7 @@ class RunInstance:
                 parent_run_id=self.run_id,
                 parent_call=n,
             ),
-            facts=[NewEvent(EventType.RUN_CREATED, None, {"workflow": workflow.name}, payload)],
+            facts=[NewEvent(EventType.RUN_CREATED, None, created, payload)],
         )
         fut = self.loop.create_future()
         self._pending[n] = (fut, workflow.shape.decode_result)

@@ -25,7 +25,9 @@ __all__ = [
     "Claim",
     "Commit",
     "CommitResult",
+    "DeploymentRecord",
     "HookRecord",
+    "PayloadSealer",
     "RunFilter",
     "RunMeta",
     "RunRecord",
@@ -182,6 +184,31 @@ class StreamInfo:
 
 
 @dataclass(slots=True)
+class DeploymentRecord:
+    """A deployment (code version) a worker of a namespace has run.
+
+    ``in_flight`` counts runs pinned to it that have not ended; ``last_seen`` is when a
+    worker of it was last alive.
+    """
+
+    namespace: str
+    name: str
+    first_seen: float
+    last_seen: float
+    in_flight: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-ready data."""
+        return {
+            "namespace": self.namespace,
+            "deployment": self.name,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "in_flight": self.in_flight,
+        }
+
+
+@dataclass(slots=True)
 class ChunkBatch:
     """Chunks to append to one stream (``namespace`` ``""`` is the default stream);
     ``close`` closes it after them. Indexes are given by the world, from 0, in order."""
@@ -235,13 +262,28 @@ class RunWrite:
     requires: str | None = None
 
 
+class PayloadSealer(Protocol):
+    """Encrypts payloads once their place is known (see :mod:`durably.crypto`)."""
+
+    def seal_event(
+        self, run_id: str, seq: int, type_: str, call: int | None, payload: bytes
+    ) -> bytes: ...
+
+    def seal_chunk(self, run_id: str, namespace: str, index: int, payload: bytes) -> bytes: ...
+
+
 @dataclass(slots=True)
 class Commit:
-    """Writes to one or more runs, committed atomically (one transaction)."""
+    """Writes to one or more runs, committed atomically (one transaction).
+
+    ``sealer``, when set, encrypts every event payload as the world appends it (when its
+    sequence number, which the ciphertext is bound to, is known).
+    """
 
     writes: list[RunWrite]
     owner: str = ""
     lease_seconds: float = 30.0
+    sealer: PayloadSealer | None = None
 
 
 @dataclass(slots=True)
@@ -369,9 +411,12 @@ class World(Protocol):
     ) -> list[HookRecord]:
         """Live hooks, newest first."""
 
-    async def append_chunks(self, batches: Sequence[ChunkBatch]) -> list[int]:
+    async def append_chunks(
+        self, batches: Sequence[ChunkBatch], sealer: PayloadSealer | None = None
+    ) -> list[int]:
         """Append chunks to streams in one transaction; per batch, the stream's chunk
-        count after it. Raises ``ValueError`` for a stream that is already closed."""
+        count after it. ``sealer`` encrypts each chunk once its index is known. Raises
+        ``ValueError`` for a stream that is already closed."""
 
     async def read_chunks(
         self, run_id: str, namespace: str, *, start_index: int = 0, limit: int = 1000
@@ -387,3 +432,32 @@ class World(Protocol):
 
     async def stream_info(self, run_id: str) -> list[StreamInfo]:
         """The run's streams."""
+
+    async def touch_deployment(self, namespace: str, deployment: str) -> None:
+        """Record that a worker of ``deployment`` is alive now (first seen, last seen)."""
+
+    async def list_deployments(self, namespace: str | None = None) -> list[DeploymentRecord]:
+        """Deployments seen, newest first, with their runs in flight. A deployment runs
+        are pinned to that no worker ever announced is listed too (first/last seen 0)."""
+
+    async def move_runs(self, namespace: str, from_deployment: str, to_deployment: str) -> int:
+        """Re-pin runs of ``from_deployment`` that are waiting (not ended, no step in
+        flight) to ``to_deployment``; returns how many moved."""
+
+    async def scan_event_payloads(
+        self, *, after: tuple[str, int] | None, limit: int
+    ) -> list[Event]:
+        """Events that carry a payload, in (run_id, seq) order after ``after``."""
+
+    async def scan_chunk_payloads(
+        self, *, after: tuple[str, str, int] | None, limit: int
+    ) -> list[tuple[str, str, StreamChunk]]:
+        """Stream chunks as (run_id, namespace, chunk), in that order after ``after``."""
+
+    async def swap_payloads(
+        self,
+        events: Sequence[tuple[str, int, bytes, bytes]],
+        chunks: Sequence[tuple[str, str, int, bytes, bytes]],
+    ) -> int:
+        """Replace stored payloads (run_id, seq, old, new) / (run_id, namespace, index,
+        old, new) where they still equal ``old``; returns how many were replaced."""

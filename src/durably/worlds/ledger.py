@@ -368,7 +368,11 @@ def _append(x: _Write, ev: NewEvent, *, claim: bool = False) -> None:
     rec = x.row.record
     rec.last_seq += 1
     at = ev.created_at or x.now
-    x.store.insert_event(Event(rec.run_id, rec.last_seq, ev.type, ev.call, ev.data, ev.payload, at))
+    payload = ev.payload
+    sealer = x.commit.sealer
+    if sealer is not None and payload is not None:
+        payload = sealer.seal_event(rec.run_id, rec.last_seq, ev.type.value, ev.call, payload)
+    x.store.insert_event(Event(rec.run_id, rec.last_seq, ev.type, ev.call, ev.data, payload, at))
     if _project(x, ev, at, claim):
         x.work[0] = True
 

@@ -19,7 +19,9 @@ from .base import (
     Claim,
     Commit,
     CommitResult,
+    DeploymentRecord,
     HookRecord,
+    PayloadSealer,
     RunFilter,
     RunRecord,
     RunWrite,
@@ -43,6 +45,7 @@ class _Data:
         self.tasks: dict[tuple[str, int], TaskRow] = {}
         self.idempotency: dict[tuple[str, str, str], str] = {}
         self.hooks: dict[str, HookRecord] = {}
+        self.deployments: dict[tuple[str, str], list[float]] = {}
         self.streams: dict[tuple[str, str], _Stream] = {}
         self.stream_signals: dict[tuple[str, str], Signal] = {}
         self.work = Signal()
@@ -341,7 +344,9 @@ class MemoryWorld:
         hooks.sort(key=lambda h: (h.created_at, h.token), reverse=True)
         return hooks[: max(limit, 0)]
 
-    async def append_chunks(self, batches: Sequence[ChunkBatch]) -> list[int]:
+    async def append_chunks(
+        self, batches: Sequence[ChunkBatch], sealer: PayloadSealer | None = None
+    ) -> list[int]:
         d = self._d
         now = time.time()
         fired: list[Signal] = []
@@ -362,7 +367,10 @@ class MemoryWorld:
                 if stream is None:
                     stream = d.streams[key] = _Stream(now)
                 for payload in b.chunks:
-                    stream.chunks.append(StreamChunk(len(stream.chunks), payload, now))
+                    index = len(stream.chunks)
+                    if sealer is not None:
+                        payload = sealer.seal_chunk(b.run_id, b.namespace, index, payload)
+                    stream.chunks.append(StreamChunk(index, payload, now))
                 stream.updated_at = now
                 counts.append(len(stream.chunks))
                 if b.close:
@@ -417,3 +425,111 @@ class MemoryWorld:
                 for (rid, ns), st in sorted(self._d.streams.items())
                 if rid == run_id
             ]
+
+    # -- deployments -------------------------------------------------------------------
+
+    async def touch_deployment(self, namespace: str, deployment: str) -> None:
+        now = time.time()
+        with self._d.lock:
+            seen = self._d.deployments.setdefault((namespace, deployment), [now, now])
+            seen[1] = now
+
+    async def list_deployments(self, namespace: str | None = None) -> list[DeploymentRecord]:
+        d = self._d
+        with d.lock:
+            counts: dict[tuple[str, str], int] = {}
+            for row in d.runs.values():
+                r = row.record
+                if namespace is not None and r.namespace != namespace:
+                    continue
+                key = (r.namespace, r.deployment)
+                counts.setdefault(key, 0)
+                if r.status in ("pending", "running"):
+                    counts[key] += 1
+            out = []
+            keys = {k for k in d.deployments if namespace is None or k[0] == namespace}
+            for key in keys | set(counts):
+                first, last = d.deployments.get(key, [0.0, 0.0])
+                out.append(DeploymentRecord(key[0], key[1], first, last, counts.get(key, 0)))
+        out.sort(key=lambda r: (r.first_seen, r.name), reverse=True)
+        return out
+
+    async def move_runs(self, namespace: str, from_deployment: str, to_deployment: str) -> int:
+        d = self._d
+        moved = 0
+        with d.lock:
+            for row in d.runs.values():
+                r = row.record
+                if r.namespace != namespace or r.deployment != from_deployment:
+                    continue
+                if r.status not in ("pending", "running"):
+                    continue
+                mine = [t for k, t in d.tasks.items() if k[0] == r.run_id]
+                if any(t.kind == "step" and t.lease_owner is not None for t in mine):
+                    continue  # a step is in flight: it finishes where it started
+                if row.lease_owner is not None and (row.lease_until or 0) > time.time():
+                    continue  # a turn is in progress
+                r.deployment = to_deployment
+                for t in mine:
+                    t.deployment = to_deployment
+                moved += 1
+        if moved:
+            d.work.fire()
+        return moved
+
+    # -- payloads at rest (re-encryption) ----------------------------------------------
+
+    async def scan_event_payloads(
+        self, *, after: tuple[str, int] | None, limit: int
+    ) -> list[Event]:
+        with self._d.lock:
+            out: list[Event] = []
+            for rid in sorted(self._d.events):
+                if after is not None and rid < after[0]:
+                    continue
+                for ev in self._d.events[rid]:
+                    if ev.payload is None or (after is not None and (rid, ev.seq) <= after):
+                        continue
+                    out.append(ev)
+                    if len(out) >= limit:
+                        return out
+            return out
+
+    async def scan_chunk_payloads(
+        self, *, after: tuple[str, str, int] | None, limit: int
+    ) -> list[tuple[str, str, StreamChunk]]:
+        with self._d.lock:
+            out: list[tuple[str, str, StreamChunk]] = []
+            for rid, ns in sorted(self._d.streams):
+                for c in self._d.streams[(rid, ns)].chunks:
+                    if after is not None and (rid, ns, c.index) <= after:
+                        continue
+                    out.append((rid, ns, c))
+                    if len(out) >= limit:
+                        return out
+            return out
+
+    async def swap_payloads(
+        self,
+        events: Sequence[tuple[str, int, bytes, bytes]],
+        chunks: Sequence[tuple[str, str, int, bytes, bytes]],
+    ) -> int:
+        d = self._d
+        n = 0
+        with d.lock:
+            for rid, seq, old, new in events:
+                log = d.events.get(rid, [])
+                if 0 < seq <= len(log) and log[seq - 1].payload == old:
+                    ev = log[seq - 1]
+                    log[seq - 1] = Event(
+                        ev.run_id, ev.seq, ev.type, ev.call, ev.data, new, ev.created_at
+                    )
+                    n += 1
+            for rid, ns, idx, old, new in chunks:
+                stream = d.streams.get((rid, ns))
+                if stream is not None and 0 <= idx < len(stream.chunks):
+                    c = stream.chunks[idx]
+                    if c.payload == old:
+                        stream.chunks[idx] = StreamChunk(c.index, new, c.created_at)
+                        n += 1
+        return n

@@ -220,3 +220,52 @@ READ_CHUNKS = (
 STREAM_INFO = (
     "SELECT namespace, count, closed, updated_at FROM streams WHERE run_id = ? ORDER BY namespace"
 )
+
+# -- deployments -----------------------------------------------------------------------
+
+TOUCH_DEPLOYMENT = (
+    "INSERT INTO deployments (namespace, name, first_seen, last_seen) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (namespace, name) DO UPDATE SET last_seen = excluded.last_seen"
+)
+
+LIST_DEPLOYMENTS = """
+SELECT k.namespace, k.name, COALESCE(d.first_seen, 0), COALESCE(d.last_seen, 0),
+       (SELECT count(*) FROM runs r WHERE r.namespace = k.namespace
+           AND r.deployment = k.name AND r.status IN ('pending', 'running'))
+FROM (SELECT namespace, name FROM deployments
+      UNION SELECT DISTINCT namespace, deployment FROM runs) AS k
+LEFT JOIN deployments d ON d.namespace = k.namespace AND d.name = k.name
+WHERE (:namespace IS NULL OR k.namespace = :namespace)
+ORDER BY 3 DESC, 2 DESC
+"""
+
+# Runs that may move: not ended, no step in flight, no turn in progress.
+MOVABLE_RUNS = """
+SELECT run_id FROM runs r
+WHERE r.namespace = ? AND r.deployment = ? AND r.status IN ('pending', 'running')
+  AND (r.lease_owner IS NULL OR r.lease_until < ?)
+  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.run_id = r.run_id AND t.kind = 'step'
+                  AND t.lease_owner IS NOT NULL)
+"""
+
+MOVE_RUN = "UPDATE runs SET deployment = ? WHERE run_id = ?"
+
+MOVE_RUN_TASKS = "UPDATE tasks SET deployment = ? WHERE run_id = ?"
+
+# -- payloads at rest (re-encryption) --------------------------------------------------
+
+SCAN_EVENT_PAYLOADS = (
+    "SELECT run_id, seq, type, call, data, payload, created_at FROM events"
+    " WHERE payload IS NOT NULL AND (run_id, seq) > (?, ?) ORDER BY run_id, seq LIMIT ?"
+)
+
+SCAN_CHUNK_PAYLOADS = (
+    "SELECT run_id, namespace, idx, payload, created_at FROM chunks"
+    " WHERE (run_id, namespace, idx) > (?, ?, ?) ORDER BY run_id, namespace, idx LIMIT ?"
+)
+
+SWAP_EVENT_PAYLOAD = "UPDATE events SET payload = ? WHERE run_id = ? AND seq = ? AND payload = ?"
+
+SWAP_CHUNK_PAYLOAD = (
+    "UPDATE chunks SET payload = ? WHERE run_id = ? AND namespace = ? AND idx = ? AND payload = ?"
+)

@@ -32,7 +32,9 @@ from ..base import (
     Claim,
     Commit,
     CommitResult,
+    DeploymentRecord,
     HookRecord,
+    PayloadSealer,
     RunFilter,
     RunRecord,
     RunWrite,
@@ -548,7 +550,9 @@ class SqliteWorld:
 
     # -- streams -----------------------------------------------------------------------
 
-    async def append_chunks(self, batches: Sequence[ChunkBatch]) -> list[int]:
+    async def append_chunks(
+        self, batches: Sequence[ChunkBatch], sealer: PayloadSealer | None = None
+    ) -> list[int]:
         """Append chunks to streams in one transaction (closing those asked to)."""
 
         def work(conn: sqlite3.Connection) -> tuple[list[int], SqlStore]:
@@ -566,11 +570,18 @@ class SqliteWorld:
                         f"stream {b.namespace or '(default)'!r} of run {b.run_id} is closed"
                     )
                 if b.chunks:
+                    seal = sealer.seal_chunk if sealer is not None else None
                     conn.executemany(
                         q.INSERT_CHUNK,
                         [
-                            (b.run_id, b.namespace, count + i, payload, now)
-                            for i, payload in enumerate(b.chunks)
+                            (
+                                b.run_id,
+                                b.namespace,
+                                count + i,
+                                seal(b.run_id, b.namespace, count + i, p) if seal else p,
+                                now,
+                            )
+                            for i, p in enumerate(b.chunks)
                         ],
                     )
                     count += len(b.chunks)
@@ -583,7 +594,7 @@ class SqliteWorld:
                     )
                     closing.append(RunWrite(b.run_id, facts=[fact]))
             if closing:
-                apply_commit(store, Commit(closing), now)
+                apply_commit(store, Commit(closing, sealer=sealer), now)
             return counts, store
 
         (counts, store), hub = self._write(work)
@@ -637,3 +648,73 @@ class SqliteWorld:
         return [
             StreamInfo(r[0], r[1], bool(r[2]), r[3]) for r in self._read(q.STREAM_INFO, (run_id,))
         ]
+
+    # -- deployments -------------------------------------------------------------------
+
+    async def touch_deployment(self, namespace: str, deployment: str) -> None:
+        """Record that a worker of ``deployment`` is alive now."""
+        now = time.time()
+        self._write(
+            lambda conn: conn.execute(q.TOUCH_DEPLOYMENT, (namespace, deployment, now, now))
+        )
+
+    async def list_deployments(self, namespace: str | None = None) -> list[DeploymentRecord]:
+        """Deployments seen, newest first, with their runs in flight."""
+        rows = self._read(q.LIST_DEPLOYMENTS, {"namespace": namespace})
+        return [DeploymentRecord(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def move_runs(self, namespace: str, from_deployment: str, to_deployment: str) -> int:
+        """Re-pin waiting runs of one deployment to another."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    q.MOVABLE_RUNS, (namespace, from_deployment, time.time())
+                ).fetchall()
+            ]
+            for rid in ids:
+                conn.execute(q.MOVE_RUN, (to_deployment, rid))
+                conn.execute(q.MOVE_RUN_TASKS, (to_deployment, rid))
+            if ids:
+                conn.execute(q.BUMP_WORK_CLOCK)
+            return len(ids)
+
+        moved, hub = self._write(work)
+        if moved:
+            hub.committed(set(), new_work=True)
+        return moved
+
+    # -- payloads at rest (re-encryption) ----------------------------------------------
+
+    async def scan_event_payloads(
+        self, *, after: tuple[str, int] | None, limit: int
+    ) -> list[Event]:
+        """Events that carry a payload, in (run_id, seq) order after ``after``."""
+        rid, seq = after if after is not None else ("", 0)
+        return [event_from_row(r) for r in self._read(q.SCAN_EVENT_PAYLOADS, (rid, seq, limit))]
+
+    async def scan_chunk_payloads(
+        self, *, after: tuple[str, str, int] | None, limit: int
+    ) -> list[tuple[str, str, StreamChunk]]:
+        """Stream chunks in (run_id, namespace, index) order after ``after``."""
+        rid, ns, idx = after if after is not None else ("", "", -1)
+        rows = self._read(q.SCAN_CHUNK_PAYLOADS, (rid, ns, idx, limit))
+        return [(r[0], r[1], StreamChunk(r[2], r[3], r[4])) for r in rows]
+
+    async def swap_payloads(
+        self,
+        events: Sequence[tuple[str, int, bytes, bytes]],
+        chunks: Sequence[tuple[str, str, int, bytes, bytes]],
+    ) -> int:
+        """Replace stored payloads that still equal the old ones."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            n = 0
+            for rid, seq, old, new in events:
+                n += conn.execute(q.SWAP_EVENT_PAYLOAD, (new, rid, seq, old)).rowcount
+            for rid, ns, idx, old, new in chunks:
+                n += conn.execute(q.SWAP_CHUNK_PAYLOAD, (new, rid, ns, idx, old)).rowcount
+            return n
+
+        return self._write(work)[0]

@@ -1,0 +1,279 @@
+"""Payload encryption: AES-256-GCM with a data key per run, keys with ids for rotation.
+
+Every payload (arguments, results, errors, hook payloads, stream chunks) is sealed before
+the world stores it. The data key of a run is HKDF-SHA256 of the master key with the run
+id; the associated data binds the ciphertext to its place — run, sequence number, event
+type and call for an event; run, namespace and index for a stream chunk — so a ciphertext
+moved to another run or another event does not decrypt. Names, statuses, timestamps and
+attributes stay plaintext.
+
+A sealed payload is ``MAGIC | len(key_id) | key_id | nonce(12) | ciphertext+tag``. Stored
+payloads written without encryption are plain JSON text, which never starts with MAGIC.
+
+Keys are ``KEY_ID:BASE64URL(32 bytes)``; a key ring is several, comma separated, newest
+first: new data uses the newest, old data decrypts with whichever key id it names.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+import stat
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import ConfigurationError, DecryptionError
+
+__all__ = [
+    "MAGIC",
+    "KeyRing",
+    "Sealer",
+    "is_sealed",
+    "key_file_for",
+    "load_or_create_key_file",
+    "new_key",
+    "sealed_key_id",
+]
+
+MAGIC = b"\x00DE1"
+_NONCE = 12
+
+
+def new_key(key_id: str | None = None) -> str:
+    """A new master key as ``KEY_ID:BASE64URL`` (what ``durably keygen`` prints)."""
+    kid = key_id or "k" + secrets.token_hex(3)
+    raw = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    return f"{kid}:{raw}"
+
+
+def _decode_key(text: str) -> tuple[str, bytes]:
+    text = text.strip()
+    kid, sep, b64 = text.partition(":")
+    if not sep:
+        kid, b64 = "k0", text
+    try:
+        raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32 or not kid or len(kid.encode()) > 255:
+        raise ConfigurationError(
+            "an encryption key must look like KEY_ID:BASE64URL of 32 random bytes "
+            "(make one with `durably keygen`)"
+        )
+    return kid, raw
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Master keys by id; ``current`` seals new data."""
+
+    keys: dict[str, bytes]
+    current: str
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> KeyRing:
+        """Parse ``KEY_ID:BASE64[,KEY_ID:BASE64...]`` (newest first)."""
+        if isinstance(text, bytes):
+            text = text.decode()
+        parts = [p for p in text.replace("\n", ",").split(",") if p.strip()]
+        if not parts:
+            raise ConfigurationError("the encryption key is empty (make one with `durably keygen`)")
+        keys: dict[str, bytes] = {}
+        for part in parts:
+            kid, raw = _decode_key(part)
+            keys.setdefault(kid, raw)
+        return cls(keys, _decode_key(parts[0])[0])
+
+
+def key_file_for(db_path: str) -> Path:
+    """Where an SQLite world keeps its generated key: beside the database."""
+    return Path(db_path + ".key")
+
+
+def load_or_create_key_file(path: Path) -> str:
+    """Read the key file, or create it (mode 0600) and say so once on stderr."""
+    if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = new_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, (key + "\n").encode())
+    finally:
+        os.close(fd)
+    sys.stderr.write(
+        f"durably: created the encryption key file {path} (mode 0600). Keep it with the "
+        "database: without it the stored payloads cannot be read.\n"
+    )
+    return key
+
+
+def is_sealed(payload: bytes | None) -> bool:
+    """True if ``payload`` is encrypted (not plaintext JSON)."""
+    return payload is not None and payload[:4] == MAGIC
+
+
+def sealed_key_id(payload: bytes) -> str:
+    """The id of the key a sealed payload was encrypted with."""
+    n = payload[4]
+    return payload[5 : 5 + n].decode()
+
+
+def event_aad(run_id: str, seq: int, type_: str, call: int | None) -> bytes:
+    """The associated data binding an event payload to its place."""
+    return f"durably/event\x00{run_id}\x00{seq}\x00{type_}\x00{call}".encode()
+
+
+def chunk_aad(run_id: str, namespace: str, index: int) -> bytes:
+    """The associated data binding a stream chunk to its place."""
+    return f"durably/chunk\x00{run_id}\x00{namespace}\x00{index}".encode()
+
+
+class Sealer:
+    """Seals and opens payloads with a :class:`KeyRing` (``None``: encryption off, and
+    sealed payloads cannot be opened)."""
+
+    def __init__(self, ring: KeyRing | None) -> None:
+        self.ring = ring
+        self._aeads: OrderedDict[tuple[str, str], AESGCM] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether new payloads are encrypted."""
+        return self.ring is not None
+
+    def _aead(self, key_id: str, run_id: str) -> AESGCM:
+        cache_key = (key_id, run_id)
+        aead = self._aeads.get(cache_key)
+        if aead is not None:
+            self._aeads.move_to_end(cache_key)
+            return aead
+        assert self.ring is not None
+        master = self.ring.keys.get(key_id)
+        if master is None:
+            raise DecryptionError(
+                f"a payload of run {run_id} was encrypted with key {key_id!r}, which is not "
+                f"in the key ring (known: {', '.join(self.ring.keys)}); add that key "
+                "(KEY_ID:BASE64, comma separated, newest first)"
+            )
+        data_key = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=b"durably run key\x00" + run_id.encode(),
+        ).derive(master)
+        aead = self._aeads[cache_key] = AESGCM(data_key)
+        if len(self._aeads) > 4096:
+            self._aeads.popitem(last=False)
+        return aead
+
+    def _seal(self, run_id: str, aad: bytes, payload: bytes) -> bytes:
+        if self.ring is None:
+            return payload
+        kid = self.ring.current
+        nonce = os.urandom(_NONCE)
+        ct = self._aead(kid, run_id).encrypt(nonce, payload, aad)
+        kid_b = kid.encode()
+        return MAGIC + bytes([len(kid_b)]) + kid_b + nonce + ct
+
+    def _open(self, run_id: str, aad: bytes, payload: bytes, what: str) -> bytes:
+        if not is_sealed(payload):
+            return payload
+        if self.ring is None:
+            raise DecryptionError(
+                f"{what} is encrypted and no key was given; set the key with "
+                "Workflows(encryption_key=...) or $DURABLY_ENCRYPTION_KEY"
+            )
+        try:
+            n = payload[4]
+            kid = payload[5 : 5 + n].decode()
+            nonce = payload[5 + n : 5 + n + _NONCE]
+            ct = payload[5 + n + _NONCE :]
+            return self._aead(kid, run_id).decrypt(nonce, ct, aad)
+        except InvalidTag:
+            raise DecryptionError(
+                f"{what} does not decrypt: the key is wrong, or the stored bytes were "
+                "changed or moved from another run or event. Nothing was changed."
+            ) from None
+        except (IndexError, UnicodeDecodeError):
+            raise DecryptionError(f"{what} is not a well-formed encrypted payload") from None
+
+    def seal_event(
+        self, run_id: str, seq: int, type_: str, call: int | None, payload: bytes
+    ) -> bytes:
+        """Encrypt an event payload for its place in the log."""
+        return self._seal(run_id, event_aad(run_id, seq, type_, call), payload)
+
+    def open_event(
+        self, run_id: str, seq: int, type_: str, call: int | None, payload: bytes
+    ) -> bytes:
+        """Decrypt an event payload (plaintext passes through)."""
+        return self._open(
+            run_id,
+            event_aad(run_id, seq, type_, call),
+            payload,
+            f"the payload of event {seq} ({type_}) of run {run_id}",
+        )
+
+    def seal_chunk(self, run_id: str, namespace: str, index: int, payload: bytes) -> bytes:
+        """Encrypt a stream chunk for its place in the stream."""
+        return self._seal(run_id, chunk_aad(run_id, namespace, index), payload)
+
+    def open_chunk(self, run_id: str, namespace: str, index: int, payload: bytes) -> bytes:
+        """Decrypt a stream chunk (plaintext passes through)."""
+        return self._open(
+            run_id,
+            chunk_aad(run_id, namespace, index),
+            payload,
+            f"chunk {index} of stream {namespace or '(default)'!r} of run {run_id}",
+        )
+
+
+_memory_keys: dict[str, str] = {}
+
+
+def resolve_keyring(world_url: str, key: str | bytes | bool | None) -> KeyRing | None:
+    """The key ring for a world: the argument, then ``$DURABLY_ENCRYPTION_KEY``, then the
+    world's default (a key file beside an SQLite database, created on first use; an
+    in-process key for ``memory://``). ``False`` (or the variable set to ``off``) turns
+    encryption off. Other worlds have no default.
+
+    Raises:
+        ConfigurationError: no key for a world that needs one given (names `durably keygen`).
+    """
+    if key is False:
+        return None
+    if key is None or key is True:
+        env = os.environ.get("DURABLY_ENCRYPTION_KEY")
+        if env is not None and env.strip().lower() in ("off", "none", "false", "0"):
+            return None
+        key = env or None
+    if key:
+        return KeyRing.parse(key)
+    scheme = world_url.split("://", 1)[0].lower()
+    if scheme == "memory":
+        return KeyRing.parse(_memory_keys.setdefault(world_url, new_key("mem")))
+    if scheme == "sqlite":
+        from .worlds.sqlite import parse_sqlite_url
+
+        return KeyRing.parse(
+            load_or_create_key_file(key_file_for(parse_sqlite_url(world_url).path))
+        )
+    raise ConfigurationError(
+        f"the world {world_url.split('@')[-1]!r} needs an encryption key: every payload is "
+        "encrypted before it is stored. Make one with `durably keygen` and pass it as "
+        "Workflows(encryption_key=...) or $DURABLY_ENCRYPTION_KEY (the same key on every "
+        "worker); set it to 'off' to store payloads in plaintext."
+    )

@@ -1,0 +1,280 @@
+"""The ASGI application: a thin HTTP layer over a registry's public API.
+
+============================== ======================================================
+``POST /runs/{workflow_name}``  start a run; the JSON body is the keyword arguments;
+                                an ``Idempotency-Key`` header returns the run already
+                                started with that key. 201 ``{"run_id", "workflow"}``.
+``GET /runs/{run_id}``          the run: status, workflow, timestamps, attributes,
+                                streams, and ``result`` / ``error`` once it ended.
+``GET /runs/{run_id}/stream``   the run's stream as server-sent events (see
+                                :mod:`durably.http.sse`); ``?start_index=N``,
+                                ``?namespace=NS``, and the ``Last-Event-ID`` header.
+``POST /runs/{run_id}/cancel``  ask the run to stop; optional body ``{"reason"}``.
+                                202, or 409 when it already ended.
+``POST /hooks/{token}``         a webhook: the JSON body resumes the hook (validated
+                                against its payload type). 202 ``{"run_id", "token"}``.
+============================== ======================================================
+
+Errors are JSON ``{"error": CODE, "detail": MESSAGE}`` with a stable ``CODE``:
+``invalid_json``, ``invalid_arguments``, ``invalid_payload``, ``invalid_request`` (400),
+``workflow_not_found``, ``run_not_found``, ``hook_not_found`` (404), ``run_ended`` (409),
+``payload_too_large`` (413), ``internal_error`` (500).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..errors import (
+    DurablyError,
+    HookNotFoundError,
+    PayloadTooLargeError,
+    RunCancelledError,
+    RunNotFoundError,
+    WorkflowNotRegisteredError,
+    WorkflowRunFailedError,
+)
+from ..hooks import resume_hook
+from ..registry import Workflows
+from ..worlds.base import TERMINAL_STATUSES
+from .payloads import to_json_data
+from .sse import sse_events
+
+__all__ = ["app"]
+
+logger = logging.getLogger("durably.http")
+
+#: Keyword arguments of ``Workflows.start`` itself: a workflow parameter of one of these
+#: names can be given over HTTP only when it can be passed by position.
+_START_OPTIONS = frozenset({"idempotency_key", "deployment"})
+
+
+def app(wf: Workflows, *, heartbeat: float = 15.0, manage_registry: bool = True) -> Starlette:
+    """The HTTP API of registry ``wf`` as a Starlette application (mount it, or serve it
+    with uvicorn: ``uvicorn myapp:api`` where ``api = durably.http.app(wf)``).
+
+    Args:
+        wf: the registry whose workflows are started and whose world is read.
+        heartbeat: seconds between keep-alive comments on an idle event stream.
+        manage_registry: open the registry (and its embedded worker) when the server
+            starts and close it when the server stops. Starlette does not run the
+            lifespan of a mounted sub-application; the registry then opens on first use.
+
+    An event stream stays open until the run's stream is closed; give uvicorn a
+    ``--timeout-graceful-shutdown`` so that a shutdown ends the open ones (clients resume
+    with ``Last-Event-ID``).
+    """
+    api = _Api(wf, heartbeat)
+    routes = [
+        Route("/runs/{workflow_name}", api.start_run, methods=["POST"], name="start_run"),
+        Route("/runs/{run_id}", api.get_run, methods=["GET"], name="get_run"),
+        Route("/runs/{run_id}/stream", api.stream, methods=["GET"], name="stream"),
+        Route("/runs/{run_id}/cancel", api.cancel, methods=["POST"], name="cancel"),
+        Route("/hooks/{token:path}", api.webhook, methods=["POST"], name="webhook"),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await wf.open()
+        try:
+            yield
+        finally:
+            await wf.aclose()
+
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan if manage_registry else None,
+        exception_handlers={
+            HTTPException: _http_error,
+            DurablyError: _durably_error,
+        },
+    )
+
+
+def error(status: int, code: str, detail: Any) -> JSONResponse:
+    """An error response: ``{"error": code, "detail": detail}``."""
+    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error(exc.status_code, code, exc.detail)
+
+
+async def _durably_error(request: Request, exc: Exception) -> Response:
+    # What an endpoint did not turn into a client error is the server's problem.
+    if isinstance(exc, RunNotFoundError):
+        # Not str(exc): it names the world's URL, which may carry credentials.
+        return error(404, "run_not_found", f"no run with id {exc.run_id!r}")
+    if isinstance(exc, HookNotFoundError):
+        return error(404, "hook_not_found", str(exc))
+    if isinstance(exc, WorkflowNotRegisteredError):
+        return error(404, "workflow_not_found", str(exc))
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error(500, "internal_error", f"{type(exc).__name__} (see the server's log)")
+
+
+class _BadRequest(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.response = error(400, code, detail)
+
+
+async def _json_body(request: Request, default: Any) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise _BadRequest("invalid_json", f"the request body is not valid JSON: {e}") from None
+
+
+def _int_param(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise _BadRequest("invalid_request", f"{name} must be a whole number >= 0, got {value!r}")
+    return n
+
+
+class _Api:
+    """The endpoints, bound to one registry."""
+
+    def __init__(self, wf: Workflows, heartbeat: float) -> None:
+        self.wf = wf
+        self.heartbeat = heartbeat
+
+    async def start_run(self, request: Request) -> Response:
+        name = request.path_params["workflow_name"]
+        workflow = self.wf.workflows.get(name)
+        if workflow is None:
+            raise WorkflowNotRegisteredError(
+                f"no workflow named {name!r}; registered: "
+                f"{', '.join(sorted(self.wf.workflows)) or 'none'}"
+            )
+        try:
+            body = await _json_body(request, {})
+            if not isinstance(body, dict):
+                raise _BadRequest(
+                    "invalid_arguments",
+                    f"the body must be a JSON object of keyword arguments, got "
+                    f"{type(body).__name__}",
+                )
+            # Bind here so that parameters that can go by position do, and cannot clash
+            # with the options of start().
+            signature = inspect.signature(workflow.fn)
+            try:
+                bound = signature.bind(**body)
+            except TypeError as e:
+                raise _BadRequest(
+                    "invalid_arguments", f"workflow {name!r} takes {name}{signature}: {e}"
+                ) from None
+            clash = _START_OPTIONS & set(bound.kwargs)
+            if clash:
+                raise _BadRequest(
+                    "invalid_arguments",
+                    f"keyword-only parameter(s) {sorted(clash)} of workflow {name!r} "
+                    "cannot be given over HTTP (they are options of start())",
+                )
+        except _BadRequest as e:
+            return e.response
+        key = request.headers.get("idempotency-key") or None
+        try:
+            run = await self.wf.start(workflow, *bound.args, idempotency_key=key, **bound.kwargs)
+        except PayloadTooLargeError as e:
+            return error(413, "payload_too_large", str(e))
+        except TypeError as e:  # SerializationError included: the arguments do not validate
+            return error(400, "invalid_arguments", str(e))
+        location = str(request.url_for("get_run", run_id=run.run_id))
+        return JSONResponse(
+            {"run_id": run.run_id, "workflow": name},
+            status_code=201,
+            headers={"Location": location},
+        )
+
+    async def get_run(self, request: Request) -> Response:
+        run = await self.wf.get_run(request.path_params["run_id"])
+        rec = await run.record()
+        body = rec.to_json()
+        body["cancel_requested"] = rec.cancel_requested
+        body["streams"] = [s.to_json() for s in await run.stream_info()]
+        if rec.status in TERMINAL_STATUSES:
+            where = f"the result of run {run.run_id}"
+            try:
+                body["result"] = to_json_data(await run.return_value(), where=where)
+            except WorkflowRunFailedError as e:
+                body["error"] = {"type": type(e.cause).__name__, "message": str(e.cause)}
+            except RunCancelledError as e:
+                body["error"] = {"type": "RunCancelledError", "message": str(e)}
+                body["cancel_reason"] = e.reason
+        return JSONResponse(body)
+
+    async def stream(self, request: Request) -> Response:
+        try:
+            start = _int_param(request.query_params.get("start_index"), "start_index") or 0
+            last = _int_param(request.headers.get("last-event-id"), "Last-Event-ID")
+        except _BadRequest as e:
+            return e.response
+        if last is not None:
+            # A reconnecting client: resume after the last event it saw (its URL, and so
+            # its start_index, is the one it first connected with).
+            start = last + 1
+        namespace = request.query_params.get("namespace") or None
+        run = await self.wf.get_run(request.path_params["run_id"])
+        where = f"a chunk of stream {namespace or '(default)'!r} of run {run.run_id}"
+        events = sse_events(
+            run.chunks(start_index=start, namespace=namespace),
+            where=where,
+            heartbeat=self.heartbeat,
+        )
+        return StreamingResponse(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def cancel(self, request: Request) -> Response:
+        run = await self.wf.get_run(request.path_params["run_id"])
+        try:
+            body = await _json_body(request, {})
+        except _BadRequest as e:
+            return e.response
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(reason, str | None):
+            return error(400, "invalid_request", 'the body must be {"reason": "..."} or empty')
+        status = await run.status()
+        if status in TERMINAL_STATUSES:
+            return error(409, "run_ended", f"run {run.run_id} already ended ({status})")
+        await run.cancel(reason)
+        return JSONResponse({"run_id": run.run_id, "cancel_requested": True}, status_code=202)
+
+    async def webhook(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            data = await _json_body(request, {})
+        except _BadRequest as e:
+            return e.response
+        try:
+            run_id = await resume_hook(token, data, registry=self.wf)
+        except PayloadTooLargeError as e:
+            return error(413, "payload_too_large", str(e))
+        except TypeError as e:  # SerializationError: the body does not fit the payload type
+            return error(400, "invalid_payload", str(e))
+        return JSONResponse({"run_id": run_id, "token": token}, status_code=202)

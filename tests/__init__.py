@@ -1,0 +1,1 @@
+"""The test suite (a package, so that tests/http does not shadow the standard library's http)."""
