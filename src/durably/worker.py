@@ -305,7 +305,7 @@ class Worker:
 
     async def _claimed_turn(self, run_id: str) -> None:
         try:
-            await self.advance(run_id, read=True, release=True)
+            await self._advance_and_launch(run_id, read=True, release=True)
         finally:
             self._held_runs.discard(run_id)
 
@@ -333,9 +333,12 @@ class Worker:
         *,
         read: bool = False,
         release: bool = False,
-    ) -> None:
+    ) -> list[StepCall]:
         """Move a run forward: feed it what it has not seen, deliver ``facts`` (this
-        worker's own news), and commit the facts with the body's next commands."""
+        worker's own news), and commit the facts with the body's next commands.
+
+        Returns the new steps this worker claimed to run at once (the caller runs them).
+        """
         async with self._lock(run_id):
             inst = self.instances.pop(run_id, None)
             if inst is None:
@@ -345,7 +348,7 @@ class Worker:
                         await self.committer.commit([RunWrite(run_id, facts=list(facts))])
                     if release:
                         await self.world.release(owner=self.owner, run_ids=[run_id], tasks=())
-                    return
+                    return []
                 read = True
             now = time.time()
             last_read = inst.seen_seq
@@ -368,8 +371,8 @@ class Worker:
             except NonDeterminismError as e:
                 inst.close()
                 await self._fail_run(run_id, last_read, list(facts), e, release)
-                return
-            await self._commit_turn(inst, list(facts), expected, release, now)
+                return []
+            return await self._commit_turn(inst, list(facts), expected, release, now)
 
     async def _commit_turn(
         self,
@@ -378,7 +381,8 @@ class Worker:
         expected: int,
         release: bool,
         now: float,
-    ) -> None:
+    ) -> list[StepCall]:
+        """Commit the turn; returns the steps it claimed for this worker to run now."""
         run_id = inst.run_id
         commands = inst.new_commands()
         claimed: list[StepCall] = []
@@ -420,20 +424,30 @@ class Worker:
             self._busy -= len(claimed)
             inst.close()
             self._wake.set()  # the run may need a turn now; claim it afresh
-            return
+            return []
         inst.committed(res.own_seq)
         if res.last_seq > res.own_seq:
             # The world appended facts of its own (a hook registered or refused): read
             # them in the run's next turn, right away.
-            self._spawn(self.advance(run_id, read=True))
-        for sc in claimed:
-            self._held_tasks.add((run_id, sc.call))
-            self._spawn(self._execute(run_id, sc, 1, now), step=True)
+            self._spawn(self._advance_and_launch(run_id))
         if inst.done:
             inst.close()
             self._locks.pop(run_id, None)
         else:
             self._keep(inst)
+        return claimed
+
+    async def _advance_and_launch(
+        self,
+        run_id: str,
+        facts: Sequence[NewEvent] = (),
+        *,
+        read: bool = True,
+        release: bool = False,
+    ) -> None:
+        self._launch(
+            run_id, await self.advance(run_id, facts, read=read, release=release), time.time()
+        )
 
     def _parent_write(self, inst: RunInstance, commands: list[NewEvent]) -> RunWrite:
         end = commands[-1]
@@ -495,7 +509,7 @@ class Worker:
     async def _fire_timer(self, task: Task) -> None:
         try:
             fired = NewEvent(EventType.WAIT_COMPLETED, task.call, {}, None, time.time())
-            await self.advance(task.run_id, [fired])
+            await self._advance_and_launch(task.run_id, [fired], read=False)
         finally:
             self._held_tasks.discard((task.run_id, task.call))
 
@@ -513,7 +527,8 @@ class Worker:
                     f"step {sc.spec.name!r} was started {task.attempt - 1} times and the "
                     "worker running it was lost each time (killed or crashed); giving up"
                 )
-                await self.advance(task.run_id, [self._failed(sc, err, task.attempt, None)])
+                lost = self._failed(sc, err, task.attempt, None)
+                await self._advance_and_launch(task.run_id, [lost], read=False)
                 return
             handed_over = True  # _execute gives the slot back
             await self._execute(task.run_id, sc, task.attempt, time.time())
@@ -564,24 +579,38 @@ class Worker:
         return StepCall(call, spec, ev.payload or b"")
 
     async def _execute(self, run_id: str, sc: StepCall, attempt: int, started: float) -> None:
-        """Run one attempt of a step in a slot this worker holds, then record it."""
-        key = (run_id, sc.call)
-        self._held_tasks.add(key)
-        self.committer.concurrent += 1
-        try:
-            fact = await self._attempt(run_id, sc, attempt, started)
-        finally:
-            self._busy -= 1
-            self.committer.concurrent -= 1
-            if self._starved:
-                self._wake.set()
-        try:
-            if fact.type is EventType.STEP_RETRYING:
-                await self.committer.commit([RunWrite(run_id, facts=[fact])])
-            else:
-                await self.advance(run_id, [fact])
-        finally:
-            self._held_tasks.discard(key)
+        """Run one attempt of a step in a slot this worker holds, record it, and go on
+        with the run's next step in this same task when the commit claimed one (the
+        common sequential case: no task and no queue round trip per step)."""
+        current: StepCall | None = sc
+        while current is not None:
+            key = (run_id, current.call)
+            self._held_tasks.add(key)
+            self.committer.concurrent += 1
+            try:
+                fact = await self._attempt(run_id, current, attempt, started)
+            finally:
+                self._busy -= 1
+                self.committer.concurrent -= 1
+                if self._starved:
+                    self._wake.set()
+            following: list[StepCall] = []
+            try:
+                if fact.type is EventType.STEP_RETRYING:
+                    await self.committer.commit([RunWrite(run_id, facts=[fact])])
+                else:
+                    following = await self.advance(run_id, [fact])
+            finally:
+                self._held_tasks.discard(key)
+            started, attempt = time.time(), 1
+            current = following[0] if following else None
+            self._launch(run_id, following[1:], started)
+
+    def _launch(self, run_id: str, calls: Sequence[StepCall], started: float) -> None:
+        """Run steps this worker claimed inline, each in a task of its own."""
+        for sc in calls:
+            self._held_tasks.add((run_id, sc.call))
+            self._spawn(self._execute(run_id, sc, 1, started), step=True)
 
     @telemetry.traced_attempt
     async def _attempt(self, run_id: str, sc: StepCall, attempt: int, started: float) -> NewEvent:

@@ -36,7 +36,7 @@ class EncryptedWorld:
 
     async def commit(self, commit: Commit) -> CommitResult:
         if self.sealer.enabled:
-            commit = dataclasses.replace(commit, sealer=self.sealer)
+            commit.sealer = self.sealer
         return await self.inner.commit(commit)
 
     async def append_chunks(

@@ -12,6 +12,8 @@ PRAGMA_WAL = "PRAGMA journal_mode=WAL"
 PRAGMA_SYNCHRONOUS = "PRAGMA synchronous={level}"  # level is validated: FULL/NORMAL/OFF
 PRAGMA_BUSY_TIMEOUT = "PRAGMA busy_timeout={ms:d}"
 PRAGMA_QUERY_ONLY = "PRAGMA query_only=1"
+PRAGMA_WAL_AUTOCHECKPOINT = "PRAGMA wal_autocheckpoint={pages:d}"
+WAL_CHECKPOINT_PASSIVE = "PRAGMA wal_checkpoint(PASSIVE)"
 GET_USER_VERSION = "PRAGMA user_version"
 SET_USER_VERSION = "PRAGMA user_version={version:d}"
 

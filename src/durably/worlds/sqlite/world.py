@@ -132,11 +132,57 @@ def parse_sqlite_url(url: str) -> SqliteConfig:
     return SqliteConfig(os.path.abspath(path), synchronous, busy_timeout_ms)
 
 
+#: WAL pages after which a writer checkpoints itself (the checkpointer thread normally
+#: keeps the WAL far smaller; this only bounds it if that thread falls behind).
+WAL_SAFETY_PAGES = 20_000
+#: How often the checkpointer thread copies the WAL back into the database.
+CHECKPOINT_INTERVAL = 0.05
+
+
+class _Checkpointer:
+    """Copies the WAL back into the database on a thread of its own, so commits never
+    pay for it (SQLite's automatic checkpoint runs inside a commit: ~25 us each)."""
+
+    def __init__(self, path: str, busy_timeout_ms: int) -> None:
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self.dirty = threading.Event()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="durably-checkpoint", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
+            )
+        except sqlite3.Error:
+            return
+        try:
+            while not self.stopping.is_set():
+                if not self.dirty.wait(0.5):
+                    continue
+                self.stopping.wait(CHECKPOINT_INTERVAL)  # let commits pile up a little
+                self.dirty.clear()
+                try:
+                    conn.execute(q.WAL_CHECKPOINT_PASSIVE).fetchall()
+                except sqlite3.Error:
+                    pass  # busy: the next round catches up
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.dirty.set()
+        self.thread.join(timeout=5)
+
+
 class _Hub:
     """What every world of this process open on one database file shares."""
 
     def __init__(self) -> None:
         self.refs = 0
+        self.checkpointer: _Checkpointer | None = None
         #: Serializes this process's writers on the file, so they never wait on each
         #: other in SQLite's busy handler (which sleeps in coarse steps).
         self.write_lock = threading.Lock()
@@ -246,6 +292,7 @@ class SqliteWorld:
                 try:
                     conn.execute(q.PRAGMA_SYNCHRONOUS.format(level=cfg.synchronous.upper()))
                     conn.execute(q.PRAGMA_WAL).fetchall()
+                    conn.execute(q.PRAGMA_WAL_AUTOCHECKPOINT.format(pages=WAL_SAFETY_PAGES))
                     migrate(conn, cfg.path)
                 except BaseException:
                     conn.close()
@@ -263,6 +310,7 @@ class SqliteWorld:
                 hub = self._hubs.get(key)
                 if hub is None:
                     hub = self._hubs[key] = _Hub()
+                    hub.checkpointer = _Checkpointer(cfg.path, cfg.busy_timeout_ms)
                 hub.refs += 1
             self._writer, self._hub, self._hub_key = conn, hub, key
             self._local = threading.local()
@@ -284,8 +332,11 @@ class SqliteWorld:
                 writer.close()
             with self._hubs_lock:
                 hub.refs -= 1
-                if hub.refs <= 0 and self._hubs.get(self._hub_key) is hub:
+                last = hub.refs <= 0 and self._hubs.get(self._hub_key) is hub
+                if last:
                     del self._hubs[self._hub_key]
+            if last and hub.checkpointer is not None:
+                hub.checkpointer.stop()
 
     def _connect(self) -> sqlite3.Connection:
         cfg = self.config
@@ -348,6 +399,8 @@ class SqliteWorld:
             try:
                 result = work(conn)
                 conn.execute(q.COMMIT)
+                if hub.checkpointer is not None:
+                    hub.checkpointer.dirty.set()
             except BaseException:
                 if conn.in_transaction:
                     conn.execute(q.ROLLBACK)
