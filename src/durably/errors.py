@@ -32,6 +32,16 @@ __all__ = [
 ]
 
 
+def redact_url(url: str) -> str:
+    """A world URL without its password (for messages and logs)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    creds, _, host = rest.partition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user + ':***' if ':' in creds else user}@{host}"
+
+
 class DurablyError(Exception):
     """Base class of the errors durably itself raises."""
 
@@ -94,7 +104,7 @@ class RunNotFoundError(DurablyError, LookupError):
     """No run with this id exists in the world."""
 
     def __init__(self, run_id: str, world: str = "") -> None:
-        where = f" in world {world}" if world else ""
+        where = f" in world {redact_url(world)}" if world else ""
         super().__init__(
             f"no run with id {run_id!r}{where}; list runs with `durably inspect runs`"
             " and check that --world points at the database the run was started on"

@@ -50,7 +50,7 @@ class BaseHook:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        BaseHook._types[cls.__name__] = cls
+        BaseHook._types[_type_key(cls)] = cls
 
     @classmethod
     def wait(
@@ -82,6 +82,12 @@ class BaseHook:
             SerializationError: the data does not fit (names the problem).
         """
         return serde.validate(data, cls, where=f"the payload of hook type {cls.__name__!r}")  # type: ignore[no-any-return]
+
+
+def _type_key(cls: type) -> str:
+    """How a hook's payload type is recorded: ``module:qualname`` (two classes of one
+    name in different modules are different types)."""
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _check_payload_type(cls: type) -> None:
@@ -116,7 +122,7 @@ class HookWait(Generic[H]):
         self._queue: collections.deque[bytes | None] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._disposed = False
-        self.call, self.token = inst.call_hook(self, cls.__name__, token, meta)
+        self.call, self.token = inst.call_hook(self, _type_key(cls), token, meta)
 
     # -- facts from the run's log ------------------------------------------------------
 
@@ -181,9 +187,12 @@ async def _deliver(payload: BaseHook, token: str, registry: Workflows | None) ->
     hook = await world.get_hook(token)
     if hook is None:
         raise HookNotFoundError(_not_found(token))
-    name = type(payload).__name__
+    name = _type_key(type(payload))
     if hook.hook_type != name:
-        raise TypeError(f"hook {token!r} waits for a {hook.hook_type!r} payload, got a {name!r}")
+        raise TypeError(
+            f"hook {token!r} waits for a {_short(hook.hook_type)!r} payload "
+            f"({hook.hook_type}), got a {_short(name)!r} ({name})"
+        )
     data = serde.encode(payload, where=f"the payload resuming hook {token!r}")
     fact = NewEvent(EventType.HOOK_RECEIVED, hook.call, {"token": token}, data)
     result = await world.commit(Commit([RunWrite(hook.run_id, facts=[fact])]))
@@ -193,6 +202,10 @@ async def _deliver(payload: BaseHook, token: str, registry: Workflows | None) ->
     if worker is not None:
         worker.kick()
     return hook.run_id
+
+
+def _short(type_key: str) -> str:
+    return type_key.rsplit(":", 1)[-1]
 
 
 def _not_found(token: str) -> str:
@@ -219,9 +232,9 @@ async def resume_hook(token: str, data: Any, *, registry: Workflows | None = Non
         raise HookNotFoundError(_not_found(token))
     cls = BaseHook._types.get(hook.hook_type)
     if cls is None:
-        raise SerializationError(
+        raise ConfigurationError(
             f"hook {token!r} waits for a {hook.hook_type!r} payload, a type this process "
-            "does not define; import the module that defines it"
+            "does not define; import the module that defines it where the hook is resumed"
         )
     return await _deliver(cls.validate(data), token, reg)
 

@@ -28,6 +28,8 @@ __all__ = ["StreamWriter", "Writable", "get_writable"]
 FLUSH_DELAY = 0.002
 #: Past this much buffered data, ``write()`` waits for a flush (back-pressure).
 MAX_BUFFERED_BYTES = 4 * 1024 * 1024
+#: A writer gives the event loop a turn every this many chunks.
+YIELD_EVERY = 64
 
 
 @dataclass
@@ -60,6 +62,10 @@ class Writable:
         writer.write(self.run_id, self.namespace, data)
         if writer.buffered > MAX_BUFFERED_BYTES:
             await writer.drain()
+        elif writer.queued % YIELD_EVERY == 0:
+            # A tight loop of writes would otherwise never let the flush (and readers in
+            # this process) run before the step ends.
+            await asyncio.sleep(0)
 
     async def close(self) -> None:
         """Close the stream: readers end after its last chunk. Durable when it returns."""
@@ -91,6 +97,7 @@ class StreamWriter:
     def __init__(self, world: World) -> None:
         self.world = world
         self.buffered = 0
+        self.queued = 0
         self._pending: dict[tuple[str, str], list[bytes]] = {}
         self._closing: set[tuple[str, str]] = set()
         self._waiters: list[asyncio.Future[None]] = []
@@ -101,6 +108,7 @@ class StreamWriter:
         """Queue a chunk; it is stored within ``FLUSH_DELAY``."""
         self._pending.setdefault((run_id, namespace), []).append(data)
         self.buffered += len(data)
+        self.queued += 1
         self._schedule(FLUSH_DELAY)
 
     def close(self, run_id: str, namespace: str) -> None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
-from ..errors import RunNotFoundError
-from ..registry import Workflows
+from .. import serde
+from ..crypto import Sealer, is_sealed, resolve_keyring
+from ..errors import DecryptionError, RunNotFoundError
 from ..worlds import World, resolve_world_url
-from ..worlds.base import RunFilter
+from ..worlds.base import TERMINAL_STATUSES, RunFilter, StreamChunk
+from ..worlds.encrypted import record_decryption
+from . import live
 from .common import (
     fail,
     fmt_duration,
@@ -55,6 +59,7 @@ def _parse_attrs(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--namespace", default=None, help="Only runs of this namespace.")
 @click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE", help="Attribute filter.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--watch", is_flag=True, help="Redraw as runs change (--json: a line per change).")
 @world_option
 @json_option
 def runs_cmd(
@@ -65,6 +70,7 @@ def runs_cmd(
     limit: int,
     world_url: str | None,
     as_json: bool,
+    watch: bool = False,
 ) -> None:
     """List runs, newest first."""
     flt = RunFilter(
@@ -74,6 +80,8 @@ def runs_cmd(
         attributes=_parse_attrs(attrs),
         limit=limit,
     )
+    if watch:
+        return live.watch(world_url, flt, as_json)
 
     async def go(world: World) -> None:
         runs = await world.list_runs(flt)
@@ -103,10 +111,13 @@ def runs_cmd(
 
 @inspect.command("run")
 @click.argument("run_id")
+@click.option("--follow", is_flag=True, help="Redraw until it ends (--json: a line per change).")
 @world_option
 @json_option
-def run_cmd(run_id: str, world_url: str | None, as_json: bool) -> None:
+def run_cmd(run_id: str, world_url: str | None, as_json: bool, follow: bool = False) -> None:
     """Show one run: its status and its steps (status, attempts, timings)."""
+    if follow:
+        return live.follow(world_url, run_id, as_json)
 
     async def go(world: World) -> None:
         rec = await world.get_run(run_id)
@@ -208,6 +219,8 @@ def events_cmd(
     metavar="N",
     help="Print the chunks from index N (without --follow: those written so far).",
 )
+@decrypt_option
+@key_option
 @world_option
 @json_option
 def streams_cmd(
@@ -215,80 +228,122 @@ def streams_cmd(
     namespace: str | None,
     follow: bool,
     start: int | None,
+    decrypt: bool,
+    key: str | None,
     world_url: str | None,
     as_json: bool,
 ) -> None:
     """List a run's streams (chunk counts, closed or not), or print a stream's chunks.
 
-    With --follow or --from, prints one JSON line per chunk:
-    {"index": N, "value": ..., "created_at": ...}. A value that is not plain JSON is
-    printed in durably's tagged form ({"$t": ...}).
+    With --follow, --from or --decrypt, prints one JSON line per chunk:
+    {"index": N, "value": ..., "created_at": ...}. Values show as <encrypted> unless
+    --decrypt, which appends a data_decrypted event (who, when, which stream) to the run;
+    a decrypted value that is not plain JSON is printed in durably's tagged form.
     """
 
-    async def go() -> None:
-        # A registry that executes nothing: only reads (and tails) the run.
-        registry = Workflows(world=world_url, worker=False)
-        try:
-            run = await registry.get_run(run_id)
-            if follow or start is not None:
-                await _print_chunks(registry, run_id, namespace, follow, start or 0)
-                return
-            infos = await run.stream_info()
-            if namespace is not None:
-                infos = [i for i in infos if i.namespace == namespace]
-            if as_json:
-                print_json([i.to_json() for i in infos])
-                return
-            print_table(
-                ["namespace", "chunks", "closed", "updated"],
+    async def go(world: World) -> None:
+        if await world.get_run(run_id) is None:
+            raise RunNotFoundError(run_id, resolve_world_url(world_url))
+        if follow or start is not None or decrypt:
+            reader = _ChunkPrinter(world, world_url, run_id, namespace or "", decrypt, key)
+            await reader.print(start or 0, follow)
+            return
+        infos = await world.stream_info(run_id)
+        if namespace is not None:
+            infos = [i for i in infos if i.namespace == namespace]
+        if as_json:
+            print_json([i.to_json() for i in infos])
+            return
+        print_table(
+            ["namespace", "chunks", "closed", "updated"],
+            [
                 [
-                    [
-                        i.namespace or "(default)",
-                        i.count,
-                        "yes" if i.closed else "no",
-                        fmt_time(i.updated_at),
-                    ]
-                    for i in infos
-                ],
-            )
-            if not infos:
-                click.echo(f"run {run_id} has no streams")
-        finally:
-            await registry.aclose()
+                    i.namespace or "(default)",
+                    i.count,
+                    "yes" if i.closed else "no",
+                    fmt_time(i.updated_at),
+                ]
+                for i in infos
+            ],
+        )
+        if not infos:
+            click.echo(f"run {run_id} has no streams")
 
     try:
-        run_async(go())
+        run_async(with_world(world_url, go))
     except KeyboardInterrupt:
         sys.exit(130)
 
 
-async def _print_chunks(
-    registry: Workflows, run_id: str, namespace: str | None, follow: bool, start: int
-) -> None:
-    from .. import serde
-    from ..http.payloads import to_json_data
+class _ChunkPrinter:
+    """Prints a stream's chunks as JSON lines, tailing it like ``Run.chunks`` does."""
 
-    where = f"a chunk of stream {namespace or '(default)'!r} of run {run_id}"
+    def __init__(
+        self,
+        world: World,
+        world_url: str | None,
+        run_id: str,
+        namespace: str,
+        decrypt: bool,
+        key: str | None,
+    ) -> None:
+        self.world = world
+        self.run_id = run_id
+        self.namespace = namespace
+        self.where = f"a chunk of stream {namespace or '(default)'!r} of run {run_id}"
+        self.sealer: Sealer | None = None
+        self.audited = False
+        if decrypt:
+            ring = resolve_keyring(resolve_world_url(world_url), key)
+            if ring is None:
+                raise DecryptionError(
+                    "--decrypt needs the key: pass --key or set $DURABLY_ENCRYPTION_KEY"
+                )
+            self.sealer = Sealer(ring)
 
-    def emit(index: int, payload: bytes, created_at: float) -> None:
-        value = to_json_data(serde.decode(payload, where=where), where=where)
-        line = {"index": index, "value": value, "created_at": created_at}
+    async def print(self, start: int, follow: bool) -> None:
+        world, index = self.world, start
+        while True:
+            chunks, done = await world.read_chunks(self.run_id, self.namespace, start_index=index)
+            for chunk in chunks:
+                await self._emit(chunk, follow)
+                index = chunk.index + 1
+            if done or (not chunks and not follow):
+                return
+            if chunks:
+                continue
+            rec = await world.get_run(self.run_id)
+            if rec is None or rec.status in TERMINAL_STATUSES:
+                # Ended: its streams are closed (one never opened stays empty); read
+                # what was written before the end, then stop.
+                final, _ = await world.read_chunks(self.run_id, self.namespace, start_index=index)
+                if not final:
+                    return
+                continue
+            await world.wait_for_chunks(self.run_id, self.namespace, after_count=index, timeout=5.0)
+
+    async def _emit(self, chunk: StreamChunk, follow: bool) -> None:
+        value: Any
+        if self.sealer is None:
+            value = show_payload(chunk.payload)
+        else:
+            if is_sealed(chunk.payload) and not self.audited:
+                # One audit record per command, before the first plaintext is shown.
+                what = f"chunks of stream {self.namespace!r} from {chunk.index}"
+                await record_decryption(
+                    self.world,
+                    self.run_id,
+                    [],
+                    via="cli",
+                    what=what + (" on (followed)" if follow else ""),
+                )
+                self.audited = True
+            from ..http.payloads import to_json_data  # not at import: it loads starlette
+
+            plain = self.sealer.open_chunk(self.run_id, self.namespace, chunk.index, chunk.payload)
+            value = to_json_data(serde.decode(plain, where=self.where), where=self.where)
+        line = {"index": chunk.index, "value": value, "created_at": chunk.created_at}
         click.echo(json.dumps(line, ensure_ascii=False))
-
-    if follow:
-        run = await registry.get_run(run_id)
-        async for chunk in run.chunks(start_index=start, namespace=namespace):
-            emit(chunk.index, chunk.payload, chunk.created_at)
-        return
-    world = await registry.open()
-    index = start
-    while True:
-        chunks, _ = await world.read_chunks(run_id, namespace or "", start_index=index)
-        if not chunks:
-            return
-        for chunk in chunks:
-            emit(chunk.index, chunk.payload, chunk.created_at)
-            index = chunk.index + 1
 
 
 @inspect.command("hooks")

@@ -18,7 +18,8 @@
 Errors are JSON ``{"error": CODE, "detail": MESSAGE}`` with a stable ``CODE``:
 ``invalid_json``, ``invalid_arguments``, ``invalid_payload``, ``invalid_request`` (400),
 ``workflow_not_found``, ``run_not_found``, ``hook_not_found`` (404), ``run_ended`` (409),
-``payload_too_large`` (413), ``internal_error`` (500).
+``payload_too_large`` (413), ``internal_error`` (500); and ``not_found``,
+``method_not_allowed`` for a path or method the app does not serve.
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ def error(status: int, code: str, detail: Any) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error(exc.status_code, code, exc.detail)
+    response = error(exc.status_code, code, exc.detail)
+    response.headers.update(exc.headers or {})  # Allow, for a 405
+    return response
 
 
 async def _durably_error(request: Request, exc: Exception) -> Response:

@@ -378,7 +378,8 @@ class RunInstance:
             # A generated token must be unguessable, so it cannot come from the run's
             # seeded random source; a replay reads it back from the log instead.
             token = self._recorded_tokens.get(n) or secrets.token_urlsafe(24)
-        data = {"name": hook_type, "type": hook_type, "token": token, "metadata": metadata}
+        name = hook_type.rsplit(":", 1)[-1]
+        data = {"name": name, "type": hook_type, "token": token, "metadata": metadata}
         self._issued[("hook_created", n)] = NewEvent(EventType.HOOK_CREATED, n, data)
         self._hooks[n] = sink
         return n, token

@@ -496,7 +496,7 @@ def _hook_created(x: _Write, ev: NewEvent, call: int, at: float) -> None:
             run_id=rec.run_id,
             call=call,
             kind="hook",
-            name=str(ev.data.get("type", "hook")),
+            name=str(ev.data.get("name", ev.data.get("type", "hook"))),
             status="conflict" if conflict else "waiting",
             attempts=0,
             created_at=at,
