@@ -11,7 +11,10 @@ import click
 from .commands import cancel, demo, worker
 from .deployments import deployments_cmd, runs
 from .inspect import inspect
+from .migrate import migrate
 from .security import keygen, rekey
+from .skill import skill
+from .web import web
 
 __all__ = ["cli", "main"]
 
@@ -30,6 +33,9 @@ cli.add_command(keygen)
 cli.add_command(rekey)
 cli.add_command(runs)
 inspect.add_command(deployments_cmd)
+cli.add_command(web)
+cli.add_command(skill)
+cli.add_command(migrate)
 
 
 def main() -> None:

@@ -1,0 +1,20 @@
+"""The dashboard: ``durably web``, or mount it in an application.
+
+    from durably.web import create_app
+
+    dashboard = create_app(wf)            # a Starlette ASGI app over wf's world
+    # uvicorn myapp:dashboard --port 8233
+
+Pages: runs (filtered, paged, live), a run (timeline of its steps, attempts, sleeps, hooks
+and child runs; input and outcome; live hooks with a resume form; streams tailing live;
+the event log), a durable call (arguments, attempts with errors and tracebacks, result),
+live hooks. Actions: cancel, wake a sleeping run, rerun with the same input, resume a hook.
+See :mod:`durably.web.security` for the token, the host check and the cross-site
+protection.
+"""
+
+from .app import Dashboard, create_app
+from .payloads import PayloadView, render_payload
+from .timeline import Timeline, build_timeline
+
+__all__ = ["Dashboard", "PayloadView", "Timeline", "build_timeline", "create_app", "render_payload"]

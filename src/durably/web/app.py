@@ -1,0 +1,230 @@
+"""The dashboard application: a Starlette app, pages rendered on the server with Jinja2.
+
+It reads only through the :class:`~durably.worlds.base.World` protocol and acts only
+through the public API (``Run.cancel``, ``Run.wake``, ``resume_hook``) or by committing the
+same facts those would, so it works on every world. Pages read the world as stored
+(payloads that are encrypted stay opaque); actions go through a registry on the same world,
+which seals what they write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..crypto import Sealer, is_sealed, resolve_keyring
+from ..registry import Workflows
+from ..worlds import World, open_world
+from ..worlds.encrypted import EncryptedWorld
+from .security import LOOPBACK_HOSTS, Guard, new_secret
+from .timeline import human_duration
+
+__all__ = ["Dashboard", "create_app"]
+
+HERE = Path(__file__).parent
+
+
+class Dashboard:
+    """What the pages and actions share: the world, the registry, templates, secrets."""
+
+    def __init__(
+        self,
+        registry: Workflows,
+        *,
+        owns_registry: bool,
+        encryption_key: str | bytes | None = None,
+    ) -> None:
+        self.registry = registry
+        self.owns_registry = owns_registry
+        self.encryption_key = encryption_key
+        self.world_url = registry.world_url
+        self.csrf = new_secret()
+        self._world: World | None = None
+        self._sealed: World | None = None
+        self._lock: asyncio.Lock | None = None
+        self._flashes: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(
+            {
+                "time": fmt_time,
+                "dur": human_duration,
+                "since": lambda t, t0: "+" + human_duration((t or t0) - t0),
+                "compact_json": lambda d: json.dumps(d, separators=(",", ":"), default=str),
+            }
+        )
+        self.env.globals["csrf"] = self.csrf
+
+    async def world(self) -> World:
+        """The world as stored (opened on first use; the app may be mounted elsewhere)."""
+        if self._world is None:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                if self._world is None:
+                    world = open_world(self.world_url)
+                    await world.open()
+                    self._world = world
+        return self._world
+
+    async def writer_for(self, run_id: str) -> World:
+        """The world to write payloads of ``run_id`` through: sealed like the run's own
+        payloads (its input), so the dashboard never downgrades an encrypted run nor
+        encrypts for workers that hold no key. Reading through it decrypts in memory,
+        which the actions use only to copy an input, never to show it.
+
+        Raises:
+            ConfigurationError, DecryptionError: the run is encrypted and no key is at hand.
+        """
+        raw = await self.world()
+        first = await raw.read_events(run_id, after_seq=0, limit=1)
+        if not first or not is_sealed(first[0].payload):
+            return raw
+        if not self.owns_registry:
+            return await self.registry.open()  # the application's own key
+        if self._sealed is None:
+            ring = resolve_keyring(self.world_url, self.encryption_key)
+            self._sealed = cast(World, EncryptedWorld(raw, Sealer(ring)))
+        return self._sealed
+
+    async def close(self) -> None:
+        """Close the world (and the registry when the dashboard made it)."""
+        if self._world is not None:
+            await self._world.close()
+            self._world = None
+            self._sealed = None
+        if self.owns_registry:
+            await self.registry.aclose()
+
+    def render(
+        self, request: Request, name: str, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
+        """Render template ``name`` (autoescaped) with ``context``."""
+        context.setdefault("flash", self.take_flash(request))
+        html = self.env.get_template(name).render(
+            request=request,
+            world_url=self.world_url,
+            root=root(request),
+            **context,
+        )
+        return HTMLResponse(html, status_code=status_code)
+
+    def flash_redirect(self, url: str, kind: str, text: str) -> RedirectResponse:
+        """Redirect to ``url`` (after a POST) and show ``text`` once there."""
+        key = secrets.token_urlsafe(8)
+        self._flashes[key] = (kind, text)
+        while len(self._flashes) > 200:
+            self._flashes.popitem(last=False)
+        sep = "&" if "?" in url else "?"
+        return RedirectResponse(f"{url}{sep}flash={key}", status_code=303)
+
+    def take_flash(self, request: Request) -> tuple[str, str] | None:
+        """The message a redirect left for this page, once."""
+        key = request.query_params.get("flash")
+        return self._flashes.pop(key, None) if key else None
+
+
+def fmt_time(ts: float | None) -> str:
+    """A timestamp as UTC text to the millisecond."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def now() -> float:
+    """The current time (one place, for tests)."""
+    return time.time()
+
+
+def create_app(
+    registry: Workflows | None = None,
+    *,
+    world: str | None = None,
+    token: str | None = None,
+    allowed_hosts: Iterable[str] | None = LOOPBACK_HOSTS,
+    encryption_key: str | bytes | None = None,
+) -> Starlette:
+    """The dashboard as an ASGI application.
+
+    Args:
+        registry: the registry whose world to show (its embedded worker, if any, is woken
+            by the actions). Default: a registry on ``world`` that runs no worker.
+        world: a world URL, when no registry is given (default ``$DURABLY_WORLD``, else
+            the embedded SQLite file).
+        token: require this token on every request (see :mod:`durably.web.security`).
+        allowed_hosts: without a token, the Host names served (default loopback only);
+            ``None`` serves any (when the app mounting it authenticates users itself).
+        encryption_key: the key ring to seal what actions write into encrypted runs
+            (default ``$DURABLY_ENCRYPTION_KEY``, else the world's key file); only used
+            when no ``registry`` is given. Pages never decrypt.
+    """
+    from . import actions, views
+
+    owns = registry is None
+    # Cancel and wake write no payloads; the dashboard's own registry encrypts nothing
+    # (and so never makes a key file): what carries a payload goes through writer_for().
+    reg = registry or Workflows(world=world, worker=False, encryption_key=False)
+    dash = Dashboard(reg, owns_registry=owns, encryption_key=encryption_key)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await dash.close()
+
+    routes = [
+        Route("/", views.home),
+        Route("/runs", views.runs_page),
+        Route("/runs/_rows", views.runs_rows),
+        Route("/hooks", views.hooks_page),
+        Route("/runs/{run_id}", views.run_page),
+        Route("/runs/{run_id}/_live", views.run_live),
+        Route("/runs/{run_id}/calls/{call:int}", views.call_page),
+        Route("/runs/{run_id}/streams/_chunks", views.stream_chunks),
+        Route("/runs/{run_id}/cancel", actions.cancel, methods=["POST"]),
+        Route("/runs/{run_id}/wake", actions.wake, methods=["POST"]),
+        Route("/runs/{run_id}/rerun", actions.rerun, methods=["POST"]),
+        Route("/runs/{run_id}/hooks/resume", actions.resume, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: views.not_found})
+    app.state.dashboard = dash
+    app.add_middleware(Guard, token=token, csrf_secret=dash.csrf, allowed_hosts=allowed_hosts)
+    return app
+
+
+def dashboard(request: Request) -> Dashboard:
+    """The dashboard serving ``request``."""
+    dash: Dashboard = request.app.state.dashboard
+    return dash
+
+
+def root(request: Request) -> str:
+    """Where the dashboard is mounted (``""`` at the top)."""
+    return str(request.scope.get("root_path", ""))
+
+
+def redirect(url: str) -> Response:
+    """A 303 to ``url``."""
+    return RedirectResponse(url, status_code=303)

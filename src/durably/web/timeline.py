@@ -1,0 +1,318 @@
+"""A run's timeline (Gantt chart), built from its event log.
+
+One row per durable call (steps, sleeps, hooks, child runs) under a row for the run itself,
+each with bars for what happened when: a step's time in the queue, each attempt (and how it
+ended), the backoff between attempts; a sleep from its start to when it fired (or is due);
+a hook from its creation to its disposal, with a mark per resume received; a child run from
+its start to its end. Positions are percentages of the chart's time span, so a template
+draws the bars as SVG rectangles without any arithmetic of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..events import Event, EventType
+from ..worlds.base import TERMINAL_STATUSES, RunRecord, StepRecord
+
+__all__ = ["Bar", "Mark", "Row", "Timeline", "build_timeline", "human_duration"]
+
+#: The narrowest bar drawn, in percent of the chart, so that a 1 ms step stays visible.
+MIN_WIDTH = 0.35
+
+
+@dataclass(slots=True)
+class Bar:
+    """A span of time in a row; ``css`` names its kind and outcome for the stylesheet."""
+
+    start: float
+    end: float
+    css: str
+    title: str
+    x: float = 0.0
+    w: float = 0.0
+
+
+@dataclass(slots=True)
+class Mark:
+    """An instant in a row (a hook resume)."""
+
+    at: float
+    title: str
+    x: float = 0.0
+
+
+@dataclass(slots=True)
+class Row:
+    """One line of the chart: the run itself or one of its durable calls."""
+
+    kind: str  # "run", "step", "wait", "hook" or "child"
+    name: str
+    status: str
+    start: float
+    call: int | None = None
+    end: float | None = None  # None: still going
+    attempts: int = 0
+    error_type: str | None = None
+    child_run_id: str | None = None
+    note: str = ""
+    bars: list[Bar] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    # while building
+    _mark_from: float = 0.0
+    _retry_at: float | None = None
+    _due: float | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end (``None`` while going)."""
+        return None if self.end is None else max(self.end - self.start, 0.0)
+
+
+@dataclass(slots=True)
+class Timeline:
+    """The chart: its time span, rows and axis ticks (``(percent, label)``)."""
+
+    start: float
+    end: float
+    rows: list[Row]
+    ticks: list[tuple[float, str]]
+    live: bool
+    hidden_rows: int = 0
+
+
+def human_duration(seconds: float | None) -> str:
+    """``0.8ms``, ``1.25s``, ``3.5m``, ``2.0h``, ``3.1d``."""
+    if seconds is None:
+        return "-"
+    d = max(seconds, 0.0)
+    if d < 1:
+        return f"{d * 1000:.1f}ms"
+    if d < 120:
+        return f"{d:.2f}s"
+    if d < 7200:
+        return f"{d / 60:.1f}m"
+    if d < 172800:
+        return f"{d / 3600:.1f}h"
+    return f"{d / 86400:.1f}d"
+
+
+_STEP_END = {EventType.STEP_COMPLETED: "completed", EventType.STEP_FAILED: "failed"}
+_CHILD_END = {EventType.CHILD_COMPLETED: "completed", EventType.CHILD_FAILED: "failed"}
+
+
+def build_timeline(
+    run: RunRecord,
+    events: Sequence[Event],
+    *,
+    now: float,
+    steps: Sequence[StepRecord] = (),
+    max_rows: int = 500,
+) -> Timeline:
+    """Lay out the timeline of ``run`` from its ``events`` as of ``now``.
+
+    Args:
+        run: the run's record.
+        events: its event log, in order.
+        now: the current time (bars of what is still going end there).
+        steps: the run's ``steps`` projection, to tell a running step from a queued one.
+        max_rows: rows beyond this many are counted in ``hidden_rows``, not drawn.
+    """
+    live = run.status not in TERMINAL_STATUSES
+    run_row = Row(kind="run", name=run.workflow_name, status=run.status, start=run.created_at)
+    rows: dict[int, Row] = {}
+    run_end: float | None = run.completed_at if not live else None
+    for ev in events:
+        _apply(ev, run_row, rows)
+        if ev.type in (
+            EventType.RUN_COMPLETED,
+            EventType.RUN_FAILED,
+            EventType.RUN_CANCELLED,
+        ):
+            run_end = ev.created_at
+            run_row.error_type = ev.data.get("error_type")
+
+    # The chart spans the run, up to now while it goes on (a little further when a sleep
+    # is about to end, so its remainder shows).
+    end = run_end if run_end is not None else now
+    end = max(end, max((e.created_at for e in events), default=end))
+    if live:
+        span = max(end - run.created_at, 1.0)
+        dues = [r._due for r in rows.values() if r.end is None and r._due is not None]
+        soon = [d for d in dues if end < d <= end + span]
+        if soon:
+            end = max(soon)
+    start = run.created_at
+    total = max(end - start, 1e-3)
+
+    status_of = {s.call: s.status for s in steps}
+    clock = now if live else end
+    _finish_run_row(run_row, run, run_end, clock)
+    ordered = [rows[c] for c in sorted(rows)]
+    for row in ordered:
+        _finish(row, run_end, clock, status_of.get(row.call or 0))
+    hidden = max(len(ordered) - max_rows, 0)
+    shown = [run_row, *ordered[:max_rows]]
+    for row in shown:
+        for bar in row.bars:
+            x0 = _pct(bar.start, start, total)
+            x1 = _pct(bar.end, start, total)
+            bar.x = min(x0, 100.0 - MIN_WIDTH)
+            bar.w = max(x1 - x0, MIN_WIDTH)
+        for mark in row.marks:
+            mark.x = _pct(mark.at, start, total)
+    ticks = [(i * 20.0, "+" + human_duration(total * i / 5)) for i in range(6)]
+    return Timeline(start, end, shown, ticks, live, hidden)
+
+
+def _pct(t: float, start: float, total: float) -> float:
+    return min(max((t - start) / total * 100.0, 0.0), 100.0)
+
+
+def _apply(ev: Event, run_row: Row, rows: dict[int, Row]) -> None:
+    t, at, data = ev.type, ev.created_at, ev.data
+    if t is EventType.RUN_STARTED:
+        run_row._mark_from = at
+        return
+    if ev.call is None:
+        return
+    call = ev.call
+    row = rows.get(call)
+    if t is EventType.STEP_CREATED:
+        rows[call] = Row("step", str(data.get("name", "")), "pending", at, call, _mark_from=at)
+    elif t is EventType.WAIT_CREATED:
+        due = data.get("due_at")
+        rows[call] = Row("wait", str(data.get("name", "sleep")), "waiting", at, call)
+        rows[call]._due = float(due) if due is not None else None
+    elif t is EventType.HOOK_CREATED:
+        name = str(data.get("type") or data.get("name") or "hook")
+        rows[call] = Row("hook", name, "waiting", at, call)
+        rows[call].note = str(data.get("token", ""))
+    elif t is EventType.CHILD_CREATED:
+        rows[call] = Row("child", str(data.get("name", "")), "running", at, call)
+        rows[call].child_run_id = data.get("child_run_id")
+    elif row is None:
+        return
+    elif t is EventType.STEP_RETRYING or t in _STEP_END:
+        _attempt(row, ev)
+    elif t is EventType.WAIT_COMPLETED:
+        row.end, row.status = at, "completed"
+        if data.get("early"):
+            row.note = "woken early"
+    elif t is EventType.WAIT_CANCELLED:
+        if row.end is None:
+            row.end, row.status = at, "cancelled"
+    elif t is EventType.HOOK_RECEIVED:
+        row.attempts += 1
+        row.marks.append(Mark(at, f"resume #{row.attempts} received"))
+    elif t is EventType.HOOK_CONFLICT:
+        row.end, row.status = at, "conflict"
+        row.error_type = str(data.get("error_type") or "HookConflictError")
+    elif t is EventType.HOOK_DISPOSED:
+        if row.end is None:
+            row.end, row.status = at, "disposed"
+    elif t in _CHILD_END:
+        row.end, row.status = at, _CHILD_END[t]
+        row.error_type = data.get("error_type")
+
+
+def _attempt(row: Row, ev: Event) -> None:
+    """A step attempt ended (retrying, completed or failed)."""
+    data, end = ev.data, ev.created_at
+    attempt = int(data.get("attempt") or row.attempts + 1)
+    started = float(data.get("started_at") or row._mark_from)
+    _gap(row, started, attempt)
+    if ev.type is EventType.STEP_RETRYING:
+        outcome = "retrying"
+        row._retry_at = float(data.get("retry_at") or end)
+    else:
+        outcome = _STEP_END[ev.type]
+        row.end, row.status = end, outcome
+    err = data.get("error_type")
+    row.error_type = err if outcome != "completed" else None
+    detail = f" ({err})" if err and outcome != "completed" else ""
+    title = f"attempt {attempt}: {human_duration(end - started)}, {outcome}{detail}"
+    row.bars.append(Bar(started, end, f"attempt {outcome}", title))
+    row.attempts = attempt
+    row.status = outcome
+    row._mark_from = end
+
+
+def _gap(row: Row, until: float, attempt: int) -> None:
+    """The time before an attempt: in the queue (first) or backing off (later)."""
+    since = row._mark_from
+    if until - since <= 0:
+        return
+    if attempt <= 1 or row._retry_at is None:
+        row.bars.append(Bar(since, until, "queued", f"queued {human_duration(until - since)}"))
+    else:
+        row.bars.append(
+            Bar(
+                since,
+                until,
+                "backoff",
+                f"backoff before attempt {attempt}: {human_duration(until - since)}",
+            )
+        )
+
+
+def _finish_run_row(row: Row, run: RunRecord, run_end: float | None, clock: float) -> None:
+    started = run.started_at or row._mark_from or None
+    end = run_end if run_end is not None else clock
+    row.end = run_end
+    if started is None:
+        row.bars.append(Bar(row.start, end, "queued", f"pending {human_duration(end - row.start)}"))
+        return
+    if started > row.start:
+        wait = started - row.start
+        row.bars.append(Bar(row.start, started, "queued", f"pending {human_duration(wait)}"))
+    row.bars.append(Bar(started, end, f"run {run.status}", f"{run.status}, {_took(started, end)}"))
+
+
+def _took(a: float, b: float) -> str:
+    return human_duration(b - a)
+
+
+def _finish(row: Row, run_end: float | None, clock: float, step_status: str | None) -> None:
+    """Close what is still open: up to the run's end, or up to now while it goes on."""
+    stop = run_end if run_end is not None else clock
+    if row.kind == "step":
+        if row.end is not None:
+            return
+        if row._retry_at is not None:
+            retry_at = min(row._retry_at, stop)
+            row.bars.append(
+                Bar(
+                    row._mark_from, retry_at, "backoff", f"backoff until attempt {row.attempts + 1}"
+                )
+            )
+            if stop > retry_at:
+                label = f"attempt {row.attempts + 1}: running or queued"
+                row.bars.append(Bar(retry_at, stop, "attempt running", label))
+        elif step_status == "running":
+            row.status = "running"
+            row.bars.append(Bar(row._mark_from, stop, "attempt running", "attempt 1: running"))
+        else:
+            row.bars.append(Bar(row._mark_from, stop, "queued", "queued"))
+        if run_end is not None:
+            row.status = "abandoned" if row.status in ("pending", "running") else row.status
+        return
+    end = row.end if row.end is not None else stop
+    if row.kind == "wait":
+        css = "wait" if row.status != "cancelled" else "wait cancelled"
+        due = row._due
+        title = f"sleep {human_duration(end - row.start)}"
+        if row.end is None and due is not None:
+            title += f", due in {human_duration(due - clock)}"
+            row.note = f"due in {human_duration(due - clock)}"
+        row.bars.append(Bar(row.start, end, css, title))
+        if row.end is None and due is not None and due > end:
+            row.bars.append(Bar(end, due, "wait due", f"until due ({human_duration(due - end)})"))
+    elif row.kind == "hook":
+        received = f", {row.attempts} resume(s)" if row.attempts else ""
+        title = f"hook {row.status}, {human_duration(end - row.start)}{received}"
+        row.bars.append(Bar(row.start, end, f"hook {row.status}", title))
+    elif row.kind == "child":
+        title = f"child run {row.status}, {human_duration(end - row.start)}"
+        row.bars.append(Bar(row.start, end, f"child {row.status}", title))

@@ -1,0 +1,184 @@
+"""A world with a few runs in telling states, and the dashboard served by a real uvicorn.
+
+``scenario`` starts, on an SQLite world, runs that end up: completed (with a retried step,
+a child run, a stream and attributes), failed (after retries), sleeping, and waiting on a
+hook; its registry keeps running a worker, so actions taken in the dashboard take effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+import uvicorn
+
+from durably import (
+    BaseHook,
+    FatalError,
+    RetryableError,
+    Run,
+    Workflows,
+    get_writable,
+    set_attributes,
+    sleep,
+    start,
+)
+from durably.web import create_app
+
+
+@dataclass
+class RefundApproval(BaseHook):
+    approved: bool
+    note: str = ""
+
+
+@dataclass
+class Scenario:
+    """The runs made for a test, by what they show."""
+
+    world_url: str
+    registry: Workflows
+    completed: Run
+    failed: Run
+    sleeping: Run
+    waiting: Run
+
+    async def wait_for(
+        self, run: Run, predicate: Callable[[str], bool], timeout: float = 15.0
+    ) -> str:
+        until = time.monotonic() + timeout
+        while True:
+            status = await run.status()
+            if predicate(status) or time.monotonic() > until:
+                return status
+            await asyncio.sleep(0.05)
+
+
+def make_registry(world_url: str, *, encrypt: bool = False) -> Workflows:
+    # Plaintext payloads by default, so the pages show decoded arguments and results.
+    wf = Workflows(world=world_url, encryption_key=None if encrypt else False)
+    tries: dict[str, int] = {}
+
+    @wf.step
+    async def fetch_order(order_id: str) -> dict[str, Any]:
+        await asyncio.sleep(0.03)
+        return {"order": order_id, "items": ["book", "lamp"], "total": 42.5}
+
+    @wf.step(retry_after=0.05)
+    async def charge_card(amount: float) -> str:
+        tries["charge"] = tries.get("charge", 0) + 1
+        await asyncio.sleep(0.02)
+        if tries["charge"] < 3:
+            raise RetryableError("card processor timed out", retry_after=0.05)
+        return "ch_123"
+
+    @wf.step
+    async def pack(items: list[str]) -> int:
+        out = get_writable()
+        for item in items:
+            await out.write({"packed": item})
+            await asyncio.sleep(0.01)
+        await out.close()
+        return len(items)
+
+    @wf.workflow
+    async def ship(order_id: str) -> str:
+        await set_attributes(stage="shipping")
+        return f"tracking-{order_id}"
+
+    @wf.workflow
+    async def place_order(order_id: str) -> dict[str, Any]:
+        await set_attributes(customer="c-7", stage="charging")
+        order = await fetch_order(order_id)
+        charge = await charge_card(order["total"])
+        packed = await pack(order["items"])
+        await sleep(0.15)  # a durable timer, drawn in the timeline
+        tracking = await ship(order_id)
+        return {"charge": charge, "packed": packed, "tracking": tracking}
+
+    @wf.step(max_retries=1, retry_after=0.05)
+    async def reserve_stock(sku: str) -> None:
+        raise RuntimeError(f"warehouse has no {sku}")
+
+    @wf.step
+    async def refund(sku: str) -> None:
+        raise FatalError("refunds are closed on Sundays <script>alert(1)</script>")
+
+    @wf.workflow
+    async def restock(sku: str) -> None:
+        try:
+            await reserve_stock(sku)
+        except RuntimeError:
+            await refund(sku)
+
+    @wf.workflow
+    async def nightly_report(day: str) -> str:
+        await fetch_order(day)
+        await sleep("1h")
+        return "sent"
+
+    @wf.workflow
+    async def refund_request(order_id: str) -> bool:
+        async with RefundApproval.wait(token=f"refund:{order_id}") as hook:
+            approval = await hook
+            return approval.approved
+
+    return wf
+
+
+@pytest_asyncio.fixture
+async def scenario(tmp_path: Path) -> AsyncIterator[Scenario]:
+    url = f"sqlite:///{tmp_path / 'web.db'}"
+    wf = make_registry(url)
+    async with wf:
+        s = Scenario(
+            url,
+            wf,
+            completed=await start(wf.workflows["place_order"], "o-1"),
+            failed=await start(wf.workflows["restock"], "sku-9"),
+            sleeping=await start(wf.workflows["nightly_report"], "2025-01-01"),
+            waiting=await start(wf.workflows["refund_request"], "o-2"),
+        )
+        assert await s.wait_for(s.completed, lambda st: st == "completed") == "completed"
+        assert await s.wait_for(s.failed, lambda st: st == "failed") == "failed"
+        await _wait_steps(s.sleeping, lambda steps: any(x.kind == "wait" for x in steps))
+        await _wait_steps(s.waiting, lambda steps: any(x.status == "waiting" for x in steps))
+        yield s
+
+
+async def _wait_steps(run: Run, predicate: Callable[[list[Any]], bool]) -> None:
+    until = time.monotonic() + 15
+    while not predicate(await run.steps()):
+        assert time.monotonic() < until, f"run {run.run_id} did not get there"
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free 127.0.0.1 port; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped before it started")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+@pytest_asyncio.fixture
+async def dashboard_url(scenario: Scenario) -> AsyncIterator[str]:
+    async with serve(create_app(world=scenario.world_url)) as url:
+        yield url
