@@ -920,3 +920,27 @@ async def test_commit_reports_new_work(world: World) -> None:
         Commit([RunWrite("r", expected_seq=3, commands=[ev(E.STEP_CREATED, 1)])], owner=A)
     )
     assert queued.results[0].ok and queued.new_work
+
+
+async def test_list_runs_by_deployment_prefix_and_pages(world: World) -> None:
+    from durably.events import EventType, NewEvent
+    from durably.worlds.base import Commit, RunFilter, RunMeta, RunWrite
+
+    ids = []
+    for i in range(5):
+        rid = f"run_page{i}"
+        ids.append(rid)
+        meta = RunMeta(workflow_name="w", namespace="ns", deployment="a" if i % 2 else "b")
+        await world.commit(
+            Commit([RunWrite(rid, create=meta, facts=[NewEvent(EventType.RUN_CREATED)])])
+        )
+    newest_first = [r.run_id for r in await world.list_runs(RunFilter(limit=10))]
+    assert sorted(newest_first) == sorted(ids)
+    page1 = [r.run_id for r in await world.list_runs(RunFilter(limit=2))]
+    page2 = [r.run_id for r in await world.list_runs(RunFilter(limit=2, offset=2))]
+    assert page1 + page2 == newest_first[:4]
+    only_a = await world.list_runs(RunFilter(deployment="a"))
+    assert sorted(r.run_id for r in only_a) == ["run_page1", "run_page3"]
+    assert [r.run_id for r in await world.list_runs(RunFilter(run_id_prefix="run_page4"))] == [
+        "run_page4"
+    ]

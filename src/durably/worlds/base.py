@@ -331,8 +331,11 @@ class RunFilter:
     status: str | None = None
     workflow_name: str | None = None
     namespace: str | None = None
+    deployment: str | None = None
+    run_id_prefix: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     limit: int = 50
+    offset: int = 0
 
 
 @runtime_checkable

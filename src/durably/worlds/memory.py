@@ -302,10 +302,13 @@ class MemoryWorld:
             if (flt.status is None or r.status == flt.status)
             and (flt.workflow_name is None or r.workflow_name == flt.workflow_name)
             and (flt.namespace is None or r.namespace == flt.namespace)
+            and (flt.deployment is None or r.deployment == flt.deployment)
+            and (flt.run_id_prefix is None or r.run_id.startswith(flt.run_id_prefix))
             and all(r.attributes.get(k) == v for k, v in flt.attributes.items())
         ]
         out.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
-        return out[: flt.limit]
+        start = max(flt.offset, 0)
+        return out[start : start + flt.limit]
 
     async def read_events(
         self, run_id: str, *, after_seq: int = 0, limit: int | None = None

@@ -54,6 +54,8 @@ SELECT {RUN_COLUMNS} FROM runs
 WHERE (:status IS NULL OR status = :status)
   AND (:workflow_name IS NULL OR workflow_name = :workflow_name)
   AND (:namespace IS NULL OR namespace = :namespace)
+  AND (:deployment IS NULL OR deployment = :deployment)
+  AND (:run_id_prefix IS NULL OR run_id LIKE :run_id_prefix || '%')
   AND (:attrs IS NULL OR NOT EXISTS (
         SELECT 1 FROM json_each(:attrs) AS f
         WHERE NOT EXISTS (
@@ -62,7 +64,7 @@ WHERE (:status IS NULL OR status = :status)
         )
   ))
 ORDER BY created_at DESC, run_id DESC
-LIMIT :limit
+LIMIT :limit OFFSET :offset
 """
 
 # -- events ----------------------------------------------------------------------------

@@ -521,8 +521,11 @@ class SqliteWorld:
             "status": flt.status,
             "workflow_name": flt.workflow_name,
             "namespace": flt.namespace,
+            "deployment": flt.deployment,
+            "run_id_prefix": flt.run_id_prefix,
             "attrs": json.dumps(flt.attributes) if flt.attributes else None,
             "limit": flt.limit,
+            "offset": max(flt.offset, 0),
         }
         return [run_row_from_row(r).record for r in self._read(q.LIST_RUNS, params)]
 
