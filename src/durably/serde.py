@@ -677,6 +677,10 @@ def _build_adapter(annotation: Any) -> Any:
     return adapter
 
 
+_NONE_TYPE = type(None)
+_EXACT = frozenset({str, int, float, bool, bytes})
+
+
 def validate(value: Any, annotation: Any, *, where: str) -> Any:
     """Validate/convert ``value`` against ``annotation`` (pydantic, lax mode).
 
@@ -686,6 +690,12 @@ def validate(value: Any, annotation: Any, *, where: str) -> Any:
         SerializationError: the value does not fit the annotation; names ``where``.
     """
     if annotation is None or annotation is inspect.Parameter.empty or annotation is Any:
+        return value
+    # The common cases need no pydantic round trip (this runs on every step call).
+    if annotation is _NONE_TYPE:
+        if value is None:
+            return None
+    elif annotation in _EXACT and type(value) is annotation:
         return value
     adapter = adapter_for(annotation)
     if adapter is None:

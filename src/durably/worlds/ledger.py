@@ -9,7 +9,6 @@ reproduce these rules; the conformance suite checks that it does.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -104,12 +103,47 @@ class Source(Protocol):
 
 
 def copy_run_row(row: RunRow) -> RunRow:
-    """A copy that can be changed without touching the original."""
-    rec = copy.copy(row.record)
-    rec.attributes = dict(rec.attributes)
-    new = copy.copy(row)
-    new.record = rec
-    return new
+    """A copy that can be changed without touching the original (built field by field:
+    this runs for every commit, and ``copy.copy`` is several times slower)."""
+    r = row.record
+    rec = RunRecord(
+        r.run_id,
+        r.workflow_name,
+        r.namespace,
+        r.deployment,
+        r.status,
+        r.created_at,
+        r.started_at,
+        r.completed_at,
+        r.last_seq,
+        r.idempotency_key,
+        r.parent_run_id,
+        r.parent_call,
+        r.error_type,
+        r.cancel_requested,
+        dict(r.attributes),
+    )
+    return RunRow(
+        rec, row.decided_seq, row.turn_seq, row.turn_due_at, row.lease_owner, row.lease_until
+    )
+
+
+def copy_step(s: StepRecord) -> StepRecord:
+    """A copy of a steps row that can be changed without touching the original."""
+    return StepRecord(
+        s.run_id,
+        s.call,
+        s.kind,
+        s.name,
+        s.status,
+        s.attempts,
+        s.created_at,
+        s.started_at,
+        s.completed_at,
+        s.due_at,
+        s.error_type,
+        s.child_run_id,
+    )
 
 
 class OverlayStore:
@@ -535,7 +569,7 @@ def _project_call(x: _Write, ev: NewEvent, call: int, at: float) -> bool:
     found = store.get_step(rec.run_id, call)
     if found is None:
         return False
-    step = copy.copy(found)
+    step = copy_step(found)
     if t is EventType.STEP_RETRYING:
         step.status = "retrying"
         step.attempts = int(ev.data.get("attempt", step.attempts))
