@@ -3,6 +3,8 @@
 ``scenario`` starts, on an SQLite world, runs that end up: completed (with a retried step,
 a child run, a stream and attributes), failed (after retries), sleeping, and waiting on a
 hook; its registry keeps running a worker, so actions taken in the dashboard take effect.
+``secret_run`` is one completed run like the first, on a world whose payloads are
+encrypted with the key file beside the database.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 import uvicorn
 
@@ -182,3 +185,23 @@ async def serve(app: Any) -> AsyncIterator[str]:
 async def dashboard_url(scenario: Scenario) -> AsyncIterator[str]:
     async with serve(create_app(world=scenario.world_url)) as url:
         yield url
+
+
+@dataclass
+class SecretRun:
+    """A completed ``place_order("o-secret")`` whose payloads are encrypted."""
+
+    world_url: str
+    registry: Workflows
+    run: Run
+
+
+@pytest_asyncio.fixture
+async def secret_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SecretRun]:
+    monkeypatch.delenv("DURABLY_ENCRYPTION_KEY", raising=False)
+    url = f"sqlite:///{tmp_path / 'secret.db'}"
+    wf = make_registry(url, encrypt=True)  # the key file is made beside the database
+    async with wf:
+        run = await start(wf.workflows["place_order"], "o-secret")
+        await run.return_value(timeout=15)
+        yield SecretRun(url, wf, run)

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from .conftest import Scenario
+from durably.web import create_app
+
+from .conftest import Scenario, SecretRun, serve
 
 CHROMIUM = os.environ.get("DURABLY_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -112,4 +114,23 @@ async def test_runs_timeline_cancel_and_resume_in_a_browser(
     await expect(page.locator(".io")).to_contain_text("True")
 
     # No script errors and no Content-Security-Policy violations on the way.
+    assert page.problems == []
+
+
+async def test_decrypt_in_a_browser(page: Any, secret_run: SecretRun) -> None:
+    from playwright.async_api import expect
+
+    run = secret_run.run
+    async with serve(create_app(world=secret_run.world_url)) as base:
+        await page.goto(f"{base}/runs/{run.run_id}")
+        await expect(page.locator(".io")).to_contain_text("encrypted")
+        await expect(page.locator(".io")).not_to_contain_text("o-secret")
+        await page.locator("#decrypt-form button").click()
+        await expect(page.locator("#decrypted-note")).to_contain_text("data_decrypted")
+        await expect(page.locator(".io")).to_contain_text("tracking-o-secret")
+        await expect(page.locator("#events tr.ev-data_decrypted")).to_have_count(1)
+        await page.locator("#decrypted-note a").click()  # back to the page as stored
+        await expect(page.locator("#decrypt-form")).to_be_visible()
+        await expect(page.locator(".io")).not_to_contain_text("o-secret")
+        await expect(page.locator("#events tr.ev-data_decrypted")).to_have_count(1)
     assert page.problems == []

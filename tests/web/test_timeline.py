@@ -49,6 +49,9 @@ def test_an_ended_run_with_retries_a_sleep_a_hook_and_a_child() -> None:
     ]  # fmt: skip
     tl = build_timeline(record("failed", 10), events, now=T0 + 500)
     assert not tl.live and tl.end == T0 + 10
+    # Reading it later (an audited decryption) does not stretch the chart.
+    audit = ev(14, 400, E.DATA_DECRYPTED, who="ann@host", via="web", seqs=[1])
+    assert build_timeline(record("failed", 10), [*events, audit], now=T0 + 500).end == T0 + 10
     run, step, wait, hook, child = tl.rows
     assert (run.kind, run.status, run.error_type) == ("run", "failed", "Boom")
     assert [b.css for b in run.bars] == ["queued", "run failed"]

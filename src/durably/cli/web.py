@@ -24,15 +24,29 @@ __all__ = ["web"]
     help="Require this token on every request (default $DURABLY_WEB_TOKEN); "
     "needed to bind any address other than loopback.",
 )
-def web(world_url: str | None, host: str, port: int, token: str | None) -> None:
+@click.option(
+    "--key",
+    default=None,
+    metavar="KEY",
+    help="Key ring for the Decrypt action (default: $DURABLY_ENCRYPTION_KEY, else the "
+    "SQLite world's key file, if there is one).",
+)
+def web(world_url: str | None, host: str, port: int, token: str | None, key: str | None) -> None:
     """Serve the dashboard: runs, a timeline of each run, its hooks, streams and events,
-    and actions (cancel, wake, rerun, resume a hook).
+    and actions (cancel, wake, rerun, resume a hook, decrypt payloads).
 
     Binds 127.0.0.1 by default. Any other address needs a token; open the dashboard once
     with ?token=TOKEN (a cookie keeps you signed in) or send `Authorization: Bearer TOKEN`.
+
+    Encrypted payloads show as encrypted. With the key at hand (--key, else
+    $DURABLY_ENCRYPTION_KEY, else the key file beside an SQLite database), a run's page and
+    a step's page offer Decrypt: the payloads in plaintext for that response only, after a
+    data_decrypted record (who, via which client, when, which events) is appended to the run.
     """
     import uvicorn
 
+    from ..crypto import KeyRing
+    from ..errors import ConfigurationError
     from ..web import create_app
     from ..web.security import LOOPBACK_HOSTS, is_loopback
 
@@ -41,8 +55,18 @@ def web(world_url: str | None, host: str, port: int, token: str | None) -> None:
             f"--host {host} would serve the dashboard beyond this machine: give it a token "
             "(--token TOKEN or $DURABLY_WEB_TOKEN), for example `--token $(openssl rand -hex 16)`"
         )
+    if key is not None:
+        try:
+            KeyRing.parse(key)
+        except ConfigurationError as e:
+            fail(f"--key: {e}")
     url = resolve_world_url(world_url)
-    app = create_app(world=url, token=token, allowed_hosts=None if token else LOOPBACK_HOSTS)
+    app = create_app(
+        world=url,
+        token=token,
+        allowed_hosts=None if token else LOOPBACK_HOSTS,
+        encryption_key=key,
+    )
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"durably web: {url}", err=True)
     login = "?token=TOKEN" if token else ""

@@ -8,13 +8,23 @@
 Pages: runs (filtered, paged, live), a run (timeline of its steps, attempts, sleeps, hooks
 and child runs; input and outcome; live hooks with a resume form; streams tailing live;
 the event log), a durable call (arguments, attempts with errors and tracebacks, result),
-live hooks. Actions: cancel, wake a sleeping run, rerun with the same input, resume a hook.
-See :mod:`durably.web.security` for the token, the host check and the cross-site
-protection.
+live hooks. Actions: cancel, wake a sleeping run, rerun with the same input, resume a hook,
+and decrypt: with the key at hand, a run's or a call's page once more with its payloads in
+plaintext, for that response only, after a ``data_decrypted`` record (who, via, when,
+what) is appended to the run. See :mod:`durably.web.security` for the token, the host
+check and the cross-site protection.
 """
 
 from .app import Dashboard, create_app
-from .payloads import PayloadView, render_payload
+from .payloads import Decryption, PayloadView, render_payload
 from .timeline import Timeline, build_timeline
 
-__all__ = ["Dashboard", "PayloadView", "Timeline", "build_timeline", "create_app", "render_payload"]
+__all__ = [
+    "Dashboard",
+    "Decryption",
+    "PayloadView",
+    "Timeline",
+    "build_timeline",
+    "create_app",
+    "render_payload",
+]

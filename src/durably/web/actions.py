@@ -1,8 +1,11 @@
-"""The dashboard's actions (POST forms): cancel, wake, rerun, resume a hook.
+"""The dashboard's actions (POST forms): cancel, wake, rerun, resume a hook, decrypt.
 
 Each checks the form's cross-site protection (:func:`~durably.web.security.csrf_problem`),
 acts through the registry (whose world seals what it writes), and redirects back to the
-run with a one-time message.
+run with a one-time message. Decrypt instead answers with the page itself, its payloads in
+plaintext for that response only (never cached), after appending a ``data_decrypted``
+record to the run: who (the OS user and host of the dashboard), via (``web`` and the
+client's address), when, and which events and chunks.
 """
 
 from __future__ import annotations
@@ -15,16 +18,20 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from .. import serde, telemetry
-from ..errors import DurablyError, HookNotFoundError
+from ..crypto import Sealer
+from ..errors import DecryptionError, DurablyError, HookNotFoundError
 from ..events import EventType, NewEvent
 from ..hooks import BaseHook
 from ..registry import new_run_id
 from ..run import Run
 from ..worlds.base import TERMINAL_STATUSES, Commit, RunMeta, RunWrite
+from ..worlds.encrypted import record_decryption, who
+from . import views
 from .app import Dashboard, dashboard, root
+from .payloads import Decryption
 from .security import csrf_problem
 
-__all__ = ["cancel", "rerun", "resume", "wake"]
+__all__ = ["cancel", "decrypt_call", "decrypt_run", "rerun", "resume", "wake"]
 
 #: Largest form accepted (a hook payload typed into the page).
 MAX_FORM_BYTES = 1024 * 1024
@@ -164,6 +171,77 @@ async def resume(request: Request) -> Response:
         return dash.flash_redirect(back, "error", str(e))
     _kick(dash)
     return dash.flash_redirect(back, "ok", f"hook {token} resumed")
+
+
+async def decrypt_run(request: Request) -> Response:
+    """The run page with its payloads in plaintext (input, outcome, the event log's
+    payloads, the streams' chunks), audited."""
+    return await _decrypt(request, None)
+
+
+async def decrypt_call(request: Request) -> Response:
+    """A durable call's page with its payloads in plaintext, audited."""
+    return await _decrypt(request, request.path_params["call"])
+
+
+async def _decrypt(request: Request, call: int | None) -> Response:
+    """Build the page with every payload it shows opened, append one ``data_decrypted``
+    record to the run (and one to a child run whose input is shown), then send the page.
+
+    A payload that does not decrypt (wrong key, changed bytes) or no key at all: the page
+    as stored with the error, and nothing recorded.
+    """
+    dash = dashboard(request)
+    form = await _form(request, dash)
+    if isinstance(form, Response):
+        return form
+    run_id = request.path_params["run_id"]
+    template = "run.html" if call is None else "call.html"
+
+    async def build(decryption: Decryption | None) -> dict[str, Any]:
+        if call is None:
+            return await views.run_context(dash, run_id, decryption)
+        return await views.call_context(dash, run_id, call, decryption)
+
+    try:
+        decryption = Decryption(Sealer(dash.keyring()))
+        ctx = await build(decryption)
+    except DecryptionError as e:
+        ctx = await build(None)
+        panel = views.decrypt_panel(request, ctx["sealed"], call=call)
+        flash = ("error", f"Nothing was decrypted: {e}")
+        return _no_store(dash.render(request, template, **ctx, decrypt=panel, flash=flash))
+    world = await dash.world()
+    via = _via(request)
+    recorded = []
+    # The record comes first: no plaintext leaves without its audit trail.
+    for rid in sorted(decryption.runs(), key=lambda r: r != run_id):
+        seqs, what = decryption.seqs(rid), decryption.what(rid)
+        await record_decryption(world, rid, seqs, via=via, what=what)
+        recorded.append(f"{what} of run {rid}" if rid != run_id else what)
+    if call is None and recorded:
+        # Show the run's log up to and including its new audit record.
+        last = ctx["events"][-1].seq if ctx["events"] else 0
+        news = await world.read_events(run_id, after_seq=last)
+        ctx["shown_events"] = ctx["shown_events"] + [(ev, views.event_payload(ev)) for ev in news]
+    note = f"{'; '.join(recorded)}, by {who()} via {via}" if recorded else ""
+    panel = views.decrypt_panel(request, ctx["sealed"], decrypted=True, recorded=note, call=call)
+    return _no_store(dash.render(request, template, **ctx, decrypt=panel, flash=None))
+
+
+def _via(request: Request) -> str:
+    """How the plaintext left, for the audit record: ``web`` and the client's address
+    (and the user, when an application mounting the dashboard authenticates them)."""
+    via = f"web {request.client.host if request.client else 'unknown client'}"
+    user = request.scope.get("user")
+    if user is not None and getattr(user, "is_authenticated", False):
+        via += f" user {getattr(user, 'display_name', '') or user}"
+    return via
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["cache-control"] = "no-store"
+    return response
 
 
 def _kick(dash: Dashboard) -> None:

@@ -4,7 +4,8 @@ It reads only through the :class:`~durably.worlds.base.World` protocol and acts 
 through the public API (``Run.cancel``, ``Run.wake``, ``resume_hook``) or by committing the
 same facts those would, so it works on every world. Pages read the world as stored
 (payloads that are encrypted stay opaque); actions go through a registry on the same world,
-which seals what they write.
+which seals what they write. The decrypt action opens payloads with :meth:`Dashboard.keyring`
+for one response, after appending a ``data_decrypted`` record to the run.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import time
 from collections import OrderedDict
@@ -27,7 +29,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..crypto import Sealer, is_sealed, resolve_keyring
+from ..crypto import KeyRing, Sealer, is_sealed, key_file_for, resolve_keyring
+from ..errors import DecryptionError, DurablyError
 from ..registry import Workflows
 from ..worlds import World, open_world
 from ..worlds.encrypted import EncryptedWorld
@@ -103,9 +106,52 @@ class Dashboard:
         if not self.owns_registry:
             return await self.registry.open()  # the application's own key
         if self._sealed is None:
-            ring = resolve_keyring(self.world_url, self.encryption_key)
-            self._sealed = cast(World, EncryptedWorld(raw, Sealer(ring)))
+            self._sealed = cast(World, EncryptedWorld(raw, Sealer(self.keyring())))
         return self._sealed
+
+    def keyring(self) -> KeyRing:
+        """The key ring that opens this world's payloads, found as the CLI finds it: the
+        dashboard's key (``durably web --key``, ``create_app(encryption_key=)``; for a
+        registry given to :func:`create_app`, its own), else ``$DURABLY_ENCRYPTION_KEY``,
+        else the world's default: the key file beside an SQLite database (never created
+        here), an in-process key for ``memory://``.
+
+        Raises:
+            DecryptionError: no key is at hand; the message says why.
+        """
+        key = self.encryption_key if self.owns_registry else self.registry.encryption_key
+        if key is True:
+            key = None
+        if key is False:
+            raise DecryptionError("the registry has encryption off (encryption_key=False)")
+        env = os.environ.get("DURABLY_ENCRYPTION_KEY")
+        if not key and not env and self.world_url.lower().startswith("sqlite:"):
+            from ..worlds.sqlite import parse_sqlite_url
+
+            try:
+                path = key_file_for(parse_sqlite_url(self.world_url).path)
+            except DurablyError as e:
+                raise DecryptionError(f"no key: {e}") from None
+            if not path.exists():
+                raise DecryptionError(
+                    f"no key: neither --key nor $DURABLY_ENCRYPTION_KEY is set, and there is "
+                    f"no key file {path}"
+                )
+        try:
+            ring = resolve_keyring(self.world_url, key)
+        except DurablyError as e:
+            raise DecryptionError(f"no key: {e}") from None
+        if ring is None:
+            raise DecryptionError("no key: $DURABLY_ENCRYPTION_KEY is set to off")
+        return ring
+
+    def key_problem(self) -> str | None:
+        """Why payloads cannot be decrypted here (``None``: they can)."""
+        try:
+            self.keyring()
+        except DecryptionError as e:
+            return str(e)
+        return None
 
     async def close(self) -> None:
         """Close the world (and the registry when the dashboard made it)."""
@@ -174,9 +220,11 @@ def create_app(
         token: require this token on every request (see :mod:`durably.web.security`).
         allowed_hosts: without a token, the Host names served (default loopback only);
             ``None`` serves any (when the app mounting it authenticates users itself).
-        encryption_key: the key ring to seal what actions write into encrypted runs
-            (default ``$DURABLY_ENCRYPTION_KEY``, else the world's key file); only used
-            when no ``registry`` is given. Pages never decrypt.
+        encryption_key: the key ring that opens payloads for the audited decrypt action
+            and seals what actions write into encrypted runs (default
+            ``$DURABLY_ENCRYPTION_KEY``, else the world's key file, which the dashboard
+            never creates); only used when no ``registry`` is given (a registry brings
+            its own). Pages never decrypt; without a key the decrypt action is not offered.
     """
     from . import actions, views
 
@@ -201,6 +249,8 @@ def create_app(
         Route("/runs/{run_id}", views.run_page),
         Route("/runs/{run_id}/_live", views.run_live),
         Route("/runs/{run_id}/calls/{call:int}", views.call_page),
+        Route("/runs/{run_id}/decrypt", actions.decrypt_run, methods=["POST"]),
+        Route("/runs/{run_id}/calls/{call:int}/decrypt", actions.decrypt_call, methods=["POST"]),
         Route("/runs/{run_id}/streams/_chunks", views.stream_chunks),
         Route("/runs/{run_id}/cancel", actions.cancel, methods=["POST"]),
         Route("/runs/{run_id}/wake", actions.wake, methods=["POST"]),

@@ -1,22 +1,28 @@
 """How the dashboard shows a stored payload: the one place payload bytes become text.
 
 Payloads are shown as stored. A payload that is encrypted (see :mod:`durably.crypto`)
-stays opaque here: reading plaintext is an audited decrypt action, which belongs in
-:func:`render_payload` and nowhere else. A payload that is not encrypted is decoded with
-:func:`durably.serde.decode`, which never imports a module or runs code a payload names.
+stays opaque unless :func:`render_payload` is given an opener: the dashboard's audited
+decrypt action makes one per payload from a :class:`Decryption`, which opens the payload
+for its place (run, event or stream chunk) and remembers what it opened, for the
+``data_decrypted`` record the action appends before the plaintext is sent. A payload that
+is not encrypted (or once opened) is decoded with :func:`durably.serde.decode`, which
+never imports a module or runs code a payload names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pprint
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .. import serde
-from ..crypto import is_sealed
+from ..crypto import Sealer, is_sealed
+from ..events import Event
 from ..runtime.failures import decode_error_doc
 
-__all__ = ["PayloadView", "render_payload"]
+__all__ = ["Decryption", "Opener", "PayloadView", "render_payload"]
 
 #: Longest text shown for one payload; the rest is cut (the size is still shown).
 MAX_TEXT = 64 * 1024
@@ -32,6 +38,7 @@ class PayloadView:
         state: ``"none"`` (no payload), ``"value"`` (decoded: ``text``), ``"error"`` (an
             error document: ``error``), ``"encrypted"`` or ``"undecodable"`` (``note``).
         size: the stored size in bytes.
+        decrypted: the payload was encrypted and is shown in plaintext.
     """
 
     state: Literal["none", "value", "error", "encrypted", "undecodable"]
@@ -39,9 +46,16 @@ class PayloadView:
     text: str = ""
     note: str = ""
     error: dict[str, str] = field(default_factory=dict)
+    decrypted: bool = False
 
 
-def render_payload(payload: bytes | None, *, kind: PayloadKind, where: str) -> PayloadView:
+#: Decrypts one stored payload for its place (raises ``DecryptionError`` if it does not).
+Opener = Callable[[bytes], bytes]
+
+
+def render_payload(
+    payload: bytes | None, *, kind: PayloadKind, where: str, opener: Opener | None = None
+) -> PayloadView:
     """Turn a stored payload into what the dashboard shows.
 
     Args:
@@ -49,17 +63,26 @@ def render_payload(payload: bytes | None, *, kind: PayloadKind, where: str) -> P
         kind: ``"args"`` (a call's arguments), ``"value"`` (a result, a hook payload, a
             stream chunk) or ``"error"`` (an error document: class, message, traceback).
         where: what the payload is, for messages.
+        opener: decrypts this payload (from :meth:`Decryption.event` or
+            :meth:`Decryption.chunk`); without one an encrypted payload stays opaque.
+
+    Raises:
+        DecryptionError: ``opener`` could not decrypt the payload (wrong or missing key,
+            changed bytes); nothing is shown then.
     """
     if payload is None:
         return PayloadView("none")
     size = len(payload)
+    decrypted = False
     if is_sealed(payload):
-        return PayloadView(
-            "encrypted",
-            size,
-            note=f"{size:,} bytes, encrypted; decrypting in the dashboard is not available yet "
-            "(use a process that holds the key)",
-        )
+        if opener is None:
+            return PayloadView("encrypted", size, note=f"{size:,} bytes, encrypted")
+        payload, decrypted = opener(payload), True
+    view = _decode(payload, size, kind, where)
+    return dataclasses.replace(view, decrypted=True) if decrypted else view
+
+
+def _decode(payload: bytes, size: int, kind: PayloadKind, where: str) -> PayloadView:
     if kind == "error":
         try:
             doc = decode_error_doc(payload)
@@ -81,6 +104,69 @@ def render_payload(payload: bytes | None, *, kind: PayloadKind, where: str) -> P
     if kind == "args":
         return PayloadView("value", size, text=_cut(_format_args(value)))
     return PayloadView("value", size, text=_cut(_format(value)))
+
+
+class Decryption:
+    """The openers of one decrypted response, and what they opened (for its audit record).
+
+    Made by the decrypt action with the dashboard's key; the page builders pass
+    ``decryption.event(ev)`` or ``decryption.chunk(...)`` to :func:`render_payload` for
+    every payload they show. Only payloads that were encrypted are counted.
+    """
+
+    def __init__(self, sealer: Sealer) -> None:
+        self.sealer = sealer
+        #: run id -> sequence numbers of the events whose payloads were opened.
+        self.events: dict[str, set[int]] = {}
+        #: run id -> stream namespace -> indexes of the chunks opened.
+        self.chunks: dict[str, dict[str, set[int]]] = {}
+
+    def event(self, ev: Event) -> Opener:
+        """The opener of ``ev``'s payload."""
+
+        def open_event(payload: bytes) -> bytes:
+            plain = self.sealer.open_event(ev.run_id, ev.seq, ev.type.value, ev.call, payload)
+            self.events.setdefault(ev.run_id, set()).add(ev.seq)
+            return plain
+
+        return open_event
+
+    def chunk(self, run_id: str, namespace: str, index: int) -> Opener:
+        """The opener of chunk ``index`` of stream ``namespace`` of ``run_id``."""
+
+        def open_chunk(payload: bytes) -> bytes:
+            plain = self.sealer.open_chunk(run_id, namespace, index, payload)
+            self.chunks.setdefault(run_id, {}).setdefault(namespace, set()).add(index)
+            return plain
+
+        return open_chunk
+
+    def runs(self) -> list[str]:
+        """The runs some of whose payloads were opened."""
+        return sorted(set(self.events) | set(self.chunks))
+
+    def seqs(self, run_id: str) -> list[int]:
+        """The events of ``run_id`` whose payloads were opened."""
+        return sorted(self.events.get(run_id, ()))
+
+    def what(self, run_id: str) -> str:
+        """What was opened of ``run_id``, for the audit record: ``"events"``, and the
+        chunks by stream (``"events, chunks 0-49 of stream 'tokens'"``)."""
+        parts = ["events"] if self.events.get(run_id) else []
+        for namespace, indexes in sorted(self.chunks.get(run_id, {}).items()):
+            parts.append(f"chunks {_ranges(indexes)} of stream {namespace or '(default)'!r}")
+        return ", ".join(parts)
+
+
+def _ranges(numbers: set[int]) -> str:
+    """``{0, 1, 2, 5}`` as ``"0-2, 5"``."""
+    spans: list[list[int]] = []
+    for n in sorted(numbers):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def _format(value: Any) -> str:

@@ -134,9 +134,11 @@ def build_timeline(
             run_row.error_type = ev.data.get("error_type")
 
     # The chart spans the run, up to now while it goes on (a little further when a sleep
-    # is about to end, so its remainder shows).
+    # is about to end, so its remainder shows). Audit records of reading the run's
+    # payloads (data_decrypted, often long after its end) are not part of it.
     end = run_end if run_end is not None else now
-    end = max(end, max((e.created_at for e in events), default=end))
+    ran = (e.created_at for e in events if e.type is not EventType.DATA_DECRYPTED)
+    end = max(end, max(ran, default=end))
     if live:
         span = max(end - run.created_at, 1.0)
         dues = [r._due for r in rows.values() if r.end is None and r._due is not None]

@@ -1,5 +1,9 @@
 """The dashboard's pages (GET): runs, one run, one durable call, live hooks, and the
-fragments that the pages poll for live updates."""
+fragments that the pages poll for live updates.
+
+The run and call pages are built by :func:`run_context` and :func:`call_context`, which
+the decrypt action (:mod:`durably.web.actions`) calls with a :class:`Decryption` to build
+the same page with the payloads in plaintext."""
 
 from __future__ import annotations
 
@@ -11,17 +15,23 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from ..crypto import is_sealed
 from ..events import TERMINAL_RUN_TYPES, Event, EventType
 from ..worlds.base import TERMINAL_STATUSES, RunFilter, RunRecord
 from .app import Dashboard, dashboard, now, redirect, root
-from .payloads import PayloadView, render_payload
+from .payloads import Decryption, Opener, PayloadView, render_payload
 from .timeline import build_timeline
 
 __all__ = [
+    "DecryptPanel",
+    "call_context",
     "call_page",
+    "decrypt_panel",
+    "event_payload",
     "home",
     "hooks_page",
     "not_found",
+    "run_context",
     "run_live",
     "run_page",
     "runs_page",
@@ -186,10 +196,60 @@ def _end_event(events: list[Event]) -> Event | None:
     return None
 
 
-async def run_page(request: Request) -> Response:
-    """``/runs/{run_id}``: status, timeline, input and outcome, hooks, streams, event log."""
+@dataclass(frozen=True, slots=True)
+class DecryptPanel:
+    """What a page says about its encrypted payloads: the Decrypt button (``action``, a
+    POST), why it is not offered (``problem``: no key), or that this response shows them
+    decrypted (``decrypted``, with the page to go back to, ``back``)."""
+
+    sealed: bool
+    action: str
+    back: str
+    problem: str | None = None
+    owns_key: bool = True
+    decrypted: bool = False
+    recorded: str = ""
+
+
+def decrypt_panel(
+    request: Request,
+    sealed: bool,
+    *,
+    decrypted: bool = False,
+    recorded: str = "",
+    call: int | None = None,
+) -> DecryptPanel:
+    """The panel of the run page (or of call ``call``'s page) of this request's run."""
     dash = dashboard(request)
-    rec = await _run(dash, request.path_params["run_id"])
+    back = root(request) + f"/runs/{request.path_params['run_id']}"
+    if call is not None:
+        back += f"/calls/{call}"
+    return DecryptPanel(
+        sealed=sealed,
+        action=back + "/decrypt",
+        back=back,
+        problem=dash.key_problem() if sealed and not decrypted else None,
+        owns_key=dash.owns_registry,
+        decrypted=decrypted,
+        recorded=recorded,
+    )
+
+
+def _opener(decryption: Decryption | None, ev: Event) -> Opener | None:
+    return None if decryption is None else decryption.event(ev)
+
+
+async def run_context(
+    dash: Dashboard, run_id: str, decryption: Decryption | None = None
+) -> dict[str, Any]:
+    """What ``run.html`` shows of run ``run_id``; with ``decryption``, its payloads (input,
+    outcome, the event log's payloads, the streams' chunks) are opened.
+
+    Raises:
+        HTTPException: 404, no such run.
+        DecryptionError: a payload did not decrypt.
+    """
+    rec = await _run(dash, run_id)
     world = await dash.world()
     ctx = await _live_context(dash, rec)
     events: list[Event] = ctx["events"]
@@ -197,43 +257,66 @@ async def run_page(request: Request) -> Response:
     end = _end_event(events)
     outcome: PayloadView | None = None
     if end is not None and end.type is EventType.RUN_COMPLETED:
-        outcome = render_payload(end.payload, kind="value", where=f"the result of {rec.run_id}")
+        outcome = render_payload(
+            end.payload,
+            kind="value",
+            where=f"the result of {rec.run_id}",
+            opener=_opener(decryption, end),
+        )
     elif end is not None and end.type is EventType.RUN_FAILED:
-        outcome = render_payload(end.payload, kind="error", where=f"the error of {rec.run_id}")
+        outcome = render_payload(
+            end.payload,
+            kind="error",
+            where=f"the error of {rec.run_id}",
+            opener=_opener(decryption, end),
+        )
     streams = await world.stream_info(rec.run_id)
     tails = []
+    sealed = False
     for info in streams:
         first = max(info.count - TAIL_CHUNKS, 0)
         chunks, done = await world.read_chunks(
             rec.run_id, info.namespace, start_index=first, limit=TAIL_CHUNKS
         )
+        sealed = sealed or any(is_sealed(c.payload) for c in chunks)
         tails.append(
             {
                 "info": info,
-                "chunks": [_chunk_view(rec.run_id, info.namespace, c) for c in chunks],
+                "chunks": [_chunk_view(rec.run_id, info.namespace, c, decryption) for c in chunks],
                 "next": chunks[-1].index + 1 if chunks else first,
                 "done": done,
                 "skipped": first,
             }
         )
     shown = events[-MAX_EVENTS:]
-    return dash.render(
-        request,
-        "run.html",
+    edges = [ev for ev in (created, end) if ev is not None]  # shown even when the log is cut
+    sealed = sealed or any(is_sealed(ev.payload) for ev in [*shown, *edges])
+    return {
         **ctx,
-        shown_events=[(ev, _event_payload(ev)) for ev in shown],
-        hidden_events=len(events) - len(shown),
-        input=render_payload(
-            created.payload if created else None, kind="args", where=f"the input of {rec.run_id}"
+        "shown_events": [(ev, event_payload(ev, decryption)) for ev in shown],
+        "hidden_events": len(events) - len(shown),
+        "input": render_payload(
+            created.payload if created else None,
+            kind="args",
+            where=f"the input of {rec.run_id}",
+            opener=_opener(decryption, created) if created else None,
         ),
-        traceparent=created.data.get("traceparent") if created else None,
-        outcome=outcome,
-        end=end,
-        hooks=await world.list_hooks(run_id=rec.run_id, limit=100),
-        streams=tails,
-        waiting=[s for s in ctx["steps"] if s.kind == "wait" and s.status == "waiting"],
-        terminal=rec.status in TERMINAL_STATUSES,
-    )
+        "traceparent": created.data.get("traceparent") if created else None,
+        "outcome": outcome,
+        "end": end,
+        "hooks": await world.list_hooks(run_id=rec.run_id, limit=100),
+        "streams": tails,
+        "waiting": [s for s in ctx["steps"] if s.kind == "wait" and s.status == "waiting"],
+        "terminal": rec.status in TERMINAL_STATUSES,
+        "sealed": sealed,
+    }
+
+
+async def run_page(request: Request) -> Response:
+    """``/runs/{run_id}``: status, timeline, input and outcome, hooks, streams, event log."""
+    dash = dashboard(request)
+    ctx = await run_context(dash, request.path_params["run_id"])
+    return dash.render(request, "run.html", **ctx, decrypt=decrypt_panel(request, ctx["sealed"]))
 
 
 async def run_live(request: Request) -> Response:
@@ -248,7 +331,8 @@ async def run_live(request: Request) -> Response:
     return response
 
 
-def _event_payload(ev: Event) -> PayloadView:
+def event_payload(ev: Event, decryption: Decryption | None = None) -> PayloadView:
+    """An event's payload for the event log (opened with ``decryption`` when given)."""
     if ev.payload is None:
         return PayloadView("none")
     kind: Any = "value"
@@ -261,15 +345,26 @@ def _event_payload(ev: Event) -> PayloadView:
         kind = "error"
     elif ev.type in (EventType.RUN_CREATED, EventType.STEP_CREATED):
         kind = "args"
-    return render_payload(ev.payload, kind=kind, where=f"the payload of event {ev.seq}")
+    return render_payload(
+        ev.payload,
+        kind=kind,
+        where=f"the payload of event {ev.seq}",
+        opener=_opener(decryption, ev),
+    )
 
 
-async def call_page(request: Request) -> Response:
-    """``/runs/{run_id}/calls/{call}``: one durable call: its arguments, its attempts
-    (with errors and tracebacks), its result or final error, its events."""
-    dash = dashboard(request)
-    rec = await _run(dash, request.path_params["run_id"])
-    call: int = request.path_params["call"]
+async def call_context(
+    dash: Dashboard, run_id: str, call: int, decryption: Decryption | None = None
+) -> dict[str, Any]:
+    """What ``call.html`` shows of durable call ``call`` of run ``run_id``; with
+    ``decryption``, its payloads (arguments, errors, result, hook payloads; a child run's
+    input, which is the child's) are opened.
+
+    Raises:
+        HTTPException: 404, no such run or call.
+        DecryptionError: a payload did not decrypt.
+    """
+    rec = await _run(dash, run_id)
     world = await dash.world()
     steps = {s.call: s for s in await world.list_steps(rec.run_id)}
     step = steps.get(call)
@@ -282,6 +377,7 @@ async def call_page(request: Request) -> Response:
     received = []
     last_end = command.created_at if command else rec.created_at
     for ev in events:
+        opener = _opener(decryption, ev)
         if ev.type in (EventType.STEP_RETRYING, EventType.STEP_FAILED, EventType.STEP_COMPLETED):
             started = float(ev.data.get("started_at") or last_end)
             is_error = ev.type is not EventType.STEP_COMPLETED
@@ -296,52 +392,82 @@ async def call_page(request: Request) -> Response:
                         EventType.STEP_COMPLETED: "completed",
                     }[ev.type],
                     "retry_at": ev.data.get("retry_at"),
-                    "error": render_payload(ev.payload, kind="error", where="an attempt's error")
+                    "error": render_payload(
+                        ev.payload, kind="error", where="an attempt's error", opener=opener
+                    )
                     if is_error
                     else None,
                 }
             )
             last_end = ev.created_at
         if ev.type in (EventType.STEP_COMPLETED, EventType.CHILD_COMPLETED):
-            result = render_payload(ev.payload, kind="value", where=f"the result of call {call}")
-        elif ev.type in (EventType.STEP_FAILED, EventType.CHILD_FAILED):
-            result = render_payload(ev.payload, kind="error", where=f"the error of call {call}")
-        elif ev.type is EventType.HOOK_RECEIVED:
-            received.append(
-                (ev, render_payload(ev.payload, kind="value", where="a hook's payload"))
+            result = render_payload(
+                ev.payload, kind="value", where=f"the result of call {call}", opener=opener
             )
+        elif ev.type in (EventType.STEP_FAILED, EventType.CHILD_FAILED):
+            result = render_payload(
+                ev.payload, kind="error", where=f"the error of call {call}", opener=opener
+            )
+        elif ev.type is EventType.HOOK_RECEIVED:
+            view = render_payload(ev.payload, kind="value", where="a hook's payload", opener=opener)
+            received.append((ev, view))
     args = None
+    sealed = any(is_sealed(ev.payload) for ev in events)
     if command is not None and command.type is EventType.STEP_CREATED:
-        args = render_payload(command.payload, kind="args", where=f"the arguments of call {call}")
+        args = render_payload(
+            command.payload,
+            kind="args",
+            where=f"the arguments of call {call}",
+            opener=_opener(decryption, command),
+        )
     elif command is not None and command.type is EventType.CHILD_CREATED:
         child_id = command.data.get("child_run_id")
         child_events = await world.read_events(str(child_id), limit=1) if child_id else []
         if child_events:
-            args = render_payload(child_events[0].payload, kind="args", where="the child's input")
-    return dash.render(
-        request,
-        "call.html",
-        run=rec,
-        call=call,
-        step=step,
-        command=command,
-        events=[(ev, _event_payload(ev)) for ev in events],
-        attempts=attempts,
-        args=args,
-        result=result,
-        received=received,
-    )
+            child_input = child_events[0]
+            sealed = sealed or is_sealed(child_input.payload)
+            args = render_payload(
+                child_input.payload,
+                kind="args",
+                where="the child's input",
+                opener=_opener(decryption, child_input),
+            )
+    return {
+        "run": rec,
+        "call": call,
+        "step": step,
+        "command": command,
+        "events": [(ev, event_payload(ev, decryption)) for ev in events],
+        "attempts": attempts,
+        "args": args,
+        "result": result,
+        "received": received,
+        "sealed": sealed,
+    }
+
+
+async def call_page(request: Request) -> Response:
+    """``/runs/{run_id}/calls/{call}``: one durable call: its arguments, its attempts
+    (with errors and tracebacks), its result or final error, its events."""
+    dash = dashboard(request)
+    call: int = request.path_params["call"]
+    ctx = await call_context(dash, request.path_params["run_id"], call)
+    panel = decrypt_panel(request, ctx["sealed"], call=call)
+    return dash.render(request, "call.html", **ctx, decrypt=panel)
 
 
 # -- streams ----------------------------------------------------------------------------
 
 
-def _chunk_view(run_id: str, namespace: str, chunk: Any) -> dict[str, Any]:
+def _chunk_view(
+    run_id: str, namespace: str, chunk: Any, decryption: Decryption | None = None
+) -> dict[str, Any]:
     where = f"chunk {chunk.index} of stream {namespace or '(default)'!r} of run {run_id}"
+    opener = None if decryption is None else decryption.chunk(run_id, namespace, chunk.index)
     return {
         "index": chunk.index,
         "at": chunk.created_at,
-        "payload": render_payload(chunk.payload, kind="value", where=where),
+        "payload": render_payload(chunk.payload, kind="value", where=where, opener=opener),
     }
 
 
