@@ -244,7 +244,9 @@ class Sealer:
 _memory_keys: dict[str, str] = {}
 
 
-def resolve_keyring(world_url: str, key: str | bytes | bool | None) -> KeyRing | None:
+def resolve_keyring(
+    world_url: str, key: str | bytes | bool | None, *, create: bool = True
+) -> KeyRing | None:
     """The key ring for a world: the argument, then ``$DURABLY_ENCRYPTION_KEY``, then the
     world's default (a key file beside an SQLite database, created on first use; an
     in-process key for ``memory://``). ``False`` (or the variable set to ``off``) turns

@@ -47,7 +47,7 @@ async def decrypt_events(
     Raises:
         DecryptionError: the key is missing or wrong (nothing is recorded then).
     """
-    ring = resolve_keyring(resolve_world_url(world_url), key)
+    ring = resolve_keyring(resolve_world_url(world_url), key, create=False)
     if ring is None:
         raise DecryptionError("--decrypt needs the key: pass --key or set $DURABLY_ENCRYPTION_KEY")
     opened = open_payloads(Sealer(ring), events)
