@@ -294,7 +294,7 @@ class _ChunkPrinter:
         self.sealer: Sealer | None = None
         self.audited = False
         if decrypt:
-            ring = resolve_keyring(resolve_world_url(world_url), key)
+            ring = resolve_keyring(resolve_world_url(world_url), key, create=False)
             if ring is None:
                 raise DecryptionError(
                     "--decrypt needs the key: pass --key or set $DURABLY_ENCRYPTION_KEY"

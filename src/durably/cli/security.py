@@ -34,7 +34,7 @@ def rekey(world_url: str | None, key: str | None, batch: int, as_json: bool) -> 
     """Re-encrypt every payload not sealed with the newest key, in batches, while
     workers keep running (stored payloads never change otherwise)."""
     url = resolve_world_url(world_url)
-    ring = resolve_keyring(url, key)
+    ring = resolve_keyring(url, key, create=False)
     if ring is None:
         click.echo("error: encryption is off; nothing to re-encrypt", err=True)
         raise SystemExit(1)
