@@ -61,7 +61,7 @@ class Writable:
         data = serde.encode(value, where=f"a chunk of stream {self.namespace or '(default)'!r}")
         writer.write(self.run_id, self.namespace, data)
         if writer.buffered > MAX_BUFFERED_BYTES:
-            await writer.drain()
+            await writer.drain(self.run_id)
         elif writer.queued % YIELD_EVERY == 0:
             # A tight loop of writes would otherwise never let the flush (and readers in
             # this process) run before the step ends.
@@ -71,7 +71,7 @@ class Writable:
         """Close the stream: readers end after its last chunk. Durable when it returns."""
         writer = self._writer()
         writer.close(self.run_id, self.namespace)
-        await writer.drain()
+        await writer.drain(self.run_id)
 
 
 def get_writable(namespace: str | None = None, type: Any = None) -> Writable:
@@ -101,6 +101,8 @@ class StreamWriter:
         self._pending: dict[tuple[str, str], list[bytes]] = {}
         self._closing: set[tuple[str, str]] = set()
         self._waiters: list[asyncio.Future[None]] = []
+        #: What storing a run's chunks raised, reported by that run's next drain().
+        self._failed: dict[str, BaseException] = {}
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
@@ -116,14 +118,18 @@ class StreamWriter:
         self._closing.add((run_id, namespace))
         self._schedule(0.0)
 
-    async def drain(self) -> None:
-        """Wait until everything queued so far is stored (raises what storing raised)."""
-        if not self._pending and not self._closing and self._task is None:
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        self._schedule(0.0)
-        await fut
+    async def drain(self, run_id: str | None = None) -> None:
+        """Wait until everything queued so far is stored; then raise what storing the
+        chunks of ``run_id`` raised, if anything (other runs' failures stay theirs)."""
+        if self._pending or self._closing or self._task is not None:
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            self._schedule(0.0)
+            await fut
+        if run_id is not None:
+            error = self._failed.pop(run_id, None)
+            if error is not None:
+                raise error
 
     def _schedule(self, delay: float) -> None:
         if self._task is not None:
@@ -154,19 +160,29 @@ class StreamWriter:
                     ChunkBatch(rid, ns, pending.get((rid, ns), []), (rid, ns) in closing)
                     for rid, ns in keys
                 ]
-                try:
-                    if batches:
-                        await self.world.append_chunks(batches)
-                except Exception as e:
-                    for w in waiters:
-                        if not w.done():
-                            w.set_exception(e)
-                    continue
+                if batches:
+                    await self._store(batches)
                 for w in waiters:
                     if not w.done():
                         w.set_result(None)
         finally:
             self._task = None
+
+    async def _store(self, batches: list[ChunkBatch]) -> None:
+        """Store the batches together; if that fails, each on its own, so one run's
+        error (a write to a closed stream) never costs another run its chunks."""
+        try:
+            await self.world.append_chunks(batches)
+            return
+        except Exception as e:
+            if len(batches) == 1:
+                self._failed[batches[0].run_id] = e
+                return
+        for batch in batches:
+            try:
+                await self.world.append_chunks([batch])
+            except Exception as e:
+                self._failed[batch.run_id] = e
 
     async def aclose(self) -> None:
         """Store what is queued (on worker stop)."""

@@ -38,7 +38,7 @@ from .errors import (
     StepNotRegisteredError,
     StepTimeoutError,
 )
-from .events import EventType, NewEvent
+from .events import TERMINAL_RUN_TYPES, EventType, NewEvent
 from .runtime.context import SERVICES, STEP, StepMetadata, StepServices
 from .runtime.failures import encode_error, error_type_name
 from .runtime.instance import RunInstance, StepCall, StepSpec
@@ -91,9 +91,12 @@ class GroupCommit:
                         Commit(flat, owner=self.owner, lease_seconds=self.lease_seconds)
                     )
                 except BaseException as e:
-                    for _, f in batch:
+                    # Those who queued meanwhile must hear it too, not wait for a commit
+                    # that may never come.
+                    for _, f in [*batch, *self._queue]:
                         if f is not None and not f.done():
                             f.set_exception(e)
+                    self._queue = []
                     if mine is None:
                         raise
                     break
@@ -148,6 +151,7 @@ class Worker:
         self._locks: dict[str, asyncio.Lock] = {}
         self._busy = 0  # step slots in use or reserved
         self._held_runs: set[str] = set()
+        self._foreign: set[str] = set()  # runs of workflows this process lacks
         self._held_tasks: set[tuple[str, int]] = set()
         self._bg: set[asyncio.Task[Any]] = set()
         self._step_tasks: set[asyncio.Task[Any]] = set()
@@ -301,7 +305,15 @@ class Worker:
         lock = self._locks.get(run_id)
         if lock is None:
             lock = self._locks[run_id] = asyncio.Lock()
+            if len(self._locks) > 2 * self.max_cached_runs + 1024:
+                self._prune_locks()
         return lock
+
+    def _prune_locks(self) -> None:
+        """Forget the locks of runs that are neither in memory nor being advanced."""
+        for run_id, lock in list(self._locks.items()):
+            if not lock.locked() and run_id not in self.instances:
+                del self._locks[run_id]
 
     async def _claimed_turn(self, run_id: str) -> None:
         try:
@@ -315,6 +327,7 @@ class Worker:
             return None
         wf = self.registry.workflows.get(rec.workflow_name)
         if wf is None:
+            self._foreign.add(run_id)
             _log.error(
                 "durably worker: run %s is of workflow %r, which this process has not "
                 "registered (registered: %s); leaving it for a worker that has",
@@ -346,8 +359,11 @@ class Worker:
                 if inst is None:
                     if facts:
                         await self.committer.commit([RunWrite(run_id, facts=list(facts))])
-                    if release:
+                    if release and run_id not in self._foreign:
                         await self.world.release(owner=self.owner, run_ids=[run_id], tasks=())
+                    # A run of a workflow this process does not have keeps its lease
+                    # until it expires, so this worker does not claim it in a loop.
+                    self._foreign.discard(run_id)
                     return []
                 read = True
             now = time.time()
@@ -370,7 +386,7 @@ class Worker:
                     inst.deliver(fact, fact.created_at)
             except NonDeterminismError as e:
                 inst.close()
-                await self._fail_run(run_id, last_read, list(facts), e, release)
+                await self._fail_run(inst, last_read, list(facts), e, release)
                 return []
             return await self._commit_turn(inst, list(facts), expected, release, now)
 
@@ -403,15 +419,9 @@ class Worker:
             )
         ]
         writes += [replace(cw, requires=run_id) for cw in inst.child_writes()]
-        if inst.done and inst.record.parent_run_id and inst.record.parent_call is not None:
-            writes.append(self._parent_write(inst, commands))
-        if inst.done and commands and commands[-1].type is EventType.RUN_CANCELLED:
-            # A cancelled run's children are cancelled too.
-            for child_id in inst.pending_children():
-                stop = NewEvent(
-                    EventType.RUN_CANCEL_REQUESTED, None, {"reason": "parent cancelled"}
-                )
-                writes.append(RunWrite(child_id, facts=[stop], requires=run_id))
+        end = next((c for c in commands if c.type in TERMINAL_RUN_TYPES), None)
+        if end is not None:
+            writes += self._ending_writes(inst, end)
         try:
             results = await self.committer.commit(writes)
         except BaseException:
@@ -449,8 +459,7 @@ class Worker:
             run_id, await self.advance(run_id, facts, read=read, release=release), time.time()
         )
 
-    def _parent_write(self, inst: RunInstance, commands: list[NewEvent]) -> RunWrite:
-        end = commands[-1]
+    def _parent_write(self, inst: RunInstance, end: NewEvent) -> RunWrite:
         rec = inst.record
         assert rec.parent_run_id is not None
         if end.type is EventType.RUN_COMPLETED:
@@ -471,13 +480,15 @@ class Worker:
 
     async def _fail_run(
         self,
-        run_id: str,
+        inst: RunInstance,
         seen: int,
         facts: list[NewEvent],
         error: BaseException,
         release: bool,
     ) -> None:
+        """End a run whose replay diverged from its log (its body cannot go on)."""
         _log.error("durably: %s", error)
+        run_id = inst.run_id
         end = NewEvent(
             EventType.RUN_FAILED,
             None,
@@ -485,9 +496,23 @@ class Worker:
             encode_error(error),
         )
         telemetry.note_turn(True, [end])
-        await self.committer.commit(
-            [RunWrite(run_id, facts=facts, expected_seq=seen, commands=[end], release=release)]
-        )
+        writes = [RunWrite(run_id, facts=facts, expected_seq=seen, commands=[end], release=release)]
+        writes += self._ending_writes(inst, end)
+        await self.committer.commit(writes)
+        self._locks.pop(run_id, None)
+
+    def _ending_writes(self, inst: RunInstance, end: NewEvent) -> list[RunWrite]:
+        """What a run's end tells others: its parent gets the outcome, its children that
+        are still running are cancelled. Applied only if the end itself is."""
+        run_id = inst.run_id
+        writes: list[RunWrite] = []
+        rec = inst.record
+        if rec.parent_run_id and rec.parent_call is not None:
+            writes.append(self._parent_write(inst, end))
+        for child_id in inst.pending_children():
+            stop = NewEvent(EventType.RUN_CANCEL_REQUESTED, None, {"reason": "parent ended"})
+            writes.append(RunWrite(child_id, facts=[stop], requires=run_id))
+        return writes
 
     def _keep(self, inst: RunInstance) -> None:
         """Keep a run's live body in memory only while it is likely to move soon."""
@@ -564,17 +589,19 @@ class Worker:
             inst = self.instances.pop(run_id, None) or await self._load(run_id)
             if inst is not None:
                 try:
-                    for e in await self.world.read_events(run_id, after_seq=inst.seen_seq):
+                    events = await self.world.read_events(run_id, after_seq=inst.seen_seq)
+                    inst.index(events)
+                    for e in events:
                         inst.feed(e)
                 except NonDeterminismError:
                     inst.close()
                     inst = None
             if inst is not None:
-                sc = inst.steps.get(call)
-                inst._issued.clear()  # nothing of this replay is committed from here
-                inst.close()
-                if sc is not None:
-                    return sc
+                replayed = inst.steps.get(call)
+                inst.close()  # nothing of this replay is committed
+                if replayed is not None:
+                    # The callable comes from the replay; the arguments from the log.
+                    return StepCall(call, replayed.spec, ev.payload or b"")
         spec = StepSpec(name, None, None, max_retries=0)
         return StepCall(call, spec, ev.payload or b"")
 
@@ -596,15 +623,33 @@ class Worker:
                     self._wake.set()
             following: list[StepCall] = []
             try:
-                if fact.type is EventType.STEP_RETRYING:
-                    await self.committer.commit([RunWrite(run_id, facts=[fact])])
-                else:
-                    following = await self.advance(run_id, [fact])
+                following = await self._record(run_id, fact)
             finally:
                 self._held_tasks.discard(key)
             started, attempt = time.time(), 1
             current = following[0] if following else None
             self._launch(run_id, following[1:], started)
+
+    async def _record(self, run_id: str, fact: NewEvent) -> list[StepCall]:
+        """Record a step attempt's outcome, retrying while the world is unreachable (a
+        result in hand is worth a few seconds; if it cannot be recorded, the task's lease
+        expires and the step runs again elsewhere)."""
+        delay = 0.2
+        for attempt in range(6):
+            try:
+                if fact.type is EventType.STEP_RETRYING:
+                    await self.committer.commit([RunWrite(run_id, facts=[fact])])
+                    return []
+                return await self.advance(run_id, [fact])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if attempt == 5 or self._stopping:
+                    raise
+                _log.warning("durably worker: recording a step of %s failed; retrying", run_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 3.0)
+        return []
 
     def _launch(self, run_id: str, calls: Sequence[StepCall], started: float) -> None:
         """Run steps this worker claimed inline, each in a task of its own."""
@@ -634,7 +679,7 @@ class Worker:
             args, kwargs = spec.shape.decode_args(sc.args)
             result = await _call(spec.fn, args, kwargs, spec.timeout, spec.name)
             # Everything the step streamed is stored before its completion is.
-            await self.streams.drain()
+            await self.streams.drain(run_id)
             payload = spec.shape.encode_result(result)
             if len(payload) > self.registry.limits.max_payload_bytes:
                 raise PayloadTooLargeError(

@@ -477,9 +477,17 @@ async def test_claim_calls_lease_the_step_to_the_committer(world: World) -> None
 async def test_each_claim_of_a_step_is_a_new_attempt(world: World) -> None:
     run_id = await run_with_calls(world, ev(E.STEP_CREATED, 0, name="s"))
     for attempt in (1, 2, 3):
-        got = await claim(world, A, runs=0)
+        got = await claim(world, A, runs=0, lease_seconds=0.05)
         assert [(t.call, t.attempt) for t in got.tasks] == [(0, attempt)]
         assert (await world.list_steps(run_id))[0].attempts == attempt
+        await asyncio.sleep(0.1)  # the holder is lost: its lease expires
+
+
+async def test_a_step_handed_back_is_not_an_attempt_lost(world: World) -> None:
+    run_id = await run_with_calls(world, ev(E.STEP_CREATED, 0, name="s"))
+    for _ in range(3):
+        got = await claim(world, A, runs=0)
+        assert [(t.call, t.attempt) for t in got.tasks] == [(0, 1)]
         await world.release(owner=A, run_ids=[], tasks=[(run_id, 0)])
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import telemetry
-from ..errors import HookConflictError, NonDeterminismError, PayloadTooLargeError
+from ..errors import HookConflictError, NonDeterminismError, PayloadTooLargeError, SandboxError
 from ..events import COMMAND_TYPES, DELIVERABLE_TYPES, Event, EventType, NewEvent
 from ..worlds.base import RunMeta, RunRecord, RunWrite
 from .calls import CallShape
@@ -113,7 +113,9 @@ class RunInstance:
         self._hooks: dict[int, HookSink] = {}
         self._recorded_tokens: dict[int, str] = {}
         self._child_ids: dict[int, str] = {}
-        self.attributes: dict[str, str] = dict(record.attributes)
+        # Only what the body itself set: it must be the same on every replay, whatever
+        # steps set meanwhile (those are facts, counted by the step that sets them).
+        self.attributes: dict[str, str] = {}
         self.steps: dict[int, StepCall] = {}
 
     # -- feeding the log ---------------------------------------------------------------
@@ -130,7 +132,7 @@ class RunInstance:
             self.input = ev.payload
             self._count(ev.payload)
         elif t is EventType.ATTRIBUTES_SET and ev.call is None:
-            self._attributes(ev.data)  # set by a step: a fact, not a call of the body
+            pass  # set by a step: a fact, not a call of the body
         elif t in COMMAND_TYPES:
             if t is EventType.ATTRIBUTES_SET:
                 self._attributes(ev.data)
@@ -207,6 +209,8 @@ class RunInstance:
                 self.started_at = at
                 self._start_body()
         elif t in (EventType.STEP_COMPLETED, EventType.CHILD_COMPLETED):
+            if call is not None:
+                self.steps.pop(call, None)  # done: its arguments are no longer needed
             entry = self._pending.pop(call, None) if call is not None else None
             if entry is not None and not entry[0].done():
                 fut, decode = entry
@@ -215,6 +219,8 @@ class RunInstance:
                 except Exception as e:  # a result that no longer fits its annotation
                     fut.set_exception(e)
         elif t in (EventType.STEP_FAILED, EventType.CHILD_FAILED):
+            if call is not None:
+                self.steps.pop(call, None)
             entry = self._pending.pop(call, None) if call is not None else None
             if entry is not None and not entry[0].done():
                 entry[0].set_exception(rebuild_error(payload))
@@ -241,7 +247,12 @@ class RunInstance:
             self.cancel_reason = data.get("reason")
             if self.task is not None and not self.task.done():
                 self.task.cancel("the run was cancelled")
-        self.loop.run_until_quiet()
+        try:
+            self.loop.run_until_quiet()
+        except SandboxError as e:  # the body spins: it fails, the worker goes on
+            if not self.done:
+                self._finish_failed(e)
+            return
         self._check_done()
 
     def _start_body(self) -> None:

@@ -22,6 +22,8 @@ import collections
 import contextvars
 import inspect
 import logging
+import sys
+import weakref
 from asyncio import events
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
@@ -31,6 +33,9 @@ from ..errors import SandboxError
 __all__ = ["TimerHost", "WorkflowLoop"]
 
 _log = logging.getLogger("durably.runtime")
+
+#: Callbacks one turn may run before the body is judged to spin.
+MAX_CALLBACKS_PER_TURN = 1_000_000
 _T = TypeVar("_T")
 
 
@@ -61,6 +66,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._closed = False
         self.timer_name = "timer"
         self.unhandled: list[dict[str, Any]] = []
+        self._asyncgens: weakref.WeakSet[Any] = weakref.WeakSet()
 
     @property
     def host(self) -> TimerHost:
@@ -138,19 +144,53 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return {call: h.when() for call, h in self._timers.items()}
 
     def run_until_quiet(self) -> None:
-        """Run ready callbacks until none is left."""
+        """Run ready callbacks until none is left.
+
+        Raises:
+            SandboxError: the body keeps itself busy without ever waiting on anything
+                durable (an endless ``await asyncio.sleep(0)`` loop).
+        """
         prev = events._get_running_loop()
+        prev_hooks = sys.get_asyncgen_hooks()
         events._set_running_loop(self)
+        # Async generators a body leaves open are finalized on this loop (inside the
+        # body's sandbox), not on the worker's.
+        sys.set_asyncgen_hooks(
+            firstiter=self._asyncgen_firstiter, finalizer=self._asyncgen_finalizer
+        )
         self._running = True
+        budget = MAX_CALLBACKS_PER_TURN
         try:
             ready = self._ready
             while ready:
                 handle = ready.popleft()
-                if not handle._cancelled:
+                if handle._cancelled:
+                    continue
+                budget -= 1
+                if budget < 0:
+                    raise SandboxError(
+                        f"the workflow body ran {MAX_CALLBACKS_PER_TURN:,} callbacks without "
+                        "waiting on anything durable; a body must not spin (await a step, a "
+                        "sleep or a hook instead of looping on asyncio.sleep(0))"
+                    )
+                try:
                     handle._run()
+                except (SystemExit, KeyboardInterrupt):
+                    # Raised in the body: the task holds it as its exception and the run
+                    # fails with it; it must not take the worker's loop down.
+                    continue
         finally:
             self._running = False
             events._set_running_loop(prev)
+            sys.set_asyncgen_hooks(*prev_hooks)
+
+    def _asyncgen_firstiter(self, agen: Any) -> None:
+        self._asyncgens.add(agen)
+
+    def _asyncgen_finalizer(self, agen: Any) -> None:
+        self._asyncgens.discard(agen)
+        if not self._closed:
+            self.call_soon(self.create_task, agen.aclose())
 
     # -- futures and tasks -------------------------------------------------------------
 

@@ -378,7 +378,8 @@ class World(Protocol):
     async def release(
         self, *, owner: str, run_ids: Sequence[str], tasks: Sequence[tuple[str, int]]
     ) -> None:
-        """Hand back leases early (tasks become claimable again at once)."""
+        """Hand back leases early: they become claimable again at once, and a step task
+        handed back does not count as an attempt (its ``attempt`` goes back down)."""
 
     async def next_due(self, *, namespace: str, deployment: str) -> float | None:
         """When the earliest queued run turn or task becomes claimable, if any."""

@@ -346,7 +346,8 @@ def _apply_write(
         # Informational facts (a retry recorded, attributes set) may have been appended
         # since the turn's writer last read the log; only facts the body consumes and
         # other commands make its decisions stale.
-        if ok and lease_ok and decided_before <= w.expected_seq:
+        ended = rec.status in TERMINAL_STATUSES  # an ended run takes no more commands
+        if ok and lease_ok and not ended and decided_before <= w.expected_seq:
             claim = set(w.claim_calls)
             for cmd in w.commands:
                 _append(x, cmd, claim=cmd.call in claim)
@@ -386,7 +387,12 @@ def _fact_is_new(store: Store, row: RunRow, fact: NewEvent) -> bool:
     step = store.get_step(rec.run_id, fact.call)
     if step is None:
         return False
-    if t in (EventType.STEP_COMPLETED, EventType.STEP_FAILED, EventType.STEP_RETRYING):
+    if t is EventType.STEP_RETRYING:
+        # Only the latest attempt may reschedule the step: a late report from an attempt
+        # whose lease expired must not take the task from the worker now holding it.
+        latest = int(fact.data.get("attempt", step.attempts)) >= step.attempts
+        return step.kind == "step" and step.status not in _STEP_DONE and latest
+    if t in (EventType.STEP_COMPLETED, EventType.STEP_FAILED):
         return step.kind == "step" and step.status not in _STEP_DONE
     if t is EventType.WAIT_COMPLETED:
         return step.kind == "wait" and step.status == "waiting"

@@ -253,6 +253,8 @@ class MemoryWorld:
                 if t is not None and t.lease_owner == owner:
                     t.lease_owner = None
                     t.lease_until = None
+                    if t.kind == "step" and t.attempt > 0:
+                        t.attempt -= 1  # handed back, not lost: the attempt does not count
         d.work.fire()
 
     async def next_due(self, *, namespace: str, deployment: str) -> float | None:

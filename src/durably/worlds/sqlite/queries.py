@@ -155,8 +155,10 @@ RELEASE_RUN = (
     "UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE run_id = ? AND lease_owner = ?"
 )
 
+# A step handed back is not an attempt lost: its count goes back down.
 RELEASE_TASK = (
-    "UPDATE tasks SET lease_owner = NULL, lease_until = NULL"
+    "UPDATE tasks SET lease_owner = NULL, lease_until = NULL,"
+    " attempt = CASE WHEN kind = 'step' AND attempt > 0 THEN attempt - 1 ELSE attempt END"
     " WHERE run_id = ? AND call = ? AND lease_owner = ?"
 )
 
