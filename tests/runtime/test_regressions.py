@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import durably
-from durably import BaseHook, Workflows, WorkflowRunFailedError, get_writable, sleep, start
+from durably import BaseHook, WorkflowRunFailedError, Workflows, get_writable, sleep, start
 
 
 @dataclass
