@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick clean
+.PHONY: demo test lint chromium bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +24,34 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests examples bench
 	$(BIN)/mypy
 
-test: lint
+# The dashboard's browser tests drive Debian's Chromium (never a downloaded browser);
+# install it when it is missing (CI runs as root). Without it they skip, except under CI.
+CHROMIUM ?= /usr/bin/chromium
+
+chromium:
+	@test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "warning: could not install chromium; the browser tests will be skipped"
+
+test: lint chromium
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python bench/run.py
+# The benchmarks run in a venv of their own, bench/.venv: durably (editable) and the peers
+# it is measured against (bench/requirements.txt), which are no dependency of durably.
+# BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--only durably,dbos".
+BENCH_VENV ?= bench/.venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
 
-bench-quick: $(STAMP)
-	$(BIN)/python bench/run.py --quick
+$(BENCH_STAMP): pyproject.toml bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .durably .mypy_cache .ruff_cache .pytest_cache

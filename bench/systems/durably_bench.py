@@ -159,9 +159,25 @@ async def main(world: str, quick: bool, only: set[str]) -> None:
             emit({"workload": "sleepers", "bytes_per_run": (busy - idle) * 1024 / s.sleepers})
 
 
+def _with_schema(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+
+
+async def drop_schema(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.split("?")[0])
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{url.rsplit("schema=", 1)[1]}" CASCADE')
+    finally:
+        await conn.close()
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("--world", required=True, choices=["sqlite", "sqlite-fsync", "memory"])
+    p.add_argument(
+        "--world", required=True, choices=["sqlite", "sqlite-fsync", "memory", "postgres"]
+    )
     p.add_argument("--quick", action="store_true")
     p.add_argument("--only", default="")
     a = p.parse_args()
@@ -170,7 +186,20 @@ if __name__ == "__main__":
         "sqlite": f"sqlite:///{tmp / 'bench.db'}",
         "sqlite-fsync": f"sqlite:///{tmp / 'bench.db'}?synchronous=full",
         "memory": "memory://",
+        # A schema of its own on the local server ($DURABLY_BENCH_POSTGRES to change it).
+        "postgres": _with_schema(
+            os.environ.get("DURABLY_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"),
+            f"bench_{tmp.name.replace('-', '_')}",
+        ),
     }[a.world]
+    if a.world == "postgres":
+        from durably.crypto import new_key
+
+        os.environ.setdefault("DURABLY_ENCRYPTION_KEY", new_key("bench"))
     only = {x for x in a.only.split(",") if x}
-    asyncio.run(main(url, a.quick, only))
+    try:
+        asyncio.run(main(url, a.quick, only))
+    finally:
+        if a.world == "postgres":
+            asyncio.run(drop_schema(url))
     _: Any = None
