@@ -291,6 +291,9 @@ class SqliteWorld:
                 conn = self._connect()
                 try:
                     conn.execute(q.PRAGMA_SYNCHRONOUS.format(level=cfg.synchronous.upper()))
+                    # Only takes effect on a new, empty file (before WAL mode is set):
+                    # a commit writes whole pages, and small rows need small pages.
+                    conn.execute(q.PRAGMA_PAGE_SIZE)
                     conn.execute(q.PRAGMA_WAL).fetchall()
                     conn.execute(q.PRAGMA_WAL_AUTOCHECKPOINT.format(pages=WAL_SAFETY_PAGES))
                     migrate(conn, cfg.path)
