@@ -15,8 +15,9 @@ import pytest
 import pytest_asyncio
 
 from durably import Workflows
+from tests.postgres import support as pg
 
-WORLDS = ["memory", "sqlite"]
+WORLDS = ["memory", "sqlite", "postgres"]
 
 
 def world_url_for(kind: str, tmp_path: Path) -> str:
@@ -24,11 +25,23 @@ def world_url_for(kind: str, tmp_path: Path) -> str:
         return f"memory://{tmp_path.name}"
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'durably.db'}"
+    if kind == "postgres":
+        return pg.fresh_url()
     raise ValueError(kind)
 
 
 @pytest.fixture(params=WORLDS)
-def world_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def world_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    if request.param == "postgres":
+        # A schema of its own per test (dropped after it), and the key a postgres
+        # world needs (it has no default).
+        pg.require_postgres()
+        monkeypatch.setenv("DURABLY_ENCRYPTION_KEY", pg.TEST_KEY)
+        url = pg.fresh_url()
+        request.addfinalizer(lambda: pg.drop_schema(url))
+        return url
     return world_url_for(request.param, tmp_path)
 
 

@@ -13,12 +13,20 @@ from pathlib import Path
 import pytest
 
 from durably.worlds import World, open_world
+from tests.postgres.support import drop_schema, fresh_url, require_postgres
 
 WorldUrl = Callable[[Path], str]
+
+
+def _postgres(tmp: Path) -> str:
+    require_postgres()
+    return fresh_url()  # a schema of its own, dropped after the test
+
 
 WORLDS: list[object] = [
     pytest.param(lambda tmp: "memory://", id="memory"),
     pytest.param(lambda tmp: f"sqlite:///{tmp}/w.db", id="sqlite"),
+    pytest.param(_postgres, id="postgres"),
 ]
 
 
@@ -26,7 +34,10 @@ WORLDS: list[object] = [
 def world_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a fresh, empty world of each kind."""
     factory: WorldUrl = request.param
-    return factory(tmp_path)
+    url = factory(tmp_path)
+    if url.startswith("postgres"):
+        request.addfinalizer(lambda: drop_schema(url))
+    return url
 
 
 @pytest.fixture

@@ -1,0 +1,222 @@
+"""Connections of one PostgreSQL world: an asyncpg pool per event loop that uses the
+world, retries while the server is out of reach, and error messages that say what to
+check.
+
+asyncpg pools are bound to the loop that made them, and a world outlives loops (pytest
+makes one per test; a registry may be reopened under a new ``asyncio.run``), so each
+loop gets its own pool, made on first use and closed when the world closes or, at the
+latest, when its loop shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import asyncpg
+
+from ...errors import WorldError
+from .config import PostgresConfig
+
+__all__ = ["Connections", "is_disconnect"]
+
+#: Errors that mean "try again with the connection locked" rather than "failed".
+LOST_RACE = (
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.UniqueViolationError,
+)
+
+
+def is_disconnect(e: BaseException) -> bool:
+    """True for errors that say the server is (for now) out of reach, or that the
+    connection is no longer usable (another one will do)."""
+    if isinstance(
+        e,
+        OSError
+        | TimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.AdminShutdownError
+        | asyncpg.CrashShutdownError
+        | asyncpg.TooManyConnectionsError
+        | asyncpg.InternalClientError,
+    ):
+        return True
+    return isinstance(e, asyncpg.InterfaceError) and "closed" in str(e)
+
+
+class Outage:
+    """Backoff while the server is unreachable, up to ``reconnect_seconds``."""
+
+    def __init__(self, db: Connections, what: str) -> None:
+        self.db = db
+        self.what = what
+        self.deadline: float | None = None
+        self.delay = 0.05
+
+    async def wait(self, error: BaseException) -> None:
+        """Sleep before the next try, or raise ``WorldError`` once out of time."""
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + self.db.config.reconnect_seconds
+        if now >= self.deadline:
+            raise self.db.unreachable(error, self.what) from error
+        await asyncio.sleep(min(self.delay, self.deadline - now))
+        self.delay = min(self.delay * 2, 1.0)
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Pool connections keep their session as is between uses: durably changes none of
+    it, and asyncpg's default reset costs a round trip at every release."""
+
+
+class Connections:
+    """The pools of one world, one per event loop."""
+
+    def __init__(self, config: PostgresConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._pools: dict[asyncio.AbstractEventLoop, asyncpg.Pool] = {}
+        self._pool_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
+
+    async def connect(self) -> asyncpg.Connection:
+        """A connection of its own (not pooled), for migrations."""
+        return await asyncpg.connect(
+            self.config.dsn, timeout=10, server_settings=dict(self.config.server_settings)
+        )
+
+    async def pool(self) -> asyncpg.Pool:
+        """This event loop's pool, made on first use."""
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is not None:
+            return pool
+        with self._lock:
+            lock = self._pool_locks.get(loop)
+            if lock is None:
+                lock = self._pool_locks[loop] = asyncio.Lock()
+        async with lock:
+            pool = self._pools.get(loop)
+            if pool is not None:
+                return pool
+            pool = await asyncpg.create_pool(
+                self.config.dsn,
+                min_size=0,  # no floor to restore (and log about) when the server restarts
+                max_size=self.config.pool_size,
+                timeout=10,
+                command_timeout=60,
+                reset=_keep_session,
+                server_settings=dict(self.config.server_settings),
+            )
+            # A loop closes its async generators when it shuts down (asyncio.run, a
+            # test's loop): this one closes the pool then, while the loop still runs.
+            closer = _close_at_shutdown(pool)
+            await anext(closer)
+            with self._lock:
+                for old in [lp for lp in self._pools if lp.is_closed()]:
+                    del self._pools[old]
+                    self._closers.pop(old, None)
+                    self._pool_locks.pop(old, None)
+                self._pools[loop] = pool
+                self._closers[loop] = closer
+            return pool
+
+    async def close(self) -> None:
+        """Close every pool: this loop's now, those of other running loops on them."""
+        with self._lock:
+            pools, self._pools = self._pools, {}
+            closers, self._closers = self._closers, {}
+            self._pool_locks = {}
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, pool in pools.items():
+            if loop is current:
+                await closers[loop].aclose()
+            elif not loop.is_closed() and loop.is_running():
+                with contextlib.suppress(RuntimeError):
+                    asyncio.run_coroutine_threadsafe(_close_pool(pool), loop)
+            # The pool of a loop that has stopped was closed at its shutdown.
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; one that failed other than with an error the server
+        reported (a lost socket, a protocol left mid-operation) is thrown away, so the
+        pool opens a fresh one instead of handing it out again."""
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            try:
+                yield conn
+            except BaseException as e:
+                if is_disconnect(e) or isinstance(e, asyncio.CancelledError):
+                    with contextlib.suppress(Exception):  # already gone back to the pool
+                        conn.terminate()
+                raise
+
+    async def fetch(self, what: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Run one statement (its own transaction) and return its rows, retried while
+        the server is out of reach; other database errors become ``WorldError``."""
+        outage = Outage(self, what)
+        while True:
+            try:
+                async with self.connection() as conn:
+                    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                    return rows
+            except Exception as e:
+                if is_disconnect(e):
+                    await outage.wait(e)
+                    continue
+                if isinstance(e, asyncpg.PostgresError):
+                    raise self.failed(e, what) from e
+                raise
+
+    def unreachable(self, e: BaseException, what: str) -> WorldError:
+        """The error for a server that cannot be reached (or refuses the connection)."""
+        detail = f"{type(e).__name__}: {e}".rstrip(": ")
+        if isinstance(e, asyncpg.InvalidCatalogNameError):
+            hint = "the database does not exist: create it, or fix its name in the URL"
+        elif isinstance(e, asyncpg.InvalidAuthorizationSpecificationError):
+            hint = "check the user and password in the URL (or ~/.pgpass, $PGPASSWORD)"
+        else:
+            hint = (
+                "check that PostgreSQL is running and reachable at that host and port, and "
+                "that the user, password and database in the URL are right"
+            )
+        return WorldError(
+            f"postgres world {self.config.display}: cannot {what}: {detail}; {hint} "
+            "(set the URL with --world or $DURABLY_WORLD)"
+        )
+
+    def failed(self, e: asyncpg.PostgresError, what: str) -> WorldError:
+        """The error for a statement the server refused."""
+        hint = ""
+        if isinstance(e, asyncpg.UndefinedTableError | asyncpg.UndefinedFunctionError):
+            hint = (
+                f"; the schema {self.config.schema!r} is missing or incomplete: run "
+                "`durably migrate` (or open the world again) to create it"
+            )
+        return WorldError(
+            f"postgres world {self.config.display}: cannot {what}: {e} "
+            f"(SQLSTATE {e.sqlstate}){hint}"
+        )
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    try:
+        await asyncio.wait_for(pool.close(), 5.0)
+    except Exception:
+        pool.terminate()
+
+
+async def _close_at_shutdown(pool: asyncpg.Pool) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await _close_pool(pool)

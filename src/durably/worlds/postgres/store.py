@@ -1,0 +1,517 @@
+"""A commit's rows in and out: what the ledger may read (preloaded in one query, or kept
+from this process's last commit), what it changed (written back in one statement), and
+the codecs between rows and records.
+
+The ledger (:func:`durably.worlds.ledger.apply_commit`) is synchronous; a remote database
+is not. So a commit gathers every row the ledger can ask for (:class:`CommitReads` says
+which; :class:`Preloaded` serves them, read in one round trip or taken from
+:class:`RecentRows`), runs the ledger on an :class:`~durably.worlds.ledger.OverlayStore`,
+and turns the overlay into the parameters of ``queries.WRITE`` (:func:`write_params`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...events import Event, EventType
+from ..base import TERMINAL_STATUSES, Commit, CommitResult, HookRecord, RunRecord, StepRecord
+from ..ledger import OverlayStore, RunRow
+
+__all__ = [
+    "CommitAttempt",
+    "CommitReads",
+    "Preloaded",
+    "RecentRows",
+    "event_from_row",
+    "hook_from_row",
+    "run_row_from_row",
+    "step_from_row",
+    "woken_namespaces",
+    "write_params",
+]
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_EVENT_TYPES = {t.value: t for t in EventType}
+_STEP_DONE = frozenset({"completed", "failed", "cancelled"})
+_CREATES = frozenset(
+    {
+        EventType.STEP_CREATED,
+        EventType.WAIT_CREATED,
+        EventType.CHILD_CREATED,
+        EventType.HOOK_CREATED,
+    }
+)
+#: Events whose ``data["token"]`` the ledger looks up in the hook index.
+_HOOK_TOKEN_TYPES = frozenset({EventType.HOOK_CREATED, EventType.HOOK_DISPOSED})
+
+
+def run_row_from_row(r: Sequence[Any], at: int = 0) -> RunRow:
+    """A :class:`RunRow` from ``queries.RUN_COLUMNS`` starting at column ``at``."""
+    attrs = r[at + 14]
+    record = RunRecord(
+        run_id=r[at],
+        workflow_name=r[at + 1],
+        namespace=r[at + 2],
+        deployment=r[at + 3],
+        status=r[at + 4],
+        created_at=r[at + 5],
+        started_at=r[at + 6],
+        completed_at=r[at + 7],
+        last_seq=r[at + 8],
+        idempotency_key=r[at + 9],
+        parent_run_id=r[at + 10],
+        parent_call=r[at + 11],
+        error_type=r[at + 12],
+        cancel_requested=r[at + 13],
+        attributes=json.loads(attrs) if attrs and attrs != "{}" else {},
+    )
+    return RunRow(
+        record,
+        decided_seq=r[at + 15],
+        turn_seq=r[at + 16],
+        turn_due_at=r[at + 17],
+        lease_owner=r[at + 18],
+        lease_until=r[at + 19],
+    )
+
+
+def step_from_row(r: Sequence[Any], at: int = 0) -> StepRecord:
+    """A :class:`StepRecord` from ``queries.STEP_COLUMNS`` starting at column ``at``."""
+    return StepRecord(
+        run_id=r[at],
+        call=r[at + 1],
+        kind=r[at + 2],
+        name=r[at + 3],
+        status=r[at + 4],
+        attempts=r[at + 5],
+        created_at=r[at + 6],
+        started_at=r[at + 7],
+        completed_at=r[at + 8],
+        due_at=r[at + 9],
+        error_type=r[at + 10],
+        child_run_id=r[at + 11],
+    )
+
+
+def hook_from_row(r: Sequence[Any], at: int = 0) -> HookRecord:
+    """A :class:`HookRecord` from ``queries.HOOK_COLUMNS`` starting at column ``at``."""
+    return HookRecord(
+        token=r[at],
+        run_id=r[at + 1],
+        call=r[at + 2],
+        hook_type=r[at + 3],
+        namespace=r[at + 4],
+        created_at=r[at + 5],
+        metadata=json.loads(r[at + 6]) if r[at + 6] and r[at + 6] != "{}" else {},
+    )
+
+
+def event_from_row(r: Sequence[Any]) -> Event:
+    """An :class:`Event` from ``queries.EVENT_COLUMNS``."""
+    return Event(
+        run_id=r[0],
+        seq=r[1],
+        type=_EVENT_TYPES.get(r[2]) or EventType(r[2]),
+        call=r[3],
+        data=json.loads(r[4]) if r[4] is not None else {},
+        payload=r[5],
+        created_at=r[6],
+    )
+
+
+class CommitAttempt:
+    """One try of a commit, and what settles it if the connection drops after its write
+    was sent: the events it appends (looked for in the log), its result, the runs whose
+    log grew (``run_id -> last_seq``) and the namespaces to wake."""
+
+    __slots__ = ("events", "namespaces", "result", "runs", "sent")
+
+    def __init__(self) -> None:
+        self.sent = False
+        self.events: list[tuple[str, int, str, float]] = []
+        self.result: CommitResult | None = None
+        self.runs: dict[str, int] = {}
+        self.namespaces: set[str] = set()
+
+
+@dataclass(slots=True)
+class CommitReads:
+    """Which rows a commit's ledger may ask for: the parameters of ``queries.PRELOAD``."""
+
+    run_ids: list[str] = field(default_factory=list)
+    idem_keys: list[tuple[str, str, str]] = field(default_factory=list)
+    step_keys: list[tuple[str, int]] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, commit: Commit) -> CommitReads:
+        """Every run written, every idempotency key created, every call and hook token
+        named."""
+        runs: dict[str, None] = {}
+        idem: dict[tuple[str, str, str], None] = {}
+        steps: dict[tuple[str, int], None] = {}
+        tokens: dict[str, None] = {}
+        for w in commit.writes:
+            runs[w.run_id] = None
+            meta = w.create
+            if meta is not None and meta.idempotency_key is not None:
+                idem[(meta.namespace, meta.workflow_name, meta.idempotency_key)] = None
+            for ev in (*w.facts, *w.commands):
+                if ev.call is None:
+                    continue
+                # A command that creates a call reads no steps row (the ledger writes it).
+                if ev.type not in _CREATES or ev in w.facts:
+                    steps[(w.run_id, ev.call)] = None
+                if ev.type in _HOOK_TOKEN_TYPES and ev.data.get("token") is not None:
+                    tokens[str(ev.data["token"])] = None
+        return cls(sorted(runs), list(idem), list(steps), list(tokens))
+
+    def params(self) -> list[Any]:
+        """The arguments of ``queries.PRELOAD`` / ``PRELOAD_LOCKED``."""
+        return [
+            self.run_ids,
+            [k[0] for k in self.idem_keys],
+            [k[1] for k in self.idem_keys],
+            [k[2] for k in self.idem_keys],
+            [k[0] for k in self.step_keys],
+            [k[1] for k in self.step_keys],
+            self.tokens,
+        ]
+
+
+class Preloaded:
+    """The committed rows a commit read, as a :class:`~durably.worlds.ledger.Source`.
+
+    Asking for a row that was not preloaded is a bug in :class:`CommitReads` (the ledger
+    would decide on rows it never saw), so it raises instead of guessing.
+    """
+
+    __slots__ = (
+        "_hooks_asked",
+        "_idem_asked",
+        "_runs_asked",
+        "_steps_asked",
+        "hooks",
+        "idem",
+        "runs",
+        "step_versions",
+        "steps",
+        "versions",
+    )
+
+    def __init__(self, reads: CommitReads) -> None:
+        self.runs: dict[str, RunRow] = {}
+        self.versions: dict[str, int] = {}
+        self.idem: dict[tuple[str, str, str], str] = {}
+        self.steps: dict[tuple[str, int], StepRecord] = {}
+        self.step_versions: dict[tuple[str, int], int] = {}
+        self.hooks: dict[str, HookRecord] = {}
+        self._runs_asked = set(reads.run_ids)
+        self._idem_asked = set(reads.idem_keys)
+        self._steps_asked = set(reads.step_keys)
+        self._hooks_asked = set(reads.tokens)
+
+    @classmethod
+    def read(cls, reads: CommitReads, rows: Sequence[Sequence[Any]]) -> Preloaded:
+        """The rows ``queries.PRELOAD`` returned."""
+        out = cls(reads)
+        for r in rows:
+            if r[0] == "r":
+                row = run_row_from_row(r, 2)
+                rec = row.record
+                out.runs[rec.run_id] = row
+                out.versions[rec.run_id] = r[1]
+                if rec.idempotency_key is not None:
+                    out.idem[(rec.namespace, rec.workflow_name, rec.idempotency_key)] = rec.run_id
+            elif r[0] == "s":
+                step = step_from_row(r, 22)
+                out.steps[(step.run_id, step.call)] = step
+                out.step_versions[(step.run_id, step.call)] = r[1]
+            else:
+                hook = hook_from_row(r, 34)
+                out.hooks[hook.token] = hook
+        out._runs_asked |= set(out.runs)
+        return out
+
+    def get_run_row(self, run_id: str) -> RunRow | None:
+        if run_id not in self._runs_asked:
+            raise RuntimeError(f"durably bug: the commit did not preload run {run_id!r}")
+        return self.runs.get(run_id)
+
+    def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None:
+        k = (namespace, workflow_name, key)
+        if k not in self._idem_asked:
+            raise RuntimeError(f"durably bug: the commit did not preload idempotency key {k!r}")
+        return self.idem.get(k)
+
+    def get_step(self, run_id: str, call: int) -> StepRecord | None:
+        if (run_id, call) not in self._steps_asked:
+            raise RuntimeError(
+                f"durably bug: the commit did not preload call {call} of run {run_id!r}"
+            )
+        return self.steps.get((run_id, call))
+
+    def get_hook(self, token: str) -> HookRecord | None:
+        if token not in self._hooks_asked:
+            raise RuntimeError(f"durably bug: the commit did not preload hook token {token!r}")
+        return self.hooks.get(token)
+
+
+class RecentRows:
+    """The rows this process last wrote, so that its next commit to the same runs (the
+    next step of a run it advances) need not read them back: one round trip, not two.
+
+    Rows are kept with their version (``xmin``) as written; a commit's write applies only
+    where that is still the current version, so a row someone else changed since (a
+    claim, another worker's commit) costs a retry, never a wrong decision. A run's steps
+    rows are kept while not done; a run that ended is dropped.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._runs: OrderedDict[str, tuple[RunRow, int, dict[int, tuple[StepRecord, int]]]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def source(self, reads: CommitReads) -> Preloaded | None:
+        """The commit's rows, if every one it may ask for is here."""
+        if reads.idem_keys or reads.tokens:
+            return None
+        out = Preloaded(reads)
+        with self._lock:
+            for run_id in reads.run_ids:
+                kept = self._runs.get(run_id)
+                if kept is None:
+                    return None
+                out.runs[run_id], out.versions[run_id] = kept[0], kept[1]
+            for run_id, call in reads.step_keys:
+                step = self._runs[run_id][2].get(call)
+                if step is None:
+                    return None
+                out.steps[(run_id, call)], out.step_versions[(run_id, call)] = step
+            for run_id in reads.run_ids:
+                self._runs.move_to_end(run_id)
+        return out
+
+    def remember(
+        self,
+        txn: OverlayStore,
+        base: Preloaded,
+        versions: Mapping[str, int],
+        step_versions: Mapping[tuple[str, int], int],
+    ) -> None:
+        """Keep the rows a successful commit read or wrote (``versions``,
+        ``step_versions``: those it wrote, as the write returned them)."""
+        with self._lock:
+            for run_id, row in txn.runs.items():
+                version = versions.get(run_id, base.versions.get(run_id))
+                if version is None or row.record.status in TERMINAL_STATUSES:
+                    self._runs.pop(run_id, None)
+                    continue
+                kept = self._runs.get(run_id)
+                steps = kept[2] if kept is not None else {}
+                for key, step in base.steps.items():
+                    if key[0] == run_id and key in base.step_versions:
+                        steps.setdefault(key[1], (step, base.step_versions[key]))
+                self._runs[run_id] = (row, version, steps)
+                self._runs.move_to_end(run_id)
+            for key, (step, _new) in txn.steps.items():
+                kept = self._runs.get(key[0])
+                if kept is None:
+                    continue
+                written = step_versions.get(key)
+                if step.status in _STEP_DONE or written is None:
+                    kept[2].pop(key[1], None)
+                else:
+                    kept[2][key[1]] = (step, written)
+            while len(self._runs) > self.size:
+                self._runs.popitem(last=False)
+
+    def forget(self, run_ids: Iterable[str]) -> None:
+        """Drop what is kept of these runs (a commit to them lost a race)."""
+        with self._lock:
+            for run_id in run_ids:
+                self._runs.pop(run_id, None)
+
+
+def woken_namespaces(txn: OverlayStore, base: Preloaded, new_work: bool) -> set[str]:
+    """The namespaces whose workers a commit must wake: every namespace written when the
+    ledger says the commit made work, and that of a run whose turn became claimable
+    without it (a turn left due when its lease is handed back: the ledger does not count
+    that as new work, but an idle worker must still hear of it)."""
+    out: set[str] = set()
+    for run_id, row in txn.runs.items():
+        rec = row.record
+        if new_work:
+            out.add(rec.namespace)
+            continue
+        if row.turn_due_at is None or row.lease_owner is not None:
+            continue
+        before = base.runs.get(run_id)
+        if before is None or before.lease_owner is not None or before.turn_due_at is None:
+            out.add(rec.namespace)
+    return out
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one list per column: the arrays ``unnest`` takes."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(col) for col in zip(*rows, strict=True)]
+
+
+#: Changes only ``queries.WRITE`` makes; a commit without them can use ``WRITE_STEPS``.
+_FULL_ONLY = frozenset({"i", "tr", "hd", "hr", "hp", "sc", "sr"})
+
+
+def write_params(
+    txn: OverlayStore, base: Preloaded, now: float, notes: list[list[str]]
+) -> tuple[list[Any], bool]:
+    """The parameters of ``queries.WRITE`` for the overlay's changes, committed at
+    ``now``, with the ``[channel, payload]`` notifications to send; and whether
+    ``queries.WRITE_STEPS`` (which takes the same) is enough for them.
+
+    Runs the ledger read but left as they were are neither written nor checked: from
+    such a row the ledger can only have refused something (a duplicate fact, a log that
+    moved, a lease held by another), and a fresher row would have given the same answer
+    or one the caller handles the same way, as a race lost by a hair.
+    """
+    doc: dict[str, Any] = {"now": now}
+    updated: list[dict[str, Any]] = []
+    inserted: list[dict[str, Any]] = []
+    for run_id, row in txn.runs.items():
+        rec = row.record
+        fields = {
+            "run_id": rec.run_id,
+            "status": rec.status,
+            "started_at": rec.started_at,
+            "completed_at": rec.completed_at,
+            "last_seq": rec.last_seq,
+            "error_type": rec.error_type,
+            "cancel_requested": rec.cancel_requested,
+            "attributes": rec.attributes,
+            "decided_seq": row.decided_seq,
+            "turn_seq": row.turn_seq,
+            "turn_due_at": row.turn_due_at,
+            "lease_owner": row.lease_owner,
+            "lease_until": row.lease_until,
+        }
+        if run_id in txn.new_runs:
+            fields.update(
+                workflow_name=rec.workflow_name,
+                namespace=rec.namespace,
+                deployment=rec.deployment,
+                created_at=rec.created_at,
+                idempotency_key=rec.idempotency_key,
+                parent_run_id=rec.parent_run_id,
+                parent_call=rec.parent_call,
+            )
+            inserted.append(fields)
+        elif row != base.runs.get(run_id):
+            fields["version"] = base.versions[run_id]
+            updated.append(fields)
+    if updated:
+        doc["u"] = updated
+    if inserted:
+        doc["i"] = inserted
+    dropped = txn.dropped_task_runs
+    # A task deleted on its own whose run drops all its tasks goes with the rest.
+    deleted = [
+        {"run_id": k[0], "call": k[1]}
+        for k, t in txn.tasks.items()
+        if t is None and k[0] not in dropped
+    ]
+    if deleted:
+        doc["td"] = deleted
+    if dropped:
+        doc["tr"] = sorted(dropped)
+    tasks = [
+        {
+            "run_id": t.run_id,
+            "call": t.call,
+            "kind": t.kind,
+            "namespace": t.namespace,
+            "deployment": t.deployment,
+            "visible_at": t.visible_at,
+            "attempt": t.attempt,
+            "lease_owner": t.lease_owner,
+            "lease_until": t.lease_until,
+        }
+        for t in txn.tasks.values()
+        if t is not None
+    ]
+    if tasks:
+        doc["tp"] = tasks
+    new_steps: list[dict[str, Any]] = []
+    old_steps: list[dict[str, Any]] = []
+    for key, (st, new) in txn.steps.items():
+        fields = {
+            "run_id": st.run_id,
+            "call": st.call,
+            "kind": st.kind,
+            "name": st.name,
+            "status": st.status,
+            "attempts": st.attempts,
+            "created_at": st.created_at,
+            "started_at": st.started_at,
+            "completed_at": st.completed_at,
+            "due_at": st.due_at,
+            "error_type": st.error_type,
+            "child_run_id": st.child_run_id,
+        }
+        version = base.step_versions.get(key)
+        if new or version is None:
+            new_steps.append(fields)  # made by this commit (or by none: made now)
+        else:
+            fields["version"] = version
+            old_steps.append(fields)
+    if new_steps:
+        doc["sn"] = new_steps
+    if old_steps:
+        doc["su"] = old_steps
+    gone = [token for token, h in txn.hooks.items() if h is None]
+    if gone:
+        doc["hd"] = gone
+    if txn.dropped_hook_runs:
+        doc["hr"] = sorted(txn.dropped_hook_runs)
+    hooks = [
+        {
+            "token": h.token,
+            "run_id": h.run_id,
+            "call": h.call,
+            "hook_type": h.hook_type,
+            "namespace": h.namespace,
+            "created_at": h.created_at,
+            "metadata": _dumps(h.metadata),
+        }
+        for h in txn.hooks.values()
+        if h is not None
+    ]
+    if hooks:
+        doc["hp"] = hooks
+    if txn.closed_streams:
+        doc["sc"] = [{"run_id": r, "namespace": n} for r, n in sorted(txn.closed_streams)]
+    if txn.closed_stream_runs:
+        doc["sr"] = sorted(txn.closed_stream_runs)
+    if notes:
+        doc["n"] = notes
+    events = [
+        (
+            e.run_id,
+            e.seq,
+            e.type.value,
+            e.call,
+            _dumps(e.data) if e.data else None,
+            e.payload,
+            e.created_at,
+        )
+        for e in txn.events
+    ]
+    slim = not _FULL_ONLY.intersection(doc)
+    return [_dumps(doc), *_columns(events, 7)], slim

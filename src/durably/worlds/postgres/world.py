@@ -1,0 +1,495 @@
+"""``postgresql://``: the self-hosted world; any number of workers on any number of
+machines share one PostgreSQL database, the only point they coordinate through.
+
+* **Commits** are one statement and one transaction: the shared commit rules
+  (:mod:`durably.worlds.ledger`) run here, in memory, on the rows the commit may touch,
+  and the statement writes all they changed, checks that the runs they read are still
+  the versions read (their ``xmin``), and NOTIFYs. The rows come from the last commit
+  this process made to those runs when it has them all (the next step of a run it
+  advances: one round trip), else from one read (two). A commit that loses the race
+  reads again, then reads locked (``FOR UPDATE``, in run id order), which cannot lose. A
+  commit whose connection drops before its outcome is known looks for its events
+  before it tries again.
+* **Claims** are one statement with ``FOR UPDATE SKIP LOCKED``: they never wait.
+* **Wake-ups** come from LISTEN/NOTIFY (:mod:`.hub`), with a slow polling fallback.
+* **Connections**: a pool per event loop, retried while the server is away
+  (:mod:`.connections`). Streams and the operator's methods are in :mod:`.streams` and
+  :mod:`.operations`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import asyncpg
+
+from ...errors import WorldError
+from ...events import Event
+from ..base import (
+    Claim,
+    Commit,
+    CommitResult,
+    HookRecord,
+    RunFilter,
+    RunRecord,
+    StepRecord,
+    Task,
+)
+from ..ledger import OverlayStore, apply_commit
+from .config import PostgresConfig, parse_postgres_url
+from .connections import LOST_RACE, Connections, Outage, is_disconnect
+from .hub import POLL_FALLBACK, Hub
+from .operations import Operations
+from .queries import Statements
+from .schema import migrate
+from .store import (
+    CommitAttempt,
+    CommitReads,
+    Preloaded,
+    RecentRows,
+    event_from_row,
+    hook_from_row,
+    run_row_from_row,
+    step_from_row,
+    woken_namespaces,
+    write_params,
+)
+from .streams import Streams
+
+__all__ = ["PostgresWorld"]
+
+#: A commit that keeps losing races (or meeting a concurrent create) gives up after this.
+MAX_COMMIT_ATTEMPTS = 10
+#: How often leases skipped because a commit held their row are tried again.
+LEASE_RETRIES = 3
+RELEASE_RETRIES = 20
+
+
+class PostgresWorld(Streams, Operations):
+    """A world in one PostgreSQL database (``postgresql://`` or ``postgres://``).
+
+    Args:
+        url: ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE`` with optional
+            ``?schema=NAME`` (default ``durably``; created if missing), ``pool_size=N``
+            (connections per event loop, default 10), ``reconnect_seconds=S`` (default
+            30); other parameters go to the driver (``sslmode=require``) or, unknown to
+            it, become session settings (``synchronous_commit=off``).
+
+    Raises:
+        WorldError: the URL is malformed.
+    """
+
+    _migrated: ClassVar[set[tuple[str, str]]] = set()
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.config: PostgresConfig = parse_postgres_url(url)
+        self.sql = Statements.for_schema(self.config.quoted_schema)
+        self.db = Connections(self.config)
+        self.recent = RecentRows()
+        self._lock = threading.Lock()
+        self._hub: Hub | None = None
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, create the schema or bring it up to date; idempotent.
+
+        Raises:
+            WorldError: the server cannot be reached or refuses the connection; the
+                message names the URL (without its password) and what to check.
+        """
+        if self._hub is not None:
+            return
+        self._closed = False
+        key = (self.config.dsn, self.config.schema)
+        try:
+            pool = await self.db.pool()
+            async with pool.acquire() as conn:  # connects: an unreachable server shows now
+                if key not in self._migrated:
+                    await migrate(conn, self.config)
+                    self._migrated.add(key)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as e:
+            raise self.db.unreachable(e, "connect") from e
+        hub = Hub.acquire(self.config)
+        with self._lock:
+            if self._hub is None:
+                self._hub = hub
+                return
+        hub.release()  # another task opened it meanwhile
+
+    async def migrate(self) -> int:
+        """Create the schema or bring it up to date (``durably migrate``); return its
+        version. Safe while workers run: every migration takes the same lock."""
+        try:
+            conn = await self.db.connect()
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as e:
+            raise self.db.unreachable(e, "connect") from e
+        try:
+            version = await migrate(conn, self.config)
+        finally:
+            await conn.close()
+        self._migrated.add((self.config.dsn, self.config.schema))
+        return version
+
+    async def close(self) -> None:
+        """Close this world's connections; idempotent."""
+        with self._lock:
+            hub, self._hub = self._hub, None
+            self._closed = True
+        if hub is not None:
+            hub.release()
+        await self.db.close()
+
+    async def _live(self) -> Hub:
+        hub = self._hub
+        if hub is not None:
+            return hub
+        if self._closed:
+            raise WorldError(f"the postgres world {self.config.display} is closed; open it again")
+        await self.open()
+        assert self._hub is not None
+        return self._hub
+
+    async def _fetch(self, what: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+        await self._live()
+        return await self.db.fetch(what, sql, *args)
+
+    async def _fetchrow(self, what: str, sql: str, *args: Any) -> asyncpg.Record | None:
+        rows = await self._fetch(what, sql, *args)
+        return rows[0] if rows else None
+
+    # -- commits -----------------------------------------------------------------------
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        """Apply the writes atomically (one transaction) and return one result per write.
+
+        The first try uses the rows this process last wrote, when it has them all (one
+        round trip); after a lost race the rows are read (two), and after another they
+        are read locked, in a transaction, which cannot lose.
+        """
+        hub = await self._live()
+        reads = CommitReads.of(commit)
+        outage = Outage(self.db, "commit")
+        pending: CommitAttempt | None = None  # sent, then the connection dropped
+        races = 0
+        while True:
+            attempt = CommitAttempt()
+            try:
+                async with self.db.connection() as conn:
+                    if pending is not None:
+                        if await self._landed(conn, pending):
+                            attempt = pending
+                            break
+                        pending = None
+                    if races > 1:
+                        async with conn.transaction():
+                            await self._commit_once(conn, commit, reads, hub, attempt, "locked")
+                    else:
+                        how = "read" if races else "recent"
+                        await self._commit_once(conn, commit, reads, hub, attempt, how)
+                    break
+            except LOST_RACE as e:
+                self.recent.forget(reads.run_ids)
+                races += 1
+                if races >= MAX_COMMIT_ATTEMPTS:
+                    raise self.db.failed(e, "commit (it kept meeting others)") from e
+            except Exception as e:
+                self.recent.forget(reads.run_ids)
+                if not is_disconnect(e):
+                    if isinstance(e, asyncpg.PostgresError):
+                        raise self.db.failed(e, "commit") from e
+                    raise
+                if attempt.sent:
+                    pending = attempt
+                await outage.wait(e)
+        self._committed(hub, attempt)
+        assert attempt.result is not None
+        return attempt.result
+
+    def _committed(self, hub: Hub, attempt: CommitAttempt) -> None:
+        if attempt.runs:
+            hub.runs_changed(attempt.runs)
+        if attempt.namespaces:
+            hub.work_arrived(attempt.namespaces)
+
+    async def _commit_once(
+        self,
+        conn: asyncpg.Connection,
+        commit: Commit,
+        reads: CommitReads,
+        hub: Hub,
+        attempt: CommitAttempt,
+        how: str,
+    ) -> None:
+        """Read (``how``: "recent" from :class:`RecentRows` if it has every row, else
+        "read"; "locked": read under ``FOR UPDATE``), apply the ledger, write."""
+        base = self.recent.source(reads) if how == "recent" else None
+        if base is None:
+            preload = self.sql.PRELOAD_LOCKED if how == "locked" else self.sql.PRELOAD
+            base = Preloaded.read(reads, await conn.fetch(preload, *reads.params()))
+        txn = OverlayStore(base)
+        now = time.time()
+        result = apply_commit(txn, commit, now)
+        runs: dict[str, int] = {}
+        for ev in txn.events:
+            runs[ev.run_id] = ev.seq  # in order: the last is the run's last_seq
+        namespaces = woken_namespaces(txn, base, result.new_work)
+        notes = hub.notifications(namespaces, runs)
+        params, slim = write_params(txn, base, now, notes)
+        attempt.sent = True
+        attempt.events = [(e.run_id, e.seq, e.type.value, e.created_at) for e in txn.events]
+        attempt.result, attempt.runs, attempt.namespaces = result, runs, namespaces
+        written = await conn.fetch(self.sql.WRITE_STEPS if slim else self.sql.WRITE, *params)
+        runs_written = {r[1]: r[3] for r in written if r[0] == "r"}
+        steps_written = {(r[1], r[2]): r[3] for r in written if r[0] == "s"}
+        self.recent.remember(txn, base, runs_written, steps_written)
+
+    async def _landed(self, conn: asyncpg.Connection, attempt: CommitAttempt) -> bool:
+        """Whether a commit whose outcome was lost with its connection is in the log."""
+        if not attempt.events:
+            return False  # nothing but leases and turns: doing it again is harmless
+        rows = await conn.fetch(
+            self.sql.FIND_EVENTS, [e[0] for e in attempt.events], [e[1] for e in attempt.events]
+        )
+        found = {(r[0], r[1], r[2], r[3]) for r in rows}
+        return all(e in found for e in attempt.events)
+
+    # -- the queue ---------------------------------------------------------------------
+
+    async def claim(
+        self,
+        *,
+        owner: str,
+        namespace: str,
+        deployment: str,
+        max_runs: int,
+        max_tasks: int,
+        lease_seconds: float,
+    ) -> Claim:
+        """Lease runs that need a turn and tasks that are due, oldest first."""
+        if max_runs <= 0 and max_tasks <= 0:
+            return Claim()
+        hub = await self._live()
+        if hub.idle_until(namespace, deployment) is not None:
+            return Claim()  # known idle: no query
+        token = hub.work_token(namespace)
+        now = time.time()
+        rows = await self.db.fetch(
+            "claim work",
+            self.sql.CLAIM,
+            namespace,
+            deployment,
+            now,
+            max(max_runs, 0),
+            max(max_tasks, 0),
+            owner,
+            now + lease_seconds,
+        )
+        runs = sorted((r for r in rows if r[0] == "r"), key=lambda r: (r[6], r[1]))
+        tasks = sorted((r for r in rows if r[0] == "t"), key=lambda r: (r[6], r[1], r[2]))
+        found = bool(rows)
+        if found or (max_runs > 0 and max_tasks > 0):
+            hub.claimed(namespace, deployment, token, found)
+        return Claim(
+            runs=[r[1] for r in runs],
+            tasks=[Task(r[1], r[2], r[3], r[4], r[5]) for r in tasks],
+        )
+
+    async def extend_leases(
+        self,
+        *,
+        owner: str,
+        run_ids: Sequence[str],
+        tasks: Sequence[tuple[str, int]],
+        lease_seconds: float,
+    ) -> None:
+        """Push back the expiry of leases ``owner`` still holds."""
+        runs_left, tasks_left = list(run_ids), list(tasks)
+        for i in range(LEASE_RETRIES):
+            if not runs_left and not tasks_left:
+                return
+            if i:
+                await asyncio.sleep(0.02 * i)
+            rows = await self._fetch(
+                "extend leases",
+                self.sql.EXTEND_LEASES,
+                time.time() + lease_seconds,
+                runs_left,
+                owner,
+                [t[0] for t in tasks_left],
+                [t[1] for t in tasks_left],
+            )
+            done_runs = {r[1] for r in rows if r[0] == "r"}
+            done_tasks = {(r[1], r[2]) for r in rows if r[0] == "t"}
+            runs_left = [r for r in runs_left if r not in done_runs]
+            tasks_left = [t for t in tasks_left if t not in done_tasks]
+
+    async def release(
+        self, *, owner: str, run_ids: Sequence[str], tasks: Sequence[tuple[str, int]]
+    ) -> None:
+        """Hand back leases early: they become claimable again at once, and a step task
+        handed back does not count as an attempt. Rows a commit holds at this instant
+        are tried again a few times."""
+        hub = await self._live()
+        runs_left, tasks_left = list(run_ids), list(tasks)
+        woken: set[str] = set()
+        for i in range(RELEASE_RETRIES):
+            if not runs_left and not tasks_left:
+                break
+            if i:
+                await asyncio.sleep(min(0.01 * i, 0.1))
+            rows = await self.db.fetch(
+                "release leases",
+                self.sql.RELEASE,
+                runs_left,
+                owner,
+                [t[0] for t in tasks_left],
+                [t[1] for t in tasks_left],
+                self.config.channel,
+                hub.token,
+            )
+            woken.update(r[1] for r in rows if r[0] == "w")
+            runs_left = [r[1] for r in rows if r[0] == "r?"]
+            tasks_left = [(r[1], r[2]) for r in rows if r[0] == "t?"]
+        if woken:
+            hub.work_arrived(woken)
+
+    async def next_due(self, *, namespace: str, deployment: str) -> float | None:
+        """When the earliest queued run turn or task becomes claimable, if any."""
+        hub = await self._live()
+        idle = hub.idle_until(namespace, deployment)
+        if idle is not None:
+            return idle.due
+        token = hub.work_token(namespace)
+        at = time.time()
+        rows = await self.db.fetch("read the queue", self.sql.NEXT_DUE, namespace, deployment)
+        due = [float(x) for x in rows[0] if x is not None]
+        best = min(due) if due else None
+        hub.learned_next_due(namespace, deployment, token, best, at)
+        return best
+
+    async def wait_for_work(self, *, namespace: str, timeout: float) -> None:
+        """Return when new work may be claimable, or after ``timeout`` seconds.
+
+        Woken by the NOTIFY of any commit or release that makes work claimable in the
+        namespace (at once for those of this process); returns after ``POLL_FALLBACK``
+        seconds at most, so a missed notification costs no more than that.
+        """
+        hub = await self._live()
+        await hub.listening()
+        sig = hub.work_signal(namespace)
+        armed = sig.arm()
+        if hub.arrived_since_empty_claim(namespace):
+            sig.disarm(armed)
+            return
+        await sig.wait(max(min(timeout, POLL_FALLBACK), 0.0), armed)
+
+    # -- runs --------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run's projection, or ``None``."""
+        row = await self._fetchrow("read a run", self.sql.GET_RUN, run_id)
+        return run_row_from_row(row).record if row is not None else None
+
+    async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        """Runs matching the filter, newest first."""
+        rows = await self._fetch(
+            "list runs",
+            self.sql.LIST_RUNS,
+            flt.status,
+            flt.workflow_name,
+            flt.namespace,
+            json.dumps(flt.attributes) if flt.attributes else None,
+            max(flt.limit, 0),
+            max(flt.offset, 0),
+            flt.deployment,
+            _like_prefix(flt.run_id_prefix),
+        )
+        return [run_row_from_row(r).record for r in rows]
+
+    async def read_events(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """The run's events with ``seq > after_seq``, in order."""
+        rows = await self._fetch("read events", self.sql.READ_EVENTS, run_id, after_seq, limit)
+        return [event_from_row(r) for r in rows]
+
+    async def read_command(self, run_id: str, call: int) -> Event | None:
+        """The command event that created durable call ``call`` of the run."""
+        row = await self._fetchrow("read a command", self.sql.READ_COMMAND, run_id, call)
+        return event_from_row(row) if row is not None else None
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]:
+        """The run's ``steps`` projection, by call."""
+        return [
+            step_from_row(r) for r in await self._fetch("list steps", self.sql.LIST_STEPS, run_id)
+        ]
+
+    async def wait_for_run(self, run_id: str, *, after_seq: int, timeout: float) -> None:
+        """Return when the run's log grows past ``after_seq``, or after ``timeout``.
+
+        Returns at once if the run does not exist. Woken by the NOTIFY of the commit
+        that grows the log (at once for commits of this process). While the listener
+        has followed the run without a gap, its ``last_seq`` is known without a query;
+        the database is read again every ``POLL_FALLBACK`` seconds anyway.
+        """
+        hub = await self._live()
+        await hub.listening()
+        sig = await hub.watch_run(run_id)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            read = False
+            while True:
+                armed = sig.arm()
+                known = None if read else hub.known_last_seq(run_id)
+                if known is None:
+                    epoch = hub.follow_run(run_id)
+                    row = await self._fetchrow("read a run", self.sql.GET_LAST_SEQ, run_id)
+                    last = None if row is None else int(row[0])
+                    hub.followed(run_id, epoch, last)
+                    if last is None or last > after_seq:
+                        sig.disarm(armed)
+                        return
+                elif known > after_seq:
+                    sig.disarm(armed)
+                    return
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    sig.disarm(armed)
+                    return
+                if await sig.wait(min(remaining, POLL_FALLBACK), armed):
+                    return
+                read = True
+        finally:
+            hub.unwatch_run(run_id)
+
+    # -- hooks -------------------------------------------------------------------------
+
+    async def get_hook(self, token: str) -> HookRecord | None:
+        """The live hook holding ``token``, if any."""
+        row = await self._fetchrow("read a hook", self.sql.GET_HOOK, token)
+        return hook_from_row(row) if row is not None else None
+
+    async def list_hooks(
+        self, *, namespace: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[HookRecord]:
+        """Live hooks, newest first."""
+        rows = await self._fetch(
+            "list hooks", self.sql.LIST_HOOKS, namespace, run_id, max(limit, 0)
+        )
+        return [hook_from_row(r) for r in rows]
+
+
+def _like_prefix(prefix: str | None) -> str | None:
+    """``prefix`` with LIKE's wildcards escaped (``\\`` is LIKE's default escape)."""
+    if prefix is None:
+        return None
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,174 @@
+"""What the Postgres world does beyond the conformance suite: URLs, migrations, errors
+that say what to check, commits whose connection drops, and an idle worker that leaves
+the database alone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from durably import Workflows, start
+from durably.errors import WorldError
+from durably.events import EventType as E
+from durably.events import NewEvent
+from durably.worlds import open_world
+from durably.worlds.base import Commit, RunMeta, RunWrite
+from durably.worlds.postgres import PostgresWorld, parse_postgres_url
+from durably.worlds.postgres import world as pg_world
+from durably.worlds.postgres.schema import latest_version
+
+from . import support as pg
+
+
+def test_url_parameters_and_redaction() -> None:
+    cfg = parse_postgres_url(
+        "postgres://app:s3cret@db:5433/app?schema=jobs&pool_size=4&sslmode=disable"
+    )
+    assert (cfg.schema, cfg.pool_size) == ("jobs", 4)
+    assert cfg.dsn == "postgresql://app:s3cret@db:5433/app?sslmode=disable"
+    assert "s3cret" not in cfg.display and cfg.display.startswith("postgres://app:***@db:5433/app")
+    assert parse_postgres_url("postgresql://db/app").schema == "durably"
+    for bad, says in [
+        ("postgresql://db/app?schema=", "schema"),
+        ("postgresql://db/app?pool_size=zero", "pool_size"),
+        ("postgresql://db:99999/app", "malformed"),
+        ("postgresql://", "names no host"),
+    ]:
+        with pytest.raises(WorldError, match=says):
+            parse_postgres_url(bad)
+
+
+def test_both_schemes_open_the_postgres_world() -> None:
+    for url in ("postgresql://h/db", "postgres://h/db"):
+        assert isinstance(open_world(url), PostgresWorld)
+
+
+async def test_an_unreachable_server_is_a_clear_error() -> None:
+    world = open_world(f"postgresql://app:hunter2@127.0.0.1:{pg.free_port()}/app")
+    with pytest.raises(WorldError) as info:
+        await world.open()
+    text = str(info.value)
+    assert "postgresql://app:***@127.0.0.1" in text and "hunter2" not in text
+    assert "check that PostgreSQL is running" in text
+
+
+async def test_migrations_are_applied_once_by_concurrent_starters(pg_url: str) -> None:
+    worlds = [PostgresWorld(pg_url) for _ in range(5)]
+    versions = await asyncio.gather(*[w.migrate() for w in worlds])
+    assert versions == [latest_version()] * 5
+    schema = parse_postgres_url(pg_url).schema
+    conn = await asyncpg.connect(pg.PG_URL)
+    try:
+        rows = await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+        assert [r[0] for r in rows] == list(range(1, latest_version() + 1))
+        # A schema written by a newer durably is refused, not misread.
+        await conn.execute(f"INSERT INTO \"{schema}\".schema_migrations VALUES (999, 'x')")
+    finally:
+        await conn.close()
+    PostgresWorld._migrated.clear()
+    with pytest.raises(WorldError, match="newer than this durably knows"):
+        await PostgresWorld(pg_url).open()
+
+
+async def test_schemas_isolate_worlds_on_one_database(pg_url: str) -> None:
+    other = pg.fresh_url()
+    a, b = PostgresWorld(pg_url), PostgresWorld(other)
+    try:
+        await a.commit(Commit([RunWrite("r", create=RunMeta("wf", "ns", "d"), facts=[_ev()])]))
+        assert await a.get_run("r") is not None
+        assert await b.get_run("r") is None
+    finally:
+        await a.close()
+        await b.close()
+        pg.drop_schema(other)
+
+
+def _ev(t: E = E.RUN_CREATED) -> NewEvent:
+    return NewEvent(t, None, {})
+
+
+@pytest.mark.parametrize("lands", [True, False])
+async def test_a_commit_whose_connection_drops_is_settled_without_duplicates(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, lands: bool
+) -> None:
+    world = PostgresWorld(pg_url)
+    await world.open()
+    try:
+        await world.commit(Commit([RunWrite("r", create=RunMeta("wf", "ns", "d"), facts=[_ev()])]))
+        real = world._commit_once
+        calls = 0
+
+        async def flaky(*args: Any) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                if lands:
+                    await real(*args)  # written, but the answer is lost
+                else:
+                    args[4].sent = True  # sent, never written
+                raise asyncpg.ConnectionDoesNotExistError("connection was closed")
+            await real(*args)
+
+        monkeypatch.setattr(world, "_commit_once", flaky)
+        res = await world.commit(Commit([RunWrite("r", facts=[_ev(E.RUN_STARTED)])]))
+        assert res.results[0].ok and res.results[0].last_seq == 2
+        assert calls == (1 if lands else 2)
+        assert [e.type for e in await world.read_events("r")] == [E.RUN_CREATED, E.RUN_STARTED]
+    finally:
+        await world.close()
+
+
+async def test_an_idle_worker_leaves_the_database_alone(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg_world.PostgresWorld, "_touched", {})
+    wf = Workflows(world=pg_url)
+
+    @wf.step
+    async def hello() -> str:
+        return "hi"
+
+    @wf.workflow
+    async def greet() -> str:
+        return await hello()
+
+    async with wf:
+        run = await start(greet)
+        assert await run.return_value(timeout=30) == "hi"
+        world = wf.worker.world if wf.worker else None  # type: ignore[union-attr]
+        inner: Any = getattr(world, "inner", world)
+        statements: list[str] = []
+        real: Callable[..., Any] = inner.db.fetch
+
+        async def counted(what: str, sql: str, *args: Any) -> Any:
+            statements.append(what)
+            return await real(what, sql, *args)
+
+        monkeypatch.setattr(inner.db, "fetch", counted)
+        await asyncio.sleep(6)
+    # Two statements (a claim and next_due) per 5 s fallback, not one per poll.
+    assert len(statements) <= 4, statements
+
+
+async def test_a_timer_fires_within_a_second_of_its_due_time(pg_url: str) -> None:
+    wf = Workflows(world=pg_url)
+
+    @wf.workflow
+    async def nap() -> float:
+        import durably
+
+        await durably.sleep(1.5)
+        return durably.now().timestamp()
+
+    async with wf:
+        t0 = time.time()
+        run = await start(nap)
+        woke = await run.return_value(timeout=30)
+        done = time.time()
+    assert done - t0 < 1.5 + 1.0
+    assert woke >= t0 + 1.5 - 0.01
