@@ -20,8 +20,8 @@ TAG           rest of the object
 ``tuple``     ``"v": [item, ...]``
 ``set``       ``"v": [item, ...]``
 ``frozenset`` ``"v": [item, ...]``
-``bytes``     ``"v": "<standard base64>"``
-``bytearray`` ``"v": "<standard base64>"``
+``bytes``     ``"v": "<standard base64>"``, or ``"x": "<hex>"`` from 16 KiB on
+``bytearray`` as ``bytes``
 ``float``     ``"v": "nan" | "inf" | "-inf"`` (finite floats are plain numbers)
 ``datetime``  ``"v": "<isoformat, offset if aware>"``; optional ``"f": 1`` (fold) and
               ``"z": "<IANA zone key>"`` (a ``zoneinfo.ZoneInfo`` tzinfo; only applied on
@@ -55,6 +55,7 @@ the date/time types (other than enums) are stored as their base type.
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import enum
 import inspect
@@ -133,6 +134,12 @@ def encode(value: Any, *, where: str) -> bytes:
     t = type(value)
     if t is str:
         return _dump(value)
+    if t is bytes or t is bytearray:
+        # Base64/hex need no JSON escaping: skip the encoder's scan of a large text.
+        tag = b"bytes" if t is bytes else b"bytearray"
+        if len(value) >= HEX_FROM:
+            return b'{"$t":"%s","x":"%s"}' % (tag, binascii.hexlify(value))
+        return b'{"$t":"%s","v":"%s"}' % (tag, binascii.b2a_base64(value, newline=False))
     if value is None:
         return b"null"
     if t is bool:
@@ -259,8 +266,8 @@ _LEAVES: dict[type, Callable[[Any], Any]] = {
     bool: lambda v: v,
     type(None): lambda v: v,
     float: _float_tree,
-    bytes: lambda v: {TAG: "bytes", "v": base64.b64encode(v).decode("ascii")},
-    bytearray: lambda v: {TAG: "bytearray", "v": base64.b64encode(v).decode("ascii")},
+    bytes: lambda v: _bytes_doc("bytes", v),
+    bytearray: lambda v: _bytes_doc("bytearray", v),
     datetime: _datetime_tree,
     date: lambda v: {TAG: "date", "v": v.isoformat()},
     time: _time_tree,
@@ -452,6 +459,26 @@ class _Walker:
 # --------------------------------------------------------------------------- decoding
 
 
+_BYTES_HEAD = b'{"$t":"bytes","v":"'
+_HEX_HEAD = b'{"$t":"bytes","x":"'
+
+
+def _bytes_of(doc: dict[str, Any]) -> bytes:
+    """The bytes of a tagged bytes value: base64 in "v", or hex in "x" (large values)."""
+    if "x" in doc:
+        return binascii.unhexlify(doc["x"])
+    return _unbase64(doc["v"])
+
+
+def _unbase64(text: str | bytes) -> bytes:
+    """Strict base64 (rejects stray characters) in C: ``b64decode(validate=True)``
+    checks with a regular expression, ten times slower on a large payload."""
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error as e:
+        raise ValueError(f"bad base64: {e}") from None
+
+
 def decode(data: bytes, annotation: Any = None, *, where: str = "payload") -> Any:
     """Read a payload written by :func:`encode`.
 
@@ -463,7 +490,11 @@ def decode(data: bytes, annotation: Any = None, *, where: str = "payload") -> An
             be rebuilt from its stored fields, or a value that does not fit ``annotation``.
     """
     try:
-        if data[:1] == b'"' and data[-1:] == b'"' and len(data) > 1 and b"\\" not in data:
+        if data[:19] == _HEX_HEAD and data[-2:] == b'"}' and b'"' not in data[19:-2]:
+            value = binascii.unhexlify(data[19:-2])  # encode()'s fast path, read back
+        elif data[:19] == _BYTES_HEAD and data[-2:] == b'"}' and b'"' not in data[19:-2]:
+            value = _unbase64(data[19:-2])  # encode()'s fast path for bytes, read back
+        elif data[:1] == b'"' and data[-1:] == b'"' and len(data) > 1 and b"\\" not in data:
             # A str with nothing escaped: the JSON text is the string itself.
             value: Any = bytes(data[1:-1]).decode("utf-8")
         else:
@@ -594,8 +625,8 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "tuple": lambda d: tuple(d["v"]),
     "set": lambda d: set(d["v"]),
     "frozenset": lambda d: frozenset(d["v"]),
-    "bytes": lambda d: base64.b64decode(d["v"], validate=True),
-    "bytearray": lambda d: bytearray(base64.b64decode(d["v"], validate=True)),
+    "bytes": lambda d: _bytes_of(d),
+    "bytearray": lambda d: bytearray(_bytes_of(d)),
     "float": lambda d: _FLOATS[d["v"]],
     "datetime": lambda d: _with_zone(datetime.fromisoformat(d["v"]), d),
     "date": lambda d: date.fromisoformat(d["v"]),
@@ -675,6 +706,17 @@ def _build_adapter(annotation: Any) -> Any:
     if getattr(adapter, "pydantic_complete", True) is False:
         return None
     return adapter
+
+
+#: From this size on, bytes are stored as hex rather than base64: a third larger, but
+#: four times faster to read back (CPython decodes base64 a byte at a time).
+HEX_FROM = 16 * 1024
+
+
+def _bytes_doc(tag: str, value: bytes | bytearray) -> dict[str, Any]:
+    if len(value) >= HEX_FROM:
+        return {TAG: tag, "x": value.hex()}
+    return {TAG: tag, "v": base64.b64encode(value).decode("ascii")}
 
 
 _NONE_TYPE = type(None)
