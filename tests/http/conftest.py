@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
@@ -11,35 +10,16 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
-import uvicorn
 
 from durably import Workflows
+from tests.support import serve as serve_app
 
 
 @contextlib.asynccontextmanager
 async def serve(app: Any) -> AsyncIterator[str]:
-    """Serve ``app`` on a free 127.0.0.1 port; yields its base URL."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn stopped before it started")
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+    """Serve ``app`` on a free 127.0.0.1 port (SSE responses end within 2 s of shutdown)."""
+    async with serve_app(app, timeout_graceful_shutdown=2) as url:
+        yield url
 
 
 @pytest_asyncio.fixture

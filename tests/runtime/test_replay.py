@@ -112,16 +112,22 @@ async def test_changed_code_fails_with_non_determinism(tmp_path: Path, kind: str
         await v2.aclose()
 
 
-async def test_sticky_run_never_replays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fed = [0]
+@pytest.fixture
+def fed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the events fed into run instances (a replay feeds the whole log)."""
+    count = [0]
     real_feed = instance_mod.RunInstance.feed
 
     def counting_feed(self: instance_mod.RunInstance, ev: object) -> None:
-        fed[0] += 1
+        count[0] += 1
         real_feed(self, ev)  # type: ignore[arg-type]
 
     monkeypatch.setattr(instance_mod.RunInstance, "feed", counting_feed)
-    wf = Workflows(world=f"sqlite:///{tmp_path / 's.db'}")
+    return count
+
+
+def _long_registry(url: str) -> Workflows:
+    wf = Workflows(world=url)
 
     @wf.step
     async def noop() -> None:
@@ -133,8 +139,13 @@ async def test_sticky_run_never_replays(tmp_path: Path, monkeypatch: pytest.Monk
             await noop()
         return n
 
+    return wf
+
+
+async def test_sticky_run_never_replays(tmp_path: Path, fed: list[int]) -> None:
+    wf = _long_registry(f"sqlite:///{tmp_path / 's.db'}")
     try:
-        run = await wf.start(long, 400)
+        run = await wf.start("long", 400)
         assert await run.return_value(timeout=60) == 400
         # A cold start reads the run's first event; the sticky body never replays again
         # (naive replay would feed ~400*401 events).
@@ -143,31 +154,14 @@ async def test_sticky_run_never_replays(tmp_path: Path, monkeypatch: pytest.Monk
         await wf.aclose()
 
 
-async def test_replay_mode_does_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_replay_mode_does_replay(
+    tmp_path: Path, fed: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The counter above can fail: with the cache off, the same run feeds quadratically."""
     monkeypatch.setenv("DURABLY_MAX_CACHED_RUNS", "0")
-    fed = [0]
-    real_feed = instance_mod.RunInstance.feed
-
-    def counting_feed(self: instance_mod.RunInstance, ev: object) -> None:
-        fed[0] += 1
-        real_feed(self, ev)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(instance_mod.RunInstance, "feed", counting_feed)
-    wf = Workflows(world=f"memory://{tmp_path.name}")
-
-    @wf.step
-    async def noop() -> None:
-        return None
-
-    @wf.workflow
-    async def long(n: int) -> int:
-        for _ in range(n):
-            await noop()
-        return n
-
+    wf = _long_registry(f"memory://{tmp_path.name}")
     try:
-        run = await wf.start(long, 40)
+        run = await wf.start("long", 40)
         assert await run.return_value(timeout=60) == 40
         assert fed[0] > 40 * 40
     finally:

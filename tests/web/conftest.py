@@ -10,7 +10,6 @@ encrypted with the key file beside the database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from durably import (
     BaseHook,
@@ -33,6 +31,7 @@ from durably import (
     start,
 )
 from durably.web import create_app
+from tests.support import serve
 
 
 @dataclass
@@ -160,25 +159,6 @@ async def _wait_steps(run: Run, predicate: Callable[[list[Any]], bool]) -> None:
     while not predicate(await run.steps()):
         assert time.monotonic() < until, f"run {run.run_id} did not get there"
         await asyncio.sleep(0.05)
-
-
-@contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port; yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn stopped before it started")
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
 
 
 @pytest_asyncio.fixture
