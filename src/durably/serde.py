@@ -489,6 +489,7 @@ def decode(data: bytes, annotation: Any = None, *, where: str = "payload") -> An
         SerializationError: corrupt bytes, a malformed or unknown tag, a class that cannot
             be rebuilt from its stored fields, or a value that does not fit ``annotation``.
     """
+    value: Any
     try:
         if data[:19] == _HEX_HEAD and data[-2:] == b'"}' and b'"' not in data[19:-2]:
             value = binascii.unhexlify(data[19:-2])  # encode()'s fast path, read back
@@ -496,7 +497,7 @@ def decode(data: bytes, annotation: Any = None, *, where: str = "payload") -> An
             value = _unbase64(data[19:-2])  # encode()'s fast path for bytes, read back
         elif data[:1] == b'"' and data[-1:] == b'"' and len(data) > 1 and b"\\" not in data:
             # A str with nothing escaped: the JSON text is the string itself.
-            value: Any = bytes(data[1:-1]).decode("utf-8")
+            value = bytes(data[1:-1]).decode("utf-8")
         else:
             text = bytes(data).decode("utf-8")
             value, end = _scan_once(text, 0)
