@@ -144,8 +144,9 @@ class WorldError(DurablyError):
     """The world (storage backend) is misconfigured or failed."""
 
 
-class ConfigurationError(DurablyError, ValueError):
-    """A registry, decorator or command was given bad options."""
+class ConfigurationError(DurablyError, ValueError, TypeError):
+    """A registry, decorator or command was given bad options (a bad value or a value of
+    the wrong kind: it is both a ``ValueError`` and a ``TypeError``)."""
 
 
 class SandboxError(DurablyError, RuntimeError):

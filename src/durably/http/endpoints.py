@@ -3,21 +3,22 @@
 ============================== ======================================================
 ``POST /runs/{workflow_name}``  start a run; the JSON body is the keyword arguments;
                                 an ``Idempotency-Key`` header returns the run already
-                                started with that key. 201 ``{"run_id", "workflow"}``.
+                                started with that key. 200 ``{"run_id", "workflow"}``.
 ``GET /runs/{run_id}``          the run: status, workflow, timestamps, attributes,
                                 streams, and ``result`` / ``error`` once it ended.
 ``GET /runs/{run_id}/stream``   the run's stream as server-sent events (see
                                 :mod:`durably.http.sse`); ``?start_index=N``,
                                 ``?namespace=NS``, and the ``Last-Event-ID`` header.
 ``POST /runs/{run_id}/cancel``  ask the run to stop; optional body ``{"reason"}``.
-                                202, or 409 when it already ended.
+                                200 ``{"run_id", "cancel_requested"}`` (false, with the
+                                status, when the run already ended: nothing to do).
 ``POST /hooks/{token}``         a webhook: the JSON body resumes the hook (validated
-                                against its payload type). 202 ``{"run_id", "token"}``.
+                                against its payload type). 200 ``{"run_id", "token"}``.
 ============================== ======================================================
 
 Errors are JSON ``{"error": CODE, "detail": MESSAGE}`` with a stable ``CODE``:
 ``invalid_json``, ``invalid_arguments``, ``invalid_payload``, ``invalid_request`` (400),
-``workflow_not_found``, ``run_not_found``, ``hook_not_found`` (404), ``run_ended`` (409),
+``workflow_not_found``, ``run_not_found``, ``hook_not_found`` (404),
 ``payload_too_large`` (413), ``internal_error`` (500); and ``not_found``,
 ``method_not_allowed`` for a path or method the app does not serve.
 """
@@ -208,7 +209,6 @@ class _Api:
         location = str(request.url_for("get_run", run_id=run.run_id))
         return JSONResponse(
             {"run_id": run.run_id, "workflow": name},
-            status_code=201,
             headers={"Location": location},
         )
 
@@ -264,9 +264,9 @@ class _Api:
             return error(400, "invalid_request", 'the body must be {"reason": "..."} or empty')
         status = await run.status()
         if status in TERMINAL_STATUSES:
-            return error(409, "run_ended", f"run {run.run_id} already ended ({status})")
+            return JSONResponse({"run_id": run.run_id, "cancel_requested": False, "status": status})
         await run.cancel(reason)
-        return JSONResponse({"run_id": run.run_id, "cancel_requested": True}, status_code=202)
+        return JSONResponse({"run_id": run.run_id, "cancel_requested": True})
 
     async def webhook(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -280,4 +280,4 @@ class _Api:
             return error(413, "payload_too_large", str(e))
         except TypeError as e:  # SerializationError: the body does not fit the payload type
             return error(400, "invalid_payload", str(e))
-        return JSONResponse({"run_id": run_id, "token": token}, status_code=202)
+        return JSONResponse({"run_id": run_id, "token": token})
