@@ -372,9 +372,19 @@ class Workflows:
             ),
             facts=[NewEvent(EventType.RUN_CREATED, None, created, payload)],
         )
+        worker = self._worker
+        if worker is not None and worker.running and dep == self.deployment:
+            # This process runs it: create it leased to the worker, which starts it at
+            # once, without a claim (no queue round trip before the first step).
+            write.lease = True
+            commit = Commit([write], owner=worker.owner, lease_seconds=worker.lease_seconds)
+            result = (await world.commit(commit)).results[0]
+            if result.created:
+                worker.begin(result.run_id)
+            return Run(self, result.run_id, wfobj.name)
         result = (await world.commit(Commit([write]))).results[0]
-        if self._worker is not None:
-            self._worker.kick()
+        if worker is not None:
+            worker.kick()
         return Run(self, result.run_id, wfobj.name)
 
     async def get_run(self, run_id: str) -> Run:

@@ -62,10 +62,17 @@ STICKY_TIMER_HORIZON = 2.0
 class GroupCommit:
     """Folds the commits of concurrent runs into one world transaction."""
 
-    def __init__(self, world: World, owner: str, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        world: World,
+        owner: str,
+        lease_seconds: float,
+        on_new_work: Callable[[], None] | None = None,
+    ) -> None:
         self.world = world
         self.owner = owner
         self.lease_seconds = lease_seconds
+        self.on_new_work = on_new_work
         self._queue: list[tuple[list[RunWrite], asyncio.Future[list[WriteResult]]]] = []
         self._leading = False
         self.concurrent = 0  # how many callers are likely to commit soon
@@ -100,6 +107,8 @@ class GroupCommit:
                     if mine is None:
                         raise
                     break
+                if result.new_work and self.on_new_work is not None:
+                    self.on_new_work()
                 i = 0
                 for ws, f in batch:
                     part = result.results[i : i + len(ws)]
@@ -144,7 +153,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.max_cached_runs = max_cached_runs
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.committer = GroupCommit(world, self.owner, lease_seconds)
+        self.committer = GroupCommit(world, self.owner, lease_seconds, self.kick)
         self.streams = StreamWriter(world)
         self._services = StepServices(world, self.streams)
         self.instances: OrderedDict[str, RunInstance] = OrderedDict()
@@ -178,6 +187,11 @@ class Worker:
     def kick(self) -> None:
         """Look for work now (something was just recorded in this process)."""
         self._wake.set()
+
+    def begin(self, run_id: str) -> None:
+        """Advance a run this process just created leased to this worker."""
+        self._held_runs.add(run_id)
+        self._spawn(self._claimed_turn(run_id))
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming, let running steps finish for up to ``grace`` seconds, then hand
@@ -227,6 +241,9 @@ class Worker:
         world = self.world
         while not self._stopping:
             try:
+                # Cleared before the claim, so news that arrives while it runs (a commit
+                # of this worker that queued work) is not lost before the idle wait.
+                self._wake.clear()
                 free = self.concurrency - self._busy
                 claim = await world.claim(
                     owner=self.owner,
@@ -266,8 +283,7 @@ class Worker:
             await asyncio.sleep(0.001)
             return
         if self._wake.is_set():
-            self._wake.clear()
-            return
+            return  # news since this round's claim began: claim again
         waker = asyncio.ensure_future(self._wake.wait())
         watcher = asyncio.ensure_future(
             self.world.wait_for_work(namespace=self.namespace, timeout=timeout)
@@ -277,7 +293,6 @@ class Worker:
         finally:
             waker.cancel()
             watcher.cancel()
-            self._wake.clear()
 
     async def _beat(self) -> None:
         while True:

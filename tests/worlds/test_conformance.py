@@ -952,3 +952,15 @@ async def test_list_runs_by_deployment_prefix_and_pages(world: World) -> None:
     assert [r.run_id for r in await world.list_runs(RunFilter(run_id_prefix="run_page4"))] == [
         "run_page4"
     ]
+
+
+async def test_a_run_created_leased_is_not_claimable_by_others(world: World) -> None:
+    from durably.events import EventType
+    from durably.worlds.base import Commit, RunMeta, RunWrite
+
+    meta = RunMeta(workflow_name="w", namespace=NS, deployment=DEP)
+    write = RunWrite("run_leased", create=meta, facts=[NewEvent(EventType.RUN_CREATED)], lease=True)
+    await world.commit(Commit([write], owner=A, lease_seconds=0.2))
+    assert (await claim(world, B)).runs == []  # A advances it itself
+    await asyncio.sleep(0.3)  # A died: its lease expires
+    assert (await claim(world, B)).runs == ["run_leased"]

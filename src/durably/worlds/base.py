@@ -250,6 +250,9 @@ class RunWrite:
         release: drop the run's lease held by the committing worker.
         requires: apply this write only if the write to that run, earlier in the same
             commit, was ok (a child run is created only if its parent's command is).
+        lease: with ``create``, the new run is created already leased to the committing
+            worker, which advances it at once (no claim); if that worker dies, the lease
+            expires and any worker claims the run.
     """
 
     run_id: str
@@ -260,6 +263,7 @@ class RunWrite:
     claim_calls: Sequence[int] = ()
     release: bool = False
     requires: str | None = None
+    lease: bool = False
 
 
 class PayloadSealer(Protocol):

@@ -278,7 +278,7 @@ def apply_commit(store: Store, commit: Commit, now: float) -> CommitResult:
     return CommitResult(results, new_work=work[0])
 
 
-def _create(store: Store, w: RunWrite, now: float) -> WriteResult | None:
+def _create(store: Store, w: RunWrite, commit: Commit, now: float) -> WriteResult | None:
     meta = w.create
     assert meta is not None
     if meta.idempotency_key is not None:
@@ -305,7 +305,11 @@ def _create(store: Store, w: RunWrite, now: float) -> WriteResult | None:
         parent_run_id=meta.parent_run_id,
         parent_call=meta.parent_call,
     )
-    store.insert_run(RunRow(record, turn_due_at=now))
+    row = RunRow(record, turn_due_at=now)
+    if w.lease:
+        row.lease_owner = commit.owner
+        row.lease_until = now + commit.lease_seconds
+    store.insert_run(row)
     return None
 
 
@@ -314,7 +318,7 @@ def _apply_write(
 ) -> WriteResult:
     created = False
     if w.create is not None:
-        refused = _create(store, w, now)
+        refused = _create(store, w, commit, now)
         if refused is not None:
             return refused
         created = True
