@@ -373,7 +373,7 @@ class Workflows:
             facts=[NewEvent(EventType.RUN_CREATED, None, created, payload)],
         )
         worker = self._worker
-        if worker is not None and worker.running and dep == self.deployment:
+        if worker is not None and worker.can_begin() and dep == self.deployment:
             # This process runs it: create it leased to the worker, which starts it at
             # once, without a claim (no queue round trip before the first step).
             write.lease = True

@@ -55,6 +55,8 @@ _log = logging.getLogger("durably.worker")
 #: Backoff of a failed step attempt without ``retry_after``: base * 2**(attempt-1), capped.
 DEFAULT_RETRY_BASE = 1.0
 MAX_RETRY_DELAY = 300.0
+#: Turns a worker advances at once (claimed, or begun by start() in this process).
+MAX_TURNS_AT_ONCE = 64
 #: A run whose next timer is further away than this leaves the sticky cache.
 STICKY_TIMER_HORIZON = 2.0
 
@@ -188,6 +190,14 @@ class Worker:
         """Look for work now (something was just recorded in this process)."""
         self._wake.set()
 
+    def can_begin(self) -> bool:
+        """Whether a run started in this process now should be advanced here at once.
+
+        Past a few dozen turns in flight (a burst of starts), new runs go through the
+        queue instead, so a burst is taken in batches rather than all at once in memory.
+        """
+        return self.running and len(self._held_runs) < MAX_TURNS_AT_ONCE
+
     def begin(self, run_id: str) -> None:
         """Advance a run this process just created leased to this worker."""
         self._held_runs.add(run_id)
@@ -249,7 +259,7 @@ class Worker:
                     owner=self.owner,
                     namespace=self.namespace,
                     deployment=self.deployment,
-                    max_runs=64,
+                    max_runs=max(MAX_TURNS_AT_ONCE - len(self._held_runs), 0),
                     max_tasks=max(free, 0),
                     lease_seconds=self.lease_seconds,
                 )
@@ -367,6 +377,24 @@ class Worker:
 
         Returns the new steps this worker claimed to run at once (the caller runs them).
         """
+        try:
+            return await self._advance(run_id, facts, read=read, release=release)
+        finally:
+            self._forget_lock(run_id)
+
+    def _forget_lock(self, run_id: str) -> None:
+        """Drop a run's lock once nothing holds it, waits on it, or keeps the run in
+        memory (a sleeping run costs this worker nothing)."""
+        lock = self._locks.get(run_id)
+        if lock is None or lock.locked() or run_id in self.instances:
+            return
+        if getattr(lock, "_waiters", None):
+            return
+        del self._locks[run_id]
+
+    async def _advance(
+        self, run_id: str, facts: Sequence[NewEvent], *, read: bool, release: bool
+    ) -> list[StepCall]:
         async with self._lock(run_id):
             inst = self.instances.pop(run_id, None)
             if inst is None:
