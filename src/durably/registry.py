@@ -151,6 +151,10 @@ class Workflows:
         # Fail fast on a bad URL, before anything is recorded.
         self._world: World | None = None
         open_world(self.world_url)
+        if self.world_url.split("://", 1)[0].lower() not in ("sqlite", "memory"):
+            # A world with no default key (Postgres, plug-ins) refuses to start without
+            # one, here rather than at first use; the message names `durably keygen`.
+            resolve_keyring(self.world_url, encryption_key, create=False)
 
     # -- decorators --------------------------------------------------------------------
 

@@ -234,3 +234,12 @@ def test_a_world_without_default_key_names_keygen(monkeypatch: pytest.MonkeyPatc
     assert resolve_keyring("postgresql://u@h/db", False) is None
     monkeypatch.setenv("DURABLY_ENCRYPTION_KEY", "off")
     assert resolve_keyring("postgresql://u@h/db", None) is None
+
+
+def test_a_postgres_registry_without_a_key_fails_at_startup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DURABLY_ENCRYPTION_KEY", raising=False)
+    with pytest.raises(durably.ConfigurationError, match="durably keygen"):
+        Workflows(world="postgresql://postgres@127.0.0.1:5432/test")
+    Workflows(world="postgresql://postgres@127.0.0.1:5432/test", encryption_key=new_key())
