@@ -10,8 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Hashable, Iterable
+from typing import Generic, TypeVar
 
-__all__ = ["Signal"]
+__all__ = ["Signal", "WatchedSignals"]
+
+K = TypeVar("K", bound=Hashable)
 
 
 class Signal:
@@ -77,3 +81,55 @@ class Signal:
 def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+class WatchedSignals(Generic[K]):
+    """One :class:`Signal` per key, kept only while someone watches that key.
+
+    Worlds use it for per-run and per-stream wake-ups: a waiter calls :meth:`watch`,
+    waits on the signal, then :meth:`unwatch`; a commit calls :meth:`fire` for the keys
+    it changed, which costs nothing for keys nobody watches.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_key: dict[K, tuple[Signal, int]] = {}
+
+    def watch(self, key: K) -> Signal:
+        """The key's signal; pair every call with :meth:`unwatch`."""
+        with self._lock:
+            sig, n = self._by_key.get(key, (None, 0))
+            if sig is None:
+                sig = Signal()
+            self._by_key[key] = (sig, n + 1)
+            return sig
+
+    def unwatch(self, key: K) -> None:
+        """Forget one :meth:`watch` of ``key``; the signal goes with the last one."""
+        with self._lock:
+            sig, n = self._by_key[key]
+            if n <= 1:
+                del self._by_key[key]
+            else:
+                self._by_key[key] = (sig, n - 1)
+
+    def get(self, key: K) -> Signal | None:
+        """The key's signal if someone watches it."""
+        with self._lock:
+            entry = self._by_key.get(key)
+        return None if entry is None else entry[0]
+
+    def items(self) -> list[tuple[K, Signal]]:
+        """The watched keys and their signals (a snapshot)."""
+        with self._lock:
+            return [(k, s) for k, (s, _) in self._by_key.items()]
+
+    def __bool__(self) -> bool:
+        return bool(self._by_key)
+
+    def fire(self, keys: Iterable[K]) -> None:
+        """Wake the watchers of ``keys``."""
+        with self._lock:
+            sigs = [self._by_key[k][0] for k in keys if k in self._by_key]
+        for sig in sigs:
+            sig.fire()

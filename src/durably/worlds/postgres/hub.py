@@ -38,7 +38,7 @@ from typing import ClassVar
 
 import asyncpg
 
-from ..notify import Signal
+from ..notify import Signal, WatchedSignals
 from .config import PostgresConfig
 
 __all__ = ["POLL_FALLBACK", "Hub"]
@@ -109,8 +109,8 @@ class Hub:
         self._empty_ns: dict[str, tuple[int, int]] = {}
         self._idle: dict[tuple[str, str], _Idle] = {}
         # runs and streams
-        self._runs: dict[str, tuple[Signal, int]] = {}
-        self._streams: dict[tuple[str, str], tuple[Signal, int]] = {}
+        self._runs: WatchedSignals[str] = WatchedSignals()
+        self._streams: WatchedSignals[tuple[str, str]] = WatchedSignals()
         self._wanted: dict[str, int] = {}  # run_id -> local waiters (runs and streams)
         self._linger: dict[str, float] = {}  # run_id -> when its last waiter left
         self._listening: set[str] = set()  # run channels LISTENed on the live connection
@@ -273,8 +273,8 @@ class Hub:
             self._seqs.clear()
             signals = [
                 *self._work.values(),
-                *(s for s, _ in self._runs.values()),
-                *(s for s, _ in self._streams.values()),
+                *(s for _, s in self._runs.items()),
+                *(s for _, s in self._streams.items()),
             ]
         for sig in signals:
             sig.fire()
@@ -343,19 +343,16 @@ class Hub:
                     self._seqs[run_id] = (max(known[0] or 0, int(seq)), known[1])
                 watched = self._runs.get(run_id)
                 if watched is not None:
-                    fire.append(watched[0])
+                    fire.append(watched)
             if self._streams:
                 # A stream closes with an event of its run (its end, stream_closed).
-                fire += [s for k, (s, _) in self._streams.items() if k[0] in runs]
+                fire += [s for k, s in self._streams.items() if k[0] in runs]
         for sig in fire:
             sig.fire()
 
     def streams_changed(self, keys: Iterable[tuple[str, str]]) -> None:
         """These streams got chunks or closed: wake their readers."""
-        with self._lock:
-            fire = [self._streams[k][0] for k in keys if k in self._streams]
-        for sig in fire:
-            sig.fire()
+        self._streams.fire(keys)
 
     # -- waiting for work -------------------------------------------------------------
 
@@ -450,40 +447,20 @@ class Hub:
     async def watch_run(self, run_id: str) -> Signal:
         """The signal fired when the run's log grows; pair with :meth:`unwatch_run`."""
         await self._want(run_id)
-        with self._lock:
-            sig, n = self._runs.get(run_id, (None, 0))
-            if sig is None:
-                sig = Signal()
-            self._runs[run_id] = (sig, n + 1)
-            return sig
+        return self._runs.watch(run_id)
 
     def unwatch_run(self, run_id: str) -> None:
-        with self._lock:
-            sig, n = self._runs[run_id]
-            if n <= 1:
-                del self._runs[run_id]
-            else:
-                self._runs[run_id] = (sig, n - 1)
+        self._runs.unwatch(run_id)
         self._unwant(run_id)
 
     async def watch_stream(self, key: tuple[str, str]) -> Signal:
         """The signal fired when the stream grows or closes; pair with
         :meth:`unwatch_stream`."""
         await self._want(key[0])
-        with self._lock:
-            sig, n = self._streams.get(key, (None, 0))
-            if sig is None:
-                sig = Signal()
-            self._streams[key] = (sig, n + 1)
-            return sig
+        return self._streams.watch(key)
 
     def unwatch_stream(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            sig, n = self._streams[key]
-            if n <= 1:
-                del self._streams[key]
-            else:
-                self._streams[key] = (sig, n - 1)
+        self._streams.unwatch(key)
         self._unwant(key[0])
 
     def known_last_seq(self, run_id: str) -> int | None:

@@ -44,7 +44,7 @@ from ..base import (
     Task,
 )
 from ..ledger import apply_commit
-from ..notify import Signal
+from ..notify import Signal, WatchedSignals
 from . import queries as q
 from .schema import migrate
 from .store import SqlStore, event_from_row, hook_from_row, run_row_from_row, step_from_row
@@ -187,56 +187,11 @@ class _Hub:
         #: other in SQLite's busy handler (which sleeps in coarse steps).
         self.write_lock = threading.Lock()
         self.work = Signal()
-        self._lock = threading.Lock()
-        self._runs: dict[str, tuple[Signal, int]] = {}
-        self._streams: dict[tuple[str, str], tuple[Signal, int]] = {}
-
-    def watch_stream(self, key: tuple[str, str]) -> Signal:
-        with self._lock:
-            sig, n = self._streams.get(key, (None, 0))
-            if sig is None:
-                sig = Signal()
-            self._streams[key] = (sig, n + 1)
-            return sig
-
-    def unwatch_stream(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            sig, n = self._streams[key]
-            if n <= 1:
-                del self._streams[key]
-            else:
-                self._streams[key] = (sig, n - 1)
-
-    def streams_changed(self, keys: set[tuple[str, str]]) -> None:
-        if not keys:
-            return
-        with self._lock:
-            sigs = [self._streams[k][0] for k in keys if k in self._streams]
-        for sig in sigs:
-            sig.fire()
-
-    def watch_run(self, run_id: str) -> Signal:
-        with self._lock:
-            sig, n = self._runs.get(run_id, (None, 0))
-            if sig is None:
-                sig = Signal()
-            self._runs[run_id] = (sig, n + 1)
-            return sig
-
-    def unwatch_run(self, run_id: str) -> None:
-        with self._lock:
-            sig, n = self._runs[run_id]
-            if n <= 1:
-                del self._runs[run_id]
-            else:
-                self._runs[run_id] = (sig, n - 1)
+        self.runs: WatchedSignals[str] = WatchedSignals()
+        self.streams: WatchedSignals[tuple[str, str]] = WatchedSignals()
 
     def committed(self, run_ids: set[str], *, new_work: bool) -> None:
-        if run_ids:
-            with self._lock:
-                sigs = [self._runs[r][0] for r in run_ids if r in self._runs]
-            for sig in sigs:
-                sig.fire()
+        self.runs.fire(run_ids)
         if new_work:
             self.work.fire()
 
@@ -425,7 +380,7 @@ class SqliteWorld:
 
         (result, store), hub = self._write(work)
         hub.committed(store.changed_runs, new_work=result.new_work)
-        hub.streams_changed(store.changed_streams)
+        hub.streams.fire(store.changed_streams)
         return result
 
     async def claim(
@@ -577,7 +532,7 @@ class SqliteWorld:
         (every 5 ms, backing off to 100 ms).
         """
         hub = self._live()[1]
-        sig = hub.watch_run(run_id)
+        sig = hub.runs.watch(run_id)
         try:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
@@ -591,7 +546,7 @@ class SqliteWorld:
                     return
                 interval = min(interval * 2, RUN_POLL_MAX)
         finally:
-            hub.unwatch_run(run_id)
+            hub.runs.unwatch(run_id)
 
     # -- hooks -------------------------------------------------------------------------
 
@@ -658,7 +613,7 @@ class SqliteWorld:
 
         (counts, store), hub = self._write(work)
         hub.committed(store.changed_runs, new_work=False)
-        hub.streams_changed(store.changed_streams)
+        hub.streams.fire(store.changed_streams)
         return counts
 
     async def read_chunks(
@@ -684,7 +639,7 @@ class SqliteWorld:
         """
         hub = self._live()[1]
         key = (run_id, namespace)
-        sig = hub.watch_stream(key)
+        sig = hub.streams.watch(key)
         try:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
@@ -700,7 +655,7 @@ class SqliteWorld:
                     return
                 interval = min(interval * 2, RUN_POLL_MAX)
         finally:
-            hub.unwatch_stream(key)
+            hub.streams.unwatch(key)
 
     async def stream_info(self, run_id: str) -> list[StreamInfo]:
         """The run's streams."""
