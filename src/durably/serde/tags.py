@@ -15,12 +15,14 @@ HEX_FROM = 16 * 1024
 
 
 def type_name(t: type) -> str:
+    """The name of ``t`` for messages: ``int`` for builtins, else ``module.qualname``."""
     if t.__module__ == "builtins":
         return t.__qualname__
     return f"{t.__module__}.{t.__qualname__}"
 
 
 def pydantic_base() -> type | None:
+    """``pydantic.BaseModel`` if pydantic is already imported, else ``None`` (never imports)."""
     mod = sys.modules.get("pydantic.main")
     base = getattr(mod, "BaseModel", None) if mod is not None else None
     return base if isinstance(base, type) else None
