@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from durably import Workflows
-from tests.postgres import support as pg
+from tests.worlds.postgres import support as pg
 
 WORLDS = ["memory", "sqlite", "postgres"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from durably.worlds import World, open_world
-from tests.postgres.support import drop_schema, fresh_url, require_postgres
+from tests.worlds.postgres.support import drop_schema, fresh_url, require_postgres
 
 WorldUrl = Callable[[Path], str]
 

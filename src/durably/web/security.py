@@ -97,6 +97,7 @@ class Guard:
         self.allowed_hosts = None if allowed_hosts is None else frozenset(allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a refused request itself; pass the rest on, adding the security headers."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
