@@ -271,9 +271,9 @@ def handlers_by_name(
     found = {
         t: getattr(cls, name)
         for t in EventType
-        if (name := prefix + t.value) in vars(cls) and callable(getattr(cls, name))
+        if callable(getattr(cls, name := prefix + t.value, None))
     }
-    named = {name[len(prefix) :] for name in vars(cls) if name.startswith(prefix)}
+    named = {name[len(prefix) :] for name in dir(cls) if name.startswith(prefix)}
     stray = sorted(named - {t.value for t in found})
     where = f"{cls.__name__}.{prefix}<type>"
     if stray:

@@ -71,7 +71,6 @@ _origins: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
 _MAX_ORIGINS = 10_000
 
 
-
 class SpanHandle:
     """The span of a turn or an attempt, as :func:`turn_span` and :func:`step_span` yield
     it. Without a configured tracer it is a stand-in whose methods do nothing."""
