@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .events import EventType, NewEvent
+from .events import EVENTS, RUN_END_STATUS, NewEvent
 
 if TYPE_CHECKING:
     from .worlds.base import World
@@ -69,17 +69,6 @@ _TURN: contextvars.ContextVar[SpanHandle | None] = contextvars.ContextVar(
 #: run id -> (workflow name, traceparent): what every span of the run needs, read once.
 _origins: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
 _MAX_ORIGINS = 10_000
-
-_RUN_OUTCOMES = {
-    EventType.RUN_COMPLETED: "completed",
-    EventType.RUN_FAILED: "failed",
-    EventType.RUN_CANCELLED: "cancelled",
-}
-_STEP_OUTCOMES = {
-    EventType.STEP_COMPLETED: "completed",
-    EventType.STEP_RETRYING: "retrying",
-    EventType.STEP_FAILED: "failed",
-}
 
 
 class SpanHandle:
@@ -253,7 +242,8 @@ def note_turn(ok: bool, commands: Sequence[NewEvent]) -> None:
         handle.set_outcome("conflict")
         return
     end = commands[-1].type if commands else None
-    outcome = _RUN_OUTCOMES.get(end) if end is not None else None
+    # A turn's outcome is the run's final status when its last command ends the run.
+    outcome = RUN_END_STATUS.get(end) if end is not None else None
     if outcome is None:
         handle.set_outcome("suspended")
     else:
@@ -313,7 +303,8 @@ def traced_attempt(fn: F) -> F:
             traceparent=traceparent,
         ) as handle:
             fact: NewEvent = await fn(worker, run_id, sc, attempt, *args)
-            outcome = _STEP_OUTCOMES.get(fact.type, str(fact.type))
+            # The status the fact gives the step: completed, retrying or failed.
+            outcome = EVENTS[fact.type].status or str(fact.type)
             error = fact.data.get("error_type") if outcome != "completed" else None
             handle.set_outcome(outcome, str(error) if error else None)
             return fact

@@ -2,11 +2,12 @@
 
 A :class:`RunInstance` is fed the run's events in log order (:meth:`feed`) and local facts
 that are about to be recorded (:meth:`deliver`). Facts resolve the futures the body is
-awaiting; commands recorded in the log are checked against the calls the body makes
-again (that is replay); calls the log has not seen yet are new commands, collected by
-:meth:`take_write` for the next commit. An instance that stays in memory between events
-(the sticky cache) is simply an instance whose feeding continues where it stopped, which
-is why a step costs the same at step 5,000 as at step 1.
+awaiting, each through its ``_apply_<type>`` method; commands recorded in the log are
+checked against the calls the body makes again (that is replay); calls the log has not
+seen yet are new commands, collected by :meth:`new_commands` (with the child runs to
+create, :meth:`child_writes`) for the next commit. An instance that stays in memory
+between events (the sticky cache) is simply an instance whose feeding continues where it
+stopped, which is why a step costs the same at step 5,000 as at step 1.
 """
 
 from __future__ import annotations
@@ -21,7 +22,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import telemetry
 from ..errors import HookConflictError, NonDeterminismError, PayloadTooLargeError, SandboxError
-from ..events import COMMAND_TYPES, DELIVERABLE_TYPES, Event, EventType, NewEvent
+from ..events import (
+    COMMAND_TYPES,
+    DELIVERABLE_TYPES,
+    EVENTS,
+    TERMINAL_RUN_TYPES,
+    Event,
+    EventType,
+    NewEvent,
+    UnknownEventTypeError,
+    handlers_by_name,
+    require_handlers,
+)
 from ..worlds.base import RunMeta, RunRecord, RunWrite
 from .calls import CallShape
 from .context import WorkflowMetadata
@@ -66,10 +78,6 @@ class StepCall:
 
 _Decoder = Callable[[bytes | None], Any]
 
-_HOOK_FACTS = frozenset(
-    {EventType.HOOK_RECEIVED, EventType.HOOK_REGISTERED, EventType.HOOK_CONFLICT}
-)
-
 
 class HookSink(Protocol):
     """Where a hook's facts go (see :class:`durably.hooks.HookWait`)."""
@@ -82,7 +90,9 @@ class HookSink(Protocol):
 
 
 def _key(t: EventType, call: int | None) -> tuple[str, int | None]:
-    if t in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED):
+    """Where a command is kept until the log records it: by its call, or as the run's
+    one end (whichever way it ends)."""
+    if t in TERMINAL_RUN_TYPES:
         return ("end", None)
     return (t.value, call)
 
@@ -131,15 +141,19 @@ class RunInstance:
         if t is EventType.RUN_CREATED:
             self.input = ev.payload
             self._count(ev.payload)
-        elif t is EventType.ATTRIBUTES_SET and ev.call is None:
-            pass  # set by a step: a fact, not a call of the body
         elif t in COMMAND_TYPES:
             if t is EventType.ATTRIBUTES_SET:
+                if ev.call is None:
+                    return  # set by a step: a fact, not a call of the body
                 self._attributes(ev.data)
             self._match(ev)
         elif t in DELIVERABLE_TYPES:
             self._count(ev.payload)
             self._apply(t, ev.call, ev.payload, ev.created_at, ev.data)
+        elif t not in EVENTS:
+            raise _unknown(t)
+        # Other facts (a retry scheduled, a stream closed, an audit record) are for the
+        # status tables and the dashboard; the body never sees them.
 
     def deliver(self, fact: NewEvent, at: float) -> None:
         """Advance over a fact this worker is about to record."""
@@ -148,6 +162,8 @@ class RunInstance:
             self.input = fact.payload
         elif fact.type in DELIVERABLE_TYPES:
             self._apply(fact.type, fact.call, fact.payload, at, fact.data)
+        elif fact.type not in EVENTS:
+            raise _unknown(fact.type)
 
     def index(self, events: list[Event]) -> None:
         """Note what a cold replay must know before the body asks for it: the tokens
@@ -204,49 +220,7 @@ class RunInstance:
         data: dict[str, Any],
     ) -> None:
         self.loop.advance_to(at)
-        if t is EventType.RUN_STARTED:
-            if self.task is None:
-                self.started_at = at
-                self._start_body()
-        elif t in (EventType.STEP_COMPLETED, EventType.CHILD_COMPLETED):
-            if call is not None:
-                self.steps.pop(call, None)  # done: its arguments are no longer needed
-            entry = self._pending.pop(call, None) if call is not None else None
-            if entry is not None and not entry[0].done():
-                fut, decode = entry
-                try:
-                    fut.set_result(decode(payload))
-                except Exception as e:  # a result that no longer fits its annotation
-                    fut.set_exception(e)
-        elif t in (EventType.STEP_FAILED, EventType.CHILD_FAILED):
-            if call is not None:
-                self.steps.pop(call, None)
-            entry = self._pending.pop(call, None) if call is not None else None
-            if entry is not None and not entry[0].done():
-                entry[0].set_exception(rebuild_error(payload))
-        elif t is EventType.WAIT_COMPLETED:
-            if call is not None:
-                self.loop.fire_timer(call)
-        elif t in _HOOK_FACTS:
-            sink = self._hooks.get(call) if call is not None else None
-            if sink is not None:
-                if t is EventType.HOOK_RECEIVED:
-                    sink.received(payload)
-                elif t is EventType.HOOK_REGISTERED:
-                    sink.registered(None)
-                else:
-                    sink.registered(
-                        HookConflictError(
-                            f"hook token {data.get('token')!r} is already held by a live hook "
-                            f"of run {data.get('held_by')}; pick another token (or let "
-                            "durably generate one) or wait until that hook is disposed"
-                        )
-                    )
-        elif t is EventType.RUN_CANCEL_REQUESTED:
-            self.cancel_requested = True
-            self.cancel_reason = data.get("reason")
-            if self.task is not None and not self.task.done():
-                self.task.cancel("the run was cancelled")
+        _APPLY[t](self, call, payload, data, at)
         try:
             self.loop.run_until_quiet()
         except SandboxError as e:  # the body spins: it fails, the worker goes on
@@ -254,6 +228,82 @@ class RunInstance:
                 self._finish_failed(e)
             return
         self._check_done()
+
+    # -- one handler per fact the body consumes (_APPLY, checked at import) ----------------
+
+    def _apply_run_started(
+        self, call: int | None, payload: bytes | None, data: dict[str, Any], at: float
+    ) -> None:
+        if self.task is None:
+            self.started_at = at
+            self._start_body()
+
+    def _apply_run_cancel_requested(
+        self, call: int | None, payload: bytes | None, data: dict[str, Any], at: float
+    ) -> None:
+        self.cancel_requested = True
+        self.cancel_reason = data.get("reason")
+        if self.task is not None and not self.task.done():
+            self.task.cancel("the run was cancelled")
+
+    def _apply_step_completed(
+        self, call: int | None, payload: bytes | None, data: dict[str, Any], at: float
+    ) -> None:
+        if call is not None:
+            self.steps.pop(call, None)  # done: its arguments are no longer needed
+        entry = self._pending.pop(call, None) if call is not None else None
+        if entry is not None and not entry[0].done():
+            fut, decode = entry
+            try:
+                fut.set_result(decode(payload))
+            except Exception as e:  # a result that no longer fits its annotation
+                fut.set_exception(e)
+
+    _apply_child_completed = _apply_step_completed
+
+    def _apply_step_failed(
+        self, call: int | None, payload: bytes | None, data: dict[str, Any], at: float
+    ) -> None:
+        if call is not None:
+            self.steps.pop(call, None)
+        entry = self._pending.pop(call, None) if call is not None else None
+        if entry is not None and not entry[0].done():
+            entry[0].set_exception(rebuild_error(payload))
+
+    _apply_child_failed = _apply_step_failed
+
+    def _apply_wait_completed(
+        self, call: int | None, payload: bytes | None, data: dict[str, Any], at: float
+    ) -> None:
+        if call is not None:
+            self.loop.fire_timer(call)
+
+    def _apply_hook_received(
+        self, call: int | None, payload: bytes | None, data: dict[str, Any], at: float
+    ) -> None:
+        sink = self._hooks.get(call) if call is not None else None
+        if sink is not None:
+            sink.received(payload)
+
+    def _apply_hook_registered(
+        self, call: int | None, payload: bytes | None, data: dict[str, Any], at: float
+    ) -> None:
+        sink = self._hooks.get(call) if call is not None else None
+        if sink is not None:
+            sink.registered(None)
+
+    def _apply_hook_conflict(
+        self, call: int | None, payload: bytes | None, data: dict[str, Any], at: float
+    ) -> None:
+        sink = self._hooks.get(call) if call is not None else None
+        if sink is not None:
+            sink.registered(
+                HookConflictError(
+                    f"hook token {data.get('token')!r} is already held by a live hook "
+                    f"of run {data.get('held_by')}; pick another token (or let "
+                    "durably generate one) or wait until that hook is disposed"
+                )
+            )
 
     def _start_body(self) -> None:
         if self.cancel_requested:
@@ -483,22 +533,30 @@ class _Evicted(BaseException):
     """Raised at any durable call a body makes while it is being dropped from memory."""
 
 
+def _unknown(t: object) -> UnknownEventTypeError:
+    return UnknownEventTypeError(
+        f"a run's log holds an event of type {t!r}, which durably.events.EVENTS does not "
+        "know (written by a newer durably, or damaged)"
+    )
+
+
+#: The instance's handler of each fact the body consumes (``RunInstance._apply_<type>``).
+_APPLY = handlers_by_name(RunInstance, "_apply_", DELIVERABLE_TYPES)
+
+#: How a divergence message names each command the body can make.
+_DESCRIBE: dict[EventType, Callable[[Any], str]] = {
+    EventType.STEP_CREATED: lambda name: f"step {name!r}",
+    EventType.WAIT_CREATED: lambda name: f"a {name or 'timer'} (durable timer)",
+    EventType.CHILD_CREATED: lambda name: f"child workflow {name!r}",
+    EventType.WAIT_CANCELLED: lambda name: "the cancellation of a timer",
+    EventType.HOOK_CREATED: lambda name: f"hook {name!r}",
+    EventType.HOOK_DISPOSED: lambda name: "the disposal of a hook",
+    EventType.ATTRIBUTES_SET: lambda name: "set_attributes()/remove_attributes()",
+    **{t: (lambda name: "the end of the run") for t in TERMINAL_RUN_TYPES},
+}
+require_handlers(_DESCRIBE, COMMAND_TYPES, "durably.runtime.instance._DESCRIBE")
+
+
 def _describe(t: EventType, data: dict[str, Any]) -> str:
-    name = data.get("name")
-    if t is EventType.STEP_CREATED:
-        return f"step {name!r}"
-    if t is EventType.WAIT_CREATED:
-        return f"a {name or 'timer'} (durable timer)"
-    if t is EventType.CHILD_CREATED:
-        return f"child workflow {name!r}"
-    if t is EventType.WAIT_CANCELLED:
-        return "the cancellation of a timer"
-    if t is EventType.HOOK_CREATED:
-        return f"hook {name!r}"
-    if t is EventType.HOOK_DISPOSED:
-        return "the disposal of a hook"
-    if t is EventType.ATTRIBUTES_SET:
-        return "set_attributes()/remove_attributes()"
-    if t in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED):
-        return "the end of the run"
-    return t.value
+    describe = _DESCRIBE.get(t)
+    return describe(data.get("name")) if describe is not None else t.value

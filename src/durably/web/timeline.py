@@ -10,10 +10,10 @@ draws the bars as SVG rectangles without any arithmetic of its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..events import Event, EventType
+from ..events import EVENTS, TERMINAL_RUN_TYPES, Event, EventType, require_handlers
 from ..worlds.base import TERMINAL_STATUSES, RunRecord, StepRecord
 
 __all__ = ["Bar", "Mark", "Row", "Timeline", "build_timeline", "human_duration"]
@@ -98,10 +98,6 @@ def human_duration(seconds: float | None) -> str:
     return f"{d / 86400:.1f}d"
 
 
-_STEP_END = {EventType.STEP_COMPLETED: "completed", EventType.STEP_FAILED: "failed"}
-_CHILD_END = {EventType.CHILD_COMPLETED: "completed", EventType.CHILD_FAILED: "failed"}
-
-
 def build_timeline(
     run: RunRecord,
     events: Sequence[Event],
@@ -125,11 +121,7 @@ def build_timeline(
     run_end: float | None = run.completed_at if not live else None
     for ev in events:
         _apply(ev, run_row, rows)
-        if ev.type in (
-            EventType.RUN_COMPLETED,
-            EventType.RUN_FAILED,
-            EventType.RUN_CANCELLED,
-        ):
+        if ev.type in TERMINAL_RUN_TYPES:
             run_end = ev.created_at
             run_row.error_type = ev.data.get("error_type")
 
@@ -173,50 +165,88 @@ def _pct(t: float, start: float, total: float) -> float:
 
 
 def _apply(ev: Event, run_row: Row, rows: dict[int, Row]) -> None:
-    t, at, data = ev.type, ev.created_at, ev.data
-    if t is EventType.RUN_STARTED:
-        run_row._mark_from = at
-        return
-    if ev.call is None:
-        return
-    call = ev.call
-    row = rows.get(call)
-    if t is EventType.STEP_CREATED:
-        rows[call] = Row("step", str(data.get("name", "")), "pending", at, call, _mark_from=at)
-    elif t is EventType.WAIT_CREATED:
-        due = data.get("due_at")
-        rows[call] = Row("wait", str(data.get("name", "sleep")), "waiting", at, call)
-        rows[call]._due = float(due) if due is not None else None
-    elif t is EventType.HOOK_CREATED:
-        name = str(data.get("type") or data.get("name") or "hook")
-        rows[call] = Row("hook", name, "waiting", at, call)
-        rows[call].note = str(data.get("token", ""))
-    elif t is EventType.CHILD_CREATED:
-        rows[call] = Row("child", str(data.get("name", "")), "running", at, call)
-        rows[call].child_run_id = data.get("child_run_id")
-    elif row is None:
-        return
-    elif t is EventType.STEP_RETRYING or t in _STEP_END:
-        _attempt(row, ev)
-    elif t is EventType.WAIT_COMPLETED:
-        row.end, row.status = at, "completed"
-        if data.get("early"):
-            row.note = "woken early"
-    elif t is EventType.WAIT_CANCELLED:
-        if row.end is None:
-            row.end, row.status = at, "cancelled"
-    elif t is EventType.HOOK_RECEIVED:
-        row.attempts += 1
-        row.marks.append(Mark(at, f"resume #{row.attempts} received"))
-    elif t is EventType.HOOK_CONFLICT:
-        row.end, row.status = at, "conflict"
-        row.error_type = str(data.get("error_type") or "HookConflictError")
-    elif t is EventType.HOOK_DISPOSED:
-        if row.end is None:
-            row.end, row.status = at, "disposed"
-    elif t in _CHILD_END:
-        row.end, row.status = at, _CHILD_END[t]
-        row.error_type = data.get("error_type")
+    draw = _DRAW.get(ev.type)
+    if draw is not None:
+        draw(ev, run_row, rows)
+
+
+#: What an event changes in the chart: the run's row, or the rows of the calls by number.
+_Draw = Callable[[Event, Row, dict[int, Row]], None]
+
+
+def _run_started(ev: Event, run_row: Row, rows: dict[int, Row]) -> None:
+    run_row._mark_from = ev.created_at
+
+
+def _step_created(ev: Event, run_row: Row, rows: dict[int, Row]) -> None:
+    if ev.call is not None:
+        name, at = str(ev.data.get("name", "")), ev.created_at
+        rows[ev.call] = Row("step", name, "pending", at, ev.call, _mark_from=at)
+
+
+def _wait_created(ev: Event, run_row: Row, rows: dict[int, Row]) -> None:
+    if ev.call is not None:
+        due = ev.data.get("due_at")
+        row = rows[ev.call] = Row(
+            "wait", str(ev.data.get("name", "sleep")), "waiting", ev.created_at, ev.call
+        )
+        row._due = float(due) if due is not None else None
+
+
+def _hook_created(ev: Event, run_row: Row, rows: dict[int, Row]) -> None:
+    if ev.call is not None:
+        name = str(ev.data.get("type") or ev.data.get("name") or "hook")
+        row = rows[ev.call] = Row("hook", name, "waiting", ev.created_at, ev.call)
+        row.note = str(ev.data.get("token", ""))
+
+
+def _child_created(ev: Event, run_row: Row, rows: dict[int, Row]) -> None:
+    if ev.call is not None:
+        name = str(ev.data.get("name", ""))
+        row = rows[ev.call] = Row("child", name, "running", ev.created_at, ev.call)
+        row.child_run_id = ev.data.get("child_run_id")
+
+
+def _on_row(change: Callable[[Row, Event], None]) -> _Draw:
+    """A :data:`_Draw` that changes the row of the event's call (none drawn: nothing)."""
+
+    def draw(ev: Event, run_row: Row, rows: dict[int, Row]) -> None:
+        row = rows.get(ev.call) if ev.call is not None else None
+        if row is not None:
+            change(row, ev)
+
+    return draw
+
+
+def _wait_completed(row: Row, ev: Event) -> None:
+    row.end, row.status = ev.created_at, "completed"
+    if ev.data.get("early"):
+        row.note = "woken early"
+
+
+def _wait_cancelled(row: Row, ev: Event) -> None:
+    if row.end is None:
+        row.end, row.status = ev.created_at, "cancelled"
+
+
+def _hook_received(row: Row, ev: Event) -> None:
+    row.attempts += 1
+    row.marks.append(Mark(ev.created_at, f"resume #{row.attempts} received"))
+
+
+def _hook_conflict(row: Row, ev: Event) -> None:
+    row.end, row.status = ev.created_at, "conflict"
+    row.error_type = str(ev.data.get("error_type") or "HookConflictError")
+
+
+def _hook_disposed(row: Row, ev: Event) -> None:
+    if row.end is None:
+        row.end, row.status = ev.created_at, "disposed"
+
+
+def _child_ended(row: Row, ev: Event) -> None:
+    row.end, row.status = ev.created_at, str(EVENTS[ev.type].status)
+    row.error_type = ev.data.get("error_type")
 
 
 def _attempt(row: Row, ev: Event) -> None:
@@ -229,7 +259,7 @@ def _attempt(row: Row, ev: Event) -> None:
         outcome = "retrying"
         row._retry_at = float(data.get("retry_at") or end)
     else:
-        outcome = _STEP_END[ev.type]
+        outcome = str(EVENTS[ev.type].status)
         row.end, row.status = end, outcome
     err = data.get("error_type")
     row.error_type = err if outcome != "completed" else None
@@ -257,6 +287,38 @@ def _gap(row: Row, until: float, attempt: int) -> None:
                 f"backoff before attempt {attempt}: {human_duration(until - since)}",
             )
         )
+
+
+_T = EventType
+
+#: How each event type is drawn (``None``: it is not).
+_DRAW: dict[EventType, _Draw | None] = {
+    _T.RUN_CREATED: None,  # the run's row starts at the run's creation anyway
+    _T.RUN_STARTED: _run_started,
+    _T.RUN_COMPLETED: None,  # the run's end: see build_timeline
+    _T.RUN_FAILED: None,
+    _T.RUN_CANCEL_REQUESTED: None,
+    _T.RUN_CANCELLED: None,
+    _T.STEP_CREATED: _step_created,
+    _T.STEP_RETRYING: _on_row(_attempt),
+    _T.STEP_COMPLETED: _on_row(_attempt),
+    _T.STEP_FAILED: _on_row(_attempt),
+    _T.WAIT_CREATED: _wait_created,
+    _T.WAIT_COMPLETED: _on_row(_wait_completed),
+    _T.WAIT_CANCELLED: _on_row(_wait_cancelled),
+    _T.CHILD_CREATED: _child_created,
+    _T.CHILD_COMPLETED: _on_row(_child_ended),
+    _T.CHILD_FAILED: _on_row(_child_ended),
+    _T.HOOK_CREATED: _hook_created,
+    _T.HOOK_RECEIVED: _on_row(_hook_received),
+    _T.HOOK_DISPOSED: _on_row(_hook_disposed),
+    _T.HOOK_REGISTERED: None,
+    _T.HOOK_CONFLICT: _on_row(_hook_conflict),
+    _T.STREAM_CLOSED: None,
+    _T.ATTRIBUTES_SET: None,
+    _T.DATA_DECRYPTED: None,  # an audit record, often long after the run
+}
+require_handlers(_DRAW, EventType, "durably.web.timeline._DRAW")
 
 
 def _finish_run_row(row: Row, run: RunRecord, run_end: float | None, clock: float) -> None:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from ..crypto import is_sealed
-from ..events import TERMINAL_RUN_TYPES, Event, EventType
+from ..events import EVENTS, TERMINAL_RUN_TYPES, Event, EventType
 from ..worlds.base import TERMINAL_STATUSES, RunFilter, RunRecord
 from .app import Dashboard, dashboard, now, redirect, root
 from .payloads import Decryption, Opener, PayloadView, render_payload
@@ -335,16 +335,7 @@ def event_payload(ev: Event, decryption: Decryption | None = None) -> PayloadVie
     """An event's payload for the event log (opened with ``decryption`` when given)."""
     if ev.payload is None:
         return PayloadView("none")
-    kind: Any = "value"
-    if ev.type in (
-        EventType.STEP_FAILED,
-        EventType.STEP_RETRYING,
-        EventType.RUN_FAILED,
-        EventType.CHILD_FAILED,
-    ):
-        kind = "error"
-    elif ev.type in (EventType.RUN_CREATED, EventType.STEP_CREATED):
-        kind = "args"
+    kind = EVENTS[ev.type].payload or "value"
     return render_payload(
         ev.payload,
         kind=kind,

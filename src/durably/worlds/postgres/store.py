@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...events import Event, EventType
+from ...events import CREATING_TYPES, Event, EventType
 from ..base import TERMINAL_STATUSES, Commit, CommitResult, HookRecord, RunRecord, StepRecord
 from ..ledger import OverlayStore, RunRow
 
@@ -38,14 +38,6 @@ __all__ = [
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _EVENT_TYPES = {t.value: t for t in EventType}
 _STEP_DONE = frozenset({"completed", "failed", "cancelled"})
-_CREATES = frozenset(
-    {
-        EventType.STEP_CREATED,
-        EventType.WAIT_CREATED,
-        EventType.CHILD_CREATED,
-        EventType.HOOK_CREATED,
-    }
-)
 #: Events whose ``data["token"]`` the ledger looks up in the hook index.
 _HOOK_TOKEN_TYPES = frozenset({EventType.HOOK_CREATED, EventType.HOOK_DISPOSED})
 
@@ -165,7 +157,7 @@ class CommitReads:
                 if ev.call is None:
                     continue
                 # A command that creates a call reads no steps row (the ledger writes it).
-                if ev.type not in _CREATES or ev in w.facts:
+                if ev.type not in CREATING_TYPES or ev in w.facts:
                     steps[(w.run_id, ev.call)] = None
                 if ev.type in _HOOK_TOKEN_TYPES and ev.data.get("token") is not None:
                     tokens[str(ev.data["token"])] = None
