@@ -24,7 +24,7 @@ from . import actions, views
 from .security import LOOPBACK_HOSTS, Guard
 from .state import HERE, Dashboard
 
-__all__ = ["Dashboard", "create_app"]
+__all__ = ["create_app"]
 
 
 def create_app(
