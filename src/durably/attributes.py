@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
+from .control import Control
 from .errors import ConfigurationError
-from .events import EventType, NewEvent
 from .runtime.context import SERVICES, STEP, current_instance
-from .worlds.base import Commit, RunWrite
 
 __all__ = [
     "MAX_ATTRIBUTES",
@@ -89,10 +88,4 @@ async def _from_step(world: Any, run_id: str, changes: dict[str, str], removals:
     rec = await world.get_run(run_id)
     if rec is not None:
         _check_count(rec.attributes, changes, removals)
-    data: dict[str, Any] = {}
-    if changes:
-        data["set"] = changes
-    if removals:
-        data["remove"] = removals
-    fact = NewEvent(EventType.ATTRIBUTES_SET, None, data)
-    await world.commit(Commit([RunWrite(run_id, facts=[fact])]))
+    await Control(world).set_attributes(run_id, changes, removals)

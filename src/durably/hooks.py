@@ -25,18 +25,15 @@ import collections
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Generator
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from . import serde
-from .errors import ConfigurationError, HookNotFoundError, SerializationError
-from .events import EventType, NewEvent
+from .errors import ConfigurationError, SerializationError
+from .registry import Workflows, default_registry
 from .runtime.context import current_instance
-from .worlds.base import Commit, HookRecord, RunWrite
-
-if TYPE_CHECKING:
-    from .registry import Workflows
+from .worlds.base import HookRecord
 
 __all__ = ["BaseHook", "HookWait", "get_hook_by_token", "resume_hook"]
 
@@ -180,13 +177,8 @@ class HookWait(Generic[H]):
 
 
 async def _deliver(payload: BaseHook, token: str, registry: Workflows | None) -> str:
-    from .registry import default_registry
-
-    reg = registry or default_registry()
-    world = await reg.open()
-    hook = await world.get_hook(token)
-    if hook is None:
-        raise HookNotFoundError(_not_found(token))
+    control = await (registry or default_registry()).control()
+    hook = await control.live_hook(token)
     name = _type_key(type(payload))
     if hook.hook_type != name:
         raise TypeError(
@@ -194,25 +186,11 @@ async def _deliver(payload: BaseHook, token: str, registry: Workflows | None) ->
             f"({hook.hook_type}), got a {_short(name)!r} ({name})"
         )
     data = serde.encode(payload, where=f"the payload resuming hook {token!r}")
-    fact = NewEvent(EventType.HOOK_RECEIVED, hook.call, {"token": token}, data)
-    result = await world.commit(Commit([RunWrite(hook.run_id, facts=[fact])]))
-    if not result.results[0].ok:
-        raise HookNotFoundError(_not_found(token))
-    worker = reg.worker
-    if worker is not None:
-        worker.kick()
-    return hook.run_id
+    return await control.resume_hook(hook, data)
 
 
 def _short(type_key: str) -> str:
     return type_key.rsplit(":", 1)[-1]
-
-
-def _not_found(token: str) -> str:
-    return (
-        f"no live hook has token {token!r}: it was never created, was disposed, or its run "
-        "ended; list live hooks with `durably inspect hooks`"
-    )
 
 
 async def resume_hook(token: str, data: Any, *, registry: Workflows | None = None) -> str:
@@ -223,13 +201,8 @@ async def resume_hook(token: str, data: Any, *, registry: Workflows | None = Non
         HookNotFoundError: no live hook holds the token.
         SerializationError: the data does not fit the hook's payload type.
     """
-    from .registry import default_registry
-
     reg = registry or default_registry()
-    world = await reg.open()
-    hook = await world.get_hook(token)
-    if hook is None:
-        raise HookNotFoundError(_not_found(token))
+    hook = await (await reg.control()).live_hook(token)
     cls = BaseHook._types.get(hook.hook_type)
     if cls is None:
         raise ConfigurationError(
@@ -245,11 +218,4 @@ async def get_hook_by_token(token: str, *, registry: Workflows | None = None) ->
     Raises:
         HookNotFoundError: no live hook holds the token.
     """
-    from .registry import default_registry
-
-    reg = registry or default_registry()
-    world = await reg.open()
-    hook = await world.get_hook(token)
-    if hook is None:
-        raise HookNotFoundError(_not_found(token))
-    return hook
+    return await (await (registry or default_registry()).control()).live_hook(token)

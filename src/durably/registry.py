@@ -3,6 +3,11 @@
 A registry names a world (where runs live), a namespace (whose queue) and a deployment
 (which code version runs are pinned to). With ``worker=True`` (the default) it also runs
 an embedded worker in the application's event loop, started on first use.
+
+The *default registry* of the process is the one the top-level calls use when none is
+given (``durably.get_run``; ``resume_hook``, ``get_hook_by_token`` and a hook's ``resume``):
+each ``Workflows`` becomes it when it is made (so it is the registry made last), and
+:func:`set_default_registry` names another. It is one explicit slot, not a search.
 """
 
 from __future__ import annotations
@@ -12,42 +17,41 @@ import contextlib
 import functools
 import inspect
 import os
-import secrets
-import time
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
-from . import telemetry
+from .control import Control, new_run_id
 from .crypto import Sealer, resolve_keyring
 from .durations import parse_duration
-from .errors import ConfigurationError, PayloadTooLargeError, WorkflowNotRegisteredError
-from .events import EventType, NewEvent
+from .errors import (
+    ConfigurationError,
+    PayloadTooLargeError,
+    RunNotFoundError,
+    WorkflowNotRegisteredError,
+)
 from .run import Run
 from .runtime.calls import CallShape
 from .runtime.context import current_instance
 from .runtime.instance import StepSpec, WorkflowSpec
 from .runtime.limits import Limits
-from .worker import Worker
 from .worlds import open_world, resolve_world_url
-from .worlds.base import Commit, RunMeta, RunWrite, World
+from .worlds.base import World
 from .worlds.encrypted import EncryptedWorld
 
-__all__ = ["Step", "Workflow", "Workflows", "new_run_id"]
+if TYPE_CHECKING:
+    from .worker import Worker
+
+__all__ = [
+    "Step",
+    "Workflow",
+    "Workflows",
+    "default_registry",
+    "new_run_id",
+    "set_default_registry",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def new_run_id() -> str:
-    """A new run id: ``run_`` and 26 characters that sort by creation time."""
-    n = (int(time.time() * 1000) << 80) | secrets.randbits(80)
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[n & 31])
-        n >>= 5
-    return "run_" + "".join(reversed(chars))
 
 
 class Step(Generic[P, R]):
@@ -147,7 +151,7 @@ class Workflows:
         self._worker: Worker | None = None
         self._open_lock: asyncio.Lock | None = None
         self._open_loop: asyncio.AbstractEventLoop | None = None
-        _registries.append(self)
+        set_default_registry(self)
         # Fail fast on a bad URL, before anything is recorded.
         self._world: World | None = None
         open_world(self.world_url)
@@ -284,12 +288,17 @@ class Workflows:
                 await self._world.open()
                 self._world_opened = True
             if self.embedded_worker and self._worker is None:
+                # Imported here, not at the top: only a registry that runs a worker needs it.
+                from .worker import Worker
+
                 self._worker = Worker(self, self._world, concurrency=self.concurrency)
                 self._worker.start()
         return self._world
 
     async def serve(self, *, concurrency: int | None = None, stop: asyncio.Event) -> None:
         """Run a worker for this registry until ``stop`` is set (``durably worker``)."""
+        from .worker import Worker  # imported here: only a registry that runs one needs it
+
         self.embedded_worker = False
         world = await self.open()
         worker = Worker(self, world, concurrency=concurrency or self.concurrency)
@@ -359,37 +368,23 @@ class Workflows:
                 f"the arguments of workflow {wfobj.name!r} are {len(payload):,} bytes "
                 f"serialized, over the limit of {self.limits.max_payload_bytes:,}"
             )
-        world = await self.open()
-        dep = deployment or self.deployment
-        if dep == "latest":
-            seen = [d for d in await world.list_deployments(self.namespace) if d.first_seen]
-            dep = seen[0].name if seen else self.deployment
-        run_id = new_run_id()
-        created = telemetry.run_created_data(wfobj.name)  # + the caller's traceparent
-        write = RunWrite(
-            run_id,
-            create=RunMeta(
-                workflow_name=wfobj.name,
-                namespace=self.namespace,
-                deployment=dep,
-                idempotency_key=idempotency_key,
-            ),
-            facts=[NewEvent(EventType.RUN_CREATED, None, created, payload)],
+        control = await self.control()
+        run_id = await control.create_run(
+            wfobj.name,
+            payload,
+            namespace=self.namespace,
+            deployment=deployment,
+            idempotency_key=idempotency_key,
         )
-        worker = self._worker
-        if worker is not None and worker.can_begin() and dep == self.deployment:
-            # This process runs it: create it leased to the worker, which starts it at
-            # once, without a claim (no queue round trip before the first step).
-            write.lease = True
-            commit = Commit([write], owner=worker.owner, lease_seconds=worker.lease_seconds)
-            result = (await world.commit(commit)).results[0]
-            if result.created:
-                worker.begin(result.run_id)
-            return Run(self, result.run_id, wfobj.name)
-        result = (await world.commit(Commit([write]))).results[0]
-        if worker is not None:
-            worker.kick()
-        return Run(self, result.run_id, wfobj.name)
+        return Run(self, run_id, wfobj.name)
+
+    async def control(self) -> Control:
+        """The control plane over this registry's world (opened on first use): what
+        creates, cancels, resumes and wakes runs, waking the embedded worker."""
+        world = await self.open()
+        return Control(
+            world, worker=self._worker, world_url=self.world_url, deployment=self.deployment
+        )
 
     async def get_run(self, run_id: str) -> Run:
         """A handle on an existing run.
@@ -397,8 +392,6 @@ class Workflows:
         Raises:
             RunNotFoundError: no run has this id in this registry's world.
         """
-        from .errors import RunNotFoundError
-
         world = await self.open()
         rec = await world.get_run(run_id)
         if rec is None:
@@ -406,14 +399,26 @@ class Workflows:
         return Run(self, run_id, rec.workflow_name)
 
 
-_registries: list[Workflows] = []
+_default: Workflows | None = None
+
+
+def set_default_registry(registry: Workflows | None) -> None:
+    """Make ``registry`` the process's default registry (``None``: no default). Each
+    ``Workflows`` calls this when it is made."""
+    global _default
+    _default = registry
 
 
 def default_registry() -> Workflows:
-    """The registry made last in this process (for the top-level ``get_run``)."""
-    if not _registries:
+    """The process's default registry: the one made last, unless
+    :func:`set_default_registry` named another.
+
+    Raises:
+        ConfigurationError: there is none yet.
+    """
+    if _default is None:
         raise ConfigurationError(
             "no Workflows registry exists in this process yet; make one "
             "(wf = Workflows()) or call wf.get_run(run_id) on yours"
         )
-    return _registries[-1]
+    return _default

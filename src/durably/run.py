@@ -8,17 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import serde
 from .errors import RunCancelledError, RunNotFoundError, WorkflowRunFailedError
-from .events import TERMINAL_RUN_TYPES, Event, EventType, NewEvent
+from .events import TERMINAL_RUN_TYPES, Event
 from .runtime.failures import rebuild_error
-from .worlds.base import (
-    TERMINAL_STATUSES,
-    Commit,
-    RunRecord,
-    RunWrite,
-    StepRecord,
-    StreamChunk,
-    StreamInfo,
-)
+from .worlds.base import TERMINAL_STATUSES, RunRecord, StepRecord, StreamChunk, StreamInfo
 
 if TYPE_CHECKING:
     from .registry import Workflows
@@ -122,35 +114,12 @@ class Run:
     async def cancel(self, reason: str | None = None) -> None:
         """Ask the run to stop: its body gets ``asyncio.CancelledError`` at its current
         await, may clean up, and the run ends as ``cancelled``. No-op on an ended run."""
-        world = await self.registry.open()
-        rec = await world.get_run(self.run_id)
-        if rec is None:
-            raise RunNotFoundError(self.run_id, self.registry.world_url)
-        if rec.status in TERMINAL_STATUSES:
-            return
-        data = {"reason": reason} if reason else {}
-        fact = NewEvent(EventType.RUN_CANCEL_REQUESTED, None, data)
-        await world.commit(Commit([RunWrite(self.run_id, facts=[fact])]))
-        worker = self.registry.worker
-        if worker is not None:
-            worker.kick()
+        await (await self.registry.control()).cancel(self.run_id, reason)
 
     async def wake(self) -> int:
         """Fire the run's pending durable timers now (a sleep ends early); returns how
         many. For operators: the body sees the timers fire as if their time had come."""
-        world = await self.registry.open()
-        waiting = [s for s in await world.list_steps(self.run_id) if s.kind == "wait"]
-        facts = [
-            NewEvent(EventType.WAIT_COMPLETED, s.call, {"early": True})
-            for s in waiting
-            if s.status == "waiting"
-        ]
-        if facts:
-            await world.commit(Commit([RunWrite(self.run_id, facts=facts)]))
-            worker = self.registry.worker
-            if worker is not None:
-                worker.kick()
-        return len(facts)
+        return await (await self.registry.control()).wake(self.run_id)
 
     async def stream_info(self) -> list[StreamInfo]:
         """The run's streams: namespace, chunk count, whether closed."""

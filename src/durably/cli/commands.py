@@ -12,11 +12,9 @@ import sys
 
 import click
 
-from ..errors import RunNotFoundError
-from ..events import EventType, NewEvent
+from ..control import Control
 from ..registry import Workflows
 from ..worlds import World, resolve_world_url
-from ..worlds.base import TERMINAL_STATUSES, Commit, RunWrite
 from .common import fail, print_json, run_async, with_world, world_option
 
 __all__ = ["cancel", "demo", "load_registry", "worker"]
@@ -95,14 +93,11 @@ def cancel(run_id: str, reason: str | None, world_url: str | None) -> None:
     """Cancel a run: its body gets CancelledError, may clean up, and it ends cancelled."""
 
     async def go(world: World) -> None:
-        rec = await world.get_run(run_id)
-        if rec is None:
-            raise RunNotFoundError(run_id, resolve_world_url(world_url))
-        if rec.status in TERMINAL_STATUSES:
-            click.echo(f"run {run_id} already ended ({rec.status}); nothing to cancel")
+        control = Control(world, world_url=resolve_world_url(world_url))
+        ended = await control.cancel(run_id, reason)
+        if ended is not None:
+            click.echo(f"run {run_id} already ended ({ended}); nothing to cancel")
             return
-        fact = NewEvent(EventType.RUN_CANCEL_REQUESTED, None, {"reason": reason} if reason else {})
-        await world.commit(Commit([RunWrite(run_id, facts=[fact])]))
         click.echo(f"cancellation of run {run_id} requested")
 
     run_async(with_world(world_url, go))

@@ -15,8 +15,9 @@ what) is appended to the run. See :mod:`durably.web.security` for the token, the
 check and the cross-site protection.
 """
 
-from .app import Dashboard, create_app
+from .app import create_app
 from .payloads import Decryption, PayloadView, render_payload
+from .state import Dashboard
 from .timeline import Timeline, build_timeline
 
 __all__ = [

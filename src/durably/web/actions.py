@@ -1,8 +1,9 @@
 """The dashboard's actions (POST forms): cancel, wake, rerun, resume a hook, decrypt.
 
 Each checks the form's cross-site protection (:func:`~durably.web.security.csrf_problem`),
-acts through the registry (whose world seals what it writes), and redirects back to the
-run with a one-time message. Decrypt instead answers with the page itself, its payloads in
+acts through the control plane (:class:`~durably.control.Control`, over a world that
+seals what it writes as the run's own payloads are), and redirects back to the run with a
+one-time message. Decrypt instead answers with the page itself, its payloads in
 plaintext for that response only (never cached), after appending a ``data_decrypted``
 record to the run: who (the OS user and host of the dashboard), via (``web`` and the
 client's address), when, and which events and chunks.
@@ -17,19 +18,16 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from .. import serde, telemetry
+from .. import serde
 from ..crypto import Sealer
-from ..errors import DecryptionError, DurablyError, HookNotFoundError
-from ..events import EventType, NewEvent
+from ..errors import DecryptionError, DurablyError
+from ..events import EventType
 from ..hooks import BaseHook
-from ..registry import new_run_id
-from ..run import Run
-from ..worlds.base import TERMINAL_STATUSES, Commit, RunMeta, RunWrite
 from ..worlds.encrypted import record_decryption, who
 from . import views
-from .app import Dashboard, dashboard, root
 from .payloads import Decryption
 from .security import csrf_problem
+from .state import Dashboard, dashboard, root
 
 __all__ = ["cancel", "decrypt_call", "decrypt_run", "rerun", "resume", "wake"]
 
@@ -70,14 +68,12 @@ async def cancel(request: Request) -> Response:
         return form
     run_id = request.path_params["run_id"]
     reason = form.get("reason", "").strip() or "cancelled from the dashboard"
-    run = Run(dash.registry, run_id)
     try:
-        rec = await run.record()
-        if rec.status in TERMINAL_STATUSES:
+        ended = await (await dash.registry.control()).cancel(run_id, reason)
+        if ended is not None:
             return dash.flash_redirect(
-                _run_url(request, run_id), "error", f"the run already ended ({rec.status})"
+                _run_url(request, run_id), "error", f"the run already ended ({ended})"
             )
-        await run.cancel(reason)
     except DurablyError as e:
         return dash.flash_redirect(_run_url(request, run_id), "error", str(e))
     return dash.flash_redirect(_run_url(request, run_id), "ok", "cancellation requested")
@@ -91,7 +87,7 @@ async def wake(request: Request) -> Response:
         return form
     run_id = request.path_params["run_id"]
     try:
-        fired = await Run(dash.registry, run_id).wake()
+        fired = await (await dash.registry.control()).wake(run_id)
     except DurablyError as e:
         return dash.flash_redirect(_run_url(request, run_id), "error", str(e))
     text = f"woke {fired} timer(s)" if fired else "nothing was sleeping"
@@ -112,28 +108,25 @@ async def rerun(request: Request) -> Response:
     run_id = request.path_params["run_id"]
     back = _run_url(request, run_id)
     try:
-        world = await dash.writer_for(run_id)
-        rec = await world.get_run(run_id)
-        first = await world.read_events(run_id, after_seq=0, limit=1)
+        control = await dash.control_for(run_id)
+        rec = await control.world.get_run(run_id)
+        first = await control.world.read_events(run_id, after_seq=0, limit=1)
     except DurablyError as e:
         return dash.flash_redirect(back, "error", f"cannot read the run's input: {e}")
     if rec is None or not first or first[0].type is not EventType.RUN_CREATED:
         return dash.flash_redirect(back, "error", "the run or its input is not found")
-    data: dict[str, Any] = telemetry.run_created_data(rec.workflow_name)
-    data["rerun_of"] = run_id
-    write = RunWrite(
-        new_run_id(),
-        create=RunMeta(
-            workflow_name=rec.workflow_name,
-            namespace=rec.namespace,
-            deployment=form.get("deployment", "").strip() or rec.deployment,
-        ),
-        facts=[NewEvent(EventType.RUN_CREATED, None, data, first[0].payload)],
+    new_id = await control.create_run(
+        rec.workflow_name,
+        first[0].payload,
+        namespace=rec.namespace,
+        deployment=form.get("deployment", "").strip() or rec.deployment,
+        rerun_of=run_id,
+        # As the form says: its text is a deployment's name, and a rerun is queued.
+        resolve_latest=False,
+        begin_here=False,
     )
-    result = (await world.commit(Commit([write]))).results[0]
-    _kick(dash)
     return dash.flash_redirect(
-        _run_url(request, result.run_id), "ok", f"started {result.run_id}, a rerun of {run_id}"
+        _run_url(request, new_id), "ok", f"started {new_id}, a rerun of {run_id}"
     )
 
 
@@ -156,20 +149,14 @@ async def resume(request: Request) -> Response:
     except ValueError as e:
         return dash.flash_redirect(back, "error", f"the payload is not JSON: {e}")
     try:
-        world = await dash.writer_for(run_id)
-        hook = await world.get_hook(token)
-        if hook is None or hook.run_id != run_id:
-            raise HookNotFoundError(f"run {run_id} has no live hook with token {token!r}")
+        control = await dash.control_for(run_id)
+        hook = await control.live_hook(token, run_id=run_id)
         cls = BaseHook._types.get(hook.hook_type)
         value = cls.validate(data) if cls is not None else data
         payload = serde.encode(value, where=f"the payload resuming hook {token!r}")
-        fact = NewEvent(EventType.HOOK_RECEIVED, hook.call, {"token": token}, payload)
-        result = await world.commit(Commit([RunWrite(run_id, facts=[fact])]))
-        if not result.results[0].ok:
-            raise HookNotFoundError(f"the hook {token!r} is no longer live")
+        await control.resume_hook(hook, payload)
     except DurablyError as e:
         return dash.flash_redirect(back, "error", str(e))
-    _kick(dash)
     return dash.flash_redirect(back, "ok", f"hook {token} resumed")
 
 
@@ -242,9 +229,3 @@ def _via(request: Request) -> str:
 def _no_store(response: Response) -> Response:
     response.headers["cache-control"] = "no-store"
     return response
-
-
-def _kick(dash: Dashboard) -> None:
-    worker = dash.registry.worker
-    if worker is not None:
-        worker.kick()

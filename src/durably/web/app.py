@@ -1,205 +1,30 @@
 """The dashboard application: a Starlette app, pages rendered on the server with Jinja2.
 
 It reads only through the :class:`~durably.worlds.base.World` protocol and acts only
-through the public API (``Run.cancel``, ``Run.wake``, ``resume_hook``) or by committing the
-same facts those would, so it works on every world. Pages read the world as stored
-(payloads that are encrypted stay opaque); actions go through a registry on the same world,
-which seals what they write. The decrypt action opens payloads with :meth:`Dashboard.keyring`
-for one response, after appending a ``data_decrypted`` record to the run.
+through the control plane (:class:`~durably.control.Control`, as ``Run.cancel``,
+``Run.wake`` and ``resume_hook`` do), so it works on every world. Pages read the world as
+stored (payloads that are encrypted stay opaque); actions write through a world that seals
+what they write as the run's own payloads are. The decrypt action opens payloads with
+:meth:`Dashboard.keyring` for one response, after appending a ``data_decrypted`` record to
+the run. This module only assembles the app: the pages are in :mod:`.views`, the actions
+in :mod:`.actions`, what both share in :mod:`.state`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
-import os
-import secrets
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, cast
 
-import jinja2
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..crypto import KeyRing, Sealer, is_sealed, key_file_for, resolve_keyring
-from ..errors import DecryptionError, DurablyError
 from ..registry import Workflows
-from ..worlds import World, open_world
-from ..worlds.encrypted import EncryptedWorld
-from .security import LOOPBACK_HOSTS, Guard, new_secret
-from .timeline import human_duration
+from . import actions, views
+from .security import LOOPBACK_HOSTS, Guard
+from .state import HERE, Dashboard
 
-__all__ = ["Dashboard", "create_app"]
-
-HERE = Path(__file__).parent
-
-
-class Dashboard:
-    """What the pages and actions share: the world, the registry, templates, secrets."""
-
-    def __init__(
-        self,
-        registry: Workflows,
-        *,
-        owns_registry: bool,
-        encryption_key: str | bytes | None = None,
-    ) -> None:
-        self.registry = registry
-        self.owns_registry = owns_registry
-        self.encryption_key = encryption_key
-        self.world_url = registry.world_url
-        self.csrf = new_secret()
-        self._world: World | None = None
-        self._sealed: World | None = None
-        self._lock: asyncio.Lock | None = None
-        self._flashes: OrderedDict[str, tuple[str, str]] = OrderedDict()
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(HERE / "templates"),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self.env.filters.update(
-            {
-                "time": fmt_time,
-                "dur": human_duration,
-                "since": lambda t, t0: "+" + human_duration((t or t0) - t0),
-                "compact_json": lambda d: json.dumps(d, separators=(",", ":"), default=str),
-            }
-        )
-        self.env.globals["csrf"] = self.csrf
-
-    async def world(self) -> World:
-        """The world as stored (opened on first use; the app may be mounted elsewhere)."""
-        if self._world is None:
-            if self._lock is None:
-                self._lock = asyncio.Lock()
-            async with self._lock:
-                if self._world is None:
-                    world = open_world(self.world_url)
-                    await world.open()
-                    self._world = world
-        return self._world
-
-    async def writer_for(self, run_id: str) -> World:
-        """The world to write payloads of ``run_id`` through: sealed like the run's own
-        payloads (its input), so the dashboard never downgrades an encrypted run nor
-        encrypts for workers that hold no key. Reading through it decrypts in memory,
-        which the actions use only to copy an input, never to show it.
-
-        Raises:
-            ConfigurationError, DecryptionError: the run is encrypted and no key is at hand.
-        """
-        raw = await self.world()
-        first = await raw.read_events(run_id, after_seq=0, limit=1)
-        if not first or not is_sealed(first[0].payload):
-            return raw
-        if not self.owns_registry:
-            return await self.registry.open()  # the application's own key
-        if self._sealed is None:
-            self._sealed = cast(World, EncryptedWorld(raw, Sealer(self.keyring())))
-        return self._sealed
-
-    def keyring(self) -> KeyRing:
-        """The key ring that opens this world's payloads, found as the CLI finds it: the
-        dashboard's key (``durably web --key``, ``create_app(encryption_key=)``; for a
-        registry given to :func:`create_app`, its own), else ``$DURABLY_ENCRYPTION_KEY``,
-        else the world's default: the key file beside an SQLite database (never created
-        here), an in-process key for ``memory://``.
-
-        Raises:
-            DecryptionError: no key is at hand; the message says why.
-        """
-        key = self.encryption_key if self.owns_registry else self.registry.encryption_key
-        if key is True:
-            key = None
-        if key is False:
-            raise DecryptionError("the registry has encryption off (encryption_key=False)")
-        env = os.environ.get("DURABLY_ENCRYPTION_KEY")
-        if not key and not env and self.world_url.lower().startswith("sqlite:"):
-            from ..worlds.sqlite import parse_sqlite_url
-
-            try:
-                path = key_file_for(parse_sqlite_url(self.world_url).path)
-            except DurablyError as e:
-                raise DecryptionError(f"no key: {e}") from None
-            if not path.exists():
-                raise DecryptionError(
-                    f"no key: neither --key nor $DURABLY_ENCRYPTION_KEY is set, and there is "
-                    f"no key file {path}"
-                )
-        try:
-            ring = resolve_keyring(self.world_url, key)
-        except DurablyError as e:
-            raise DecryptionError(f"no key: {e}") from None
-        if ring is None:
-            raise DecryptionError("no key: $DURABLY_ENCRYPTION_KEY is set to off")
-        return ring
-
-    def key_problem(self) -> str | None:
-        """Why payloads cannot be decrypted here (``None``: they can)."""
-        try:
-            self.keyring()
-        except DecryptionError as e:
-            return str(e)
-        return None
-
-    async def close(self) -> None:
-        """Close the world (and the registry when the dashboard made it)."""
-        if self._world is not None:
-            await self._world.close()
-            self._world = None
-            self._sealed = None
-        if self.owns_registry:
-            await self.registry.aclose()
-
-    def render(
-        self, request: Request, name: str, status_code: int = 200, **context: Any
-    ) -> HTMLResponse:
-        """Render template ``name`` (autoescaped) with ``context``."""
-        context.setdefault("flash", self.take_flash(request))
-        html = self.env.get_template(name).render(
-            request=request,
-            world_url=self.world_url,
-            root=root(request),
-            **context,
-        )
-        return HTMLResponse(html, status_code=status_code)
-
-    def flash_redirect(self, url: str, kind: str, text: str) -> RedirectResponse:
-        """Redirect to ``url`` (after a POST) and show ``text`` once there."""
-        key = secrets.token_urlsafe(8)
-        self._flashes[key] = (kind, text)
-        while len(self._flashes) > 200:
-            self._flashes.popitem(last=False)
-        sep = "&" if "?" in url else "?"
-        return RedirectResponse(f"{url}{sep}flash={key}", status_code=303)
-
-    def take_flash(self, request: Request) -> tuple[str, str] | None:
-        """The message a redirect left for this page, once."""
-        key = request.query_params.get("flash")
-        return self._flashes.pop(key, None) if key else None
-
-
-def fmt_time(ts: float | None) -> str:
-    """A timestamp as UTC text to the millisecond."""
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
-
-
-def now() -> float:
-    """The current time (one place, for tests)."""
-    return time.time()
+__all__ = ["create_app"]
 
 
 def create_app(
@@ -226,8 +51,6 @@ def create_app(
             never creates); only used when no ``registry`` is given (a registry brings
             its own). Pages never decrypt; without a key the decrypt action is not offered.
     """
-    from . import actions, views
-
     owns = registry is None
     # Cancel and wake write no payloads; the dashboard's own registry encrypts nothing
     # (and so never makes a key file): what carries a payload goes through writer_for().
@@ -262,19 +85,3 @@ def create_app(
     app.state.dashboard = dash
     app.add_middleware(Guard, token=token, csrf_secret=dash.csrf, allowed_hosts=allowed_hosts)
     return app
-
-
-def dashboard(request: Request) -> Dashboard:
-    """The dashboard serving ``request``."""
-    dash: Dashboard = request.app.state.dashboard
-    return dash
-
-
-def root(request: Request) -> str:
-    """Where the dashboard is mounted (``""`` at the top)."""
-    return str(request.scope.get("root_path", ""))
-
-
-def redirect(url: str) -> Response:
-    """A 303 to ``url``."""
-    return RedirectResponse(url, status_code=303)

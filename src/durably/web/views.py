@@ -18,8 +18,8 @@ from starlette.responses import HTMLResponse, Response
 from ..crypto import is_sealed
 from ..events import EVENTS, TERMINAL_RUN_TYPES, Event, EventType
 from ..worlds.base import TERMINAL_STATUSES, RunFilter, RunRecord
-from .app import Dashboard, dashboard, now, redirect, root
 from .payloads import Decryption, Opener, PayloadView, render_payload
+from .state import Dashboard, dashboard, now, redirect, root
 from .timeline import build_timeline
 
 __all__ = [

@@ -1,0 +1,245 @@
+"""The control plane: the one writer of log records for everything that is not the worker.
+
+Why "control": durably splits, as durable-execution systems do, the *data plane* (the
+worker, which executes runs and records what their bodies do) from the *control plane*
+(what acts on a run from outside its execution: create it, cancel it, resume one of its
+hooks, fire its timers early, set its attributes, and later fork and prune). Every act of
+the control plane is made here and only here; the registry (``start``), :class:`~durably.
+run.Run` (``cancel``, ``wake``), hooks (``resume``), attributes set from a step, the CLI,
+the HTTP app and the dashboard call :class:`Control`, and none of them builds a
+``RunWrite`` or a ``Commit`` itself.
+
+An act that gives a worker of this process something to do wakes it: :class:`Control`
+talks to that worker through :class:`LocalWorker`, a small protocol, so that this module
+(and the surfaces above it) import no worker module.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any, Protocol
+
+from . import telemetry
+from .errors import HookNotFoundError, RunNotFoundError
+from .events import EventType, NewEvent
+from .worlds.base import TERMINAL_STATUSES, Commit, HookRecord, RunMeta, RunWrite, World
+
+__all__ = ["Control", "LocalWorker", "hook_not_found", "new_run_id"]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_run_id() -> str:
+    """A new run id: ``run_`` and 26 characters that sort by creation time."""
+    n = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[n & 31])
+        n >>= 5
+    return "run_" + "".join(reversed(chars))
+
+
+def hook_not_found(token: str) -> str:
+    """The message of a resume whose token no live hook holds."""
+    return (
+        f"no live hook has token {token!r}: it was never created, was disposed, or its run "
+        "ended; list live hooks with `durably inspect hooks`"
+    )
+
+
+class LocalWorker(Protocol):
+    """What the control plane needs of a worker running in this process."""
+
+    @property
+    def owner(self) -> str:
+        """The worker's lease owner id."""
+        ...
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a lease it takes lasts without a heartbeat."""
+        ...
+
+    def can_begin(self) -> bool:
+        """Whether a run created now should be advanced by this worker at once."""
+        ...
+
+    def begin(self, run_id: str) -> None:
+        """Advance a run just created leased to this worker."""
+        ...
+
+    def kick(self) -> None:
+        """Look for work now: something was just recorded."""
+        ...
+
+
+class Control:
+    """Acts on runs of one world from outside their execution (cheap to make).
+
+    Args:
+        world: the world to write to (the registry's, sealed when it encrypts, so that
+            payloads are stored as the run's own are).
+        worker: the worker of this process, if any: woken after each act that gives it
+            work, and handed the runs it can start at once.
+        world_url: names the world in errors.
+        deployment: the deployment this process serves: the fallback of ``"latest"``,
+            and the only one whose new runs the local worker begins at once.
+    """
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        worker: LocalWorker | None = None,
+        world_url: str = "",
+        deployment: str = "default",
+    ) -> None:
+        self.world = world
+        self.worker = worker
+        self.world_url = world_url
+        self.deployment = deployment
+
+    def wake_worker(self) -> None:
+        """Wake the local worker (if any): something was just recorded for it."""
+        if self.worker is not None:
+            self.worker.kick()
+
+    # -- runs --------------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        workflow_name: str,
+        payload: bytes | None,
+        *,
+        namespace: str,
+        deployment: str | None = None,
+        idempotency_key: str | None = None,
+        rerun_of: str | None = None,
+        resolve_latest: bool = True,
+        begin_here: bool = True,
+    ) -> str:
+        """Record a new run (its ``run_created`` event with ``payload``, the encoded
+        input) and return its id; with ``idempotency_key``, an existing run of this
+        workflow in ``namespace`` started with the same key is returned instead.
+
+        Args:
+            deployment: the deployment to pin the run to (default this control's);
+                ``"latest"`` (when ``resolve_latest``) is the newest the world has seen.
+            rerun_of: the run whose input this one copies (recorded in its first event).
+            begin_here: when the local worker has room and serves the run's deployment,
+                create the run leased to it and begin it at once, without a claim (no
+                queue round trip before the first step); otherwise queue it and wake
+                the worker.
+        """
+        dep = deployment or self.deployment
+        if resolve_latest and dep == "latest":
+            seen = [d for d in await self.world.list_deployments(namespace) if d.first_seen]
+            dep = seen[0].name if seen else self.deployment
+        data: dict[str, Any] = telemetry.run_created_data(workflow_name)  # + traceparent
+        if rerun_of is not None:
+            data["rerun_of"] = rerun_of
+        write = RunWrite(
+            new_run_id(),
+            create=RunMeta(
+                workflow_name=workflow_name,
+                namespace=namespace,
+                deployment=dep,
+                idempotency_key=idempotency_key,
+            ),
+            facts=[NewEvent(EventType.RUN_CREATED, None, data, payload)],
+        )
+        worker = self.worker
+        if begin_here and worker is not None and worker.can_begin() and dep == self.deployment:
+            write.lease = True
+            commit = Commit([write], owner=worker.owner, lease_seconds=worker.lease_seconds)
+            result = (await self.world.commit(commit)).results[0]
+            if result.created:
+                worker.begin(result.run_id)
+            return result.run_id
+        result = (await self.world.commit(Commit([write]))).results[0]
+        self.wake_worker()
+        return result.run_id
+
+    async def cancel(self, run_id: str, reason: str | None = None) -> str | None:
+        """Ask run ``run_id`` to stop: its body gets ``asyncio.CancelledError`` at its
+        current await and the run ends ``cancelled``; its live child runs are cancelled
+        with it when it ends (the worker records that, with the run's end).
+
+        Returns:
+            ``None`` when the cancellation was recorded; the run's status when it had
+            already ended (nothing is recorded then).
+
+        Raises:
+            RunNotFoundError: no run has this id.
+        """
+        rec = await self.world.get_run(run_id)
+        if rec is None:
+            raise RunNotFoundError(run_id, self.world_url)
+        if rec.status in TERMINAL_STATUSES:
+            return rec.status
+        data = {"reason": reason} if reason else {}
+        fact = NewEvent(EventType.RUN_CANCEL_REQUESTED, None, data)
+        await self.world.commit(Commit([RunWrite(run_id, facts=[fact])]))
+        self.wake_worker()
+        return None
+
+    async def wake(self, run_id: str) -> int:
+        """Fire the run's pending durable timers now; returns how many."""
+        waiting = [s for s in await self.world.list_steps(run_id) if s.kind == "wait"]
+        facts = [
+            NewEvent(EventType.WAIT_COMPLETED, s.call, {"early": True})
+            for s in waiting
+            if s.status == "waiting"
+        ]
+        if facts:
+            await self.world.commit(Commit([RunWrite(run_id, facts=facts)]))
+            self.wake_worker()
+        return len(facts)
+
+    # -- hooks -------------------------------------------------------------------------
+
+    async def live_hook(self, token: str, *, run_id: str | None = None) -> HookRecord:
+        """The live hook holding ``token`` (of run ``run_id``, when given).
+
+        Raises:
+            HookNotFoundError: no live hook holds the token (in that run).
+        """
+        hook = await self.world.get_hook(token)
+        if run_id is not None and (hook is None or hook.run_id != run_id):
+            raise HookNotFoundError(f"run {run_id} has no live hook with token {token!r}")
+        if hook is None:
+            raise HookNotFoundError(hook_not_found(token))
+        return hook
+
+    async def resume_hook(self, hook: HookRecord | str, payload: bytes | None) -> str:
+        """Deliver ``payload`` (encoded, already checked against the hook's type) to
+        ``hook`` (a live hook, or its token) and return its run id.
+
+        Raises:
+            HookNotFoundError: no live hook holds the token (or it was disposed, or its
+                run ended, in the meantime).
+        """
+        if isinstance(hook, str):
+            hook = await self.live_hook(hook)
+        fact = NewEvent(EventType.HOOK_RECEIVED, hook.call, {"token": hook.token}, payload)
+        result = await self.world.commit(Commit([RunWrite(hook.run_id, facts=[fact])]))
+        if not result.results[0].ok:
+            raise HookNotFoundError(hook_not_found(hook.token))
+        self.wake_worker()
+        return hook.run_id
+
+    # -- attributes --------------------------------------------------------------------
+
+    async def set_attributes(
+        self, run_id: str, changes: dict[str, str], removals: list[str]
+    ) -> None:
+        """Record an attribute change of run ``run_id`` (values already checked). It
+        gives the run's body nothing to do, so no worker is woken."""
+        data: dict[str, Any] = {}
+        if changes:
+            data["set"] = changes
+        if removals:
+            data["remove"] = removals
+        fact = NewEvent(EventType.ATTRIBUTES_SET, None, data)
+        await self.world.commit(Commit([RunWrite(run_id, facts=[fact])]))
