@@ -124,9 +124,14 @@ class Control:
         workflow in ``namespace`` started with the same key is returned instead.
 
         Args:
+            workflow_name: the registered name of the workflow to run.
+            payload: the encoded (and sealed) input, or None for no input.
+            namespace: the registry namespace the run belongs to.
+            idempotency_key: a key making the call idempotent per workflow and namespace.
             deployment: the deployment to pin the run to (default this control's);
                 ``"latest"`` (when ``resolve_latest``) is the newest the world has seen.
             rerun_of: the run whose input this one copies (recorded in its first event).
+            resolve_latest: whether ``"latest"`` names the newest deployment (else literal).
             begin_here: when the local worker has room and serves the run's deployment,
                 create the run leased to it and begin it at once, without a claim (no
                 queue round trip before the first step); otherwise queue it and wake

@@ -124,6 +124,7 @@ class HookWait(Generic[H]):
     # -- facts from the run's log ------------------------------------------------------
 
     def registered(self, error: BaseException | None) -> None:
+        """The world answered the hook's creation: ``error`` is a conflict, or None."""
         if self._ready.done():
             return
         if error is None:
@@ -132,6 +133,7 @@ class HookWait(Generic[H]):
             self._ready.set_exception(error)
 
     def received(self, payload: bytes | None) -> None:
+        """A resume arrived from the log: queue its encoded payload for the body."""
         self._queue.append(payload)
         waiter = self._waiter
         if waiter is not None and not waiter.done():

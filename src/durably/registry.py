@@ -66,6 +66,7 @@ class Step(Generic[P, R]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Call the step: recorded inside a workflow body, a plain call outside one."""
         inst = current_instance()
         if inst is None:
             return self.fn(*args, **kwargs)
@@ -88,6 +89,7 @@ class Workflow(Generic[P, R]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Call the workflow: as a child run inside a workflow body, else the plain function."""
         inst = current_instance()
         if inst is None:
             return self.fn(*args, **kwargs)
@@ -217,6 +219,8 @@ class Workflows:
         """Register a step (``@wf.step`` or ``@wf.step(max_retries=5, timeout="30s")``).
 
         Args:
+            fn: the step function (when used as ``@wf.step`` without parentheses).
+            name: the step's recorded name (default: the function's qualified name).
             max_retries: retries after the first attempt (default 3: up to 4 attempts).
             retry_after: backoff base (a duration); attempt n waits base * 2**(n-1).
             timeout: longest one attempt may run (a duration).
@@ -356,6 +360,8 @@ class Workflows:
 
         Args:
             workflow: a registered workflow (or its name).
+            *args: positional arguments of the workflow.
+            **kwargs: keyword arguments of the workflow.
             idempotency_key: when a run was already started with this key (in this
                 namespace, for this workflow), return that run instead.
             deployment: the deployment to pin the run to (default: this registry's;
