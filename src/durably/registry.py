@@ -22,6 +22,7 @@ from .crypto import Sealer, resolve_keyring
 from .durations import parse_duration
 from .errors import ConfigurationError, PayloadTooLargeError, WorkflowNotRegisteredError
 from .events import EventType, NewEvent
+from .retry import DEFAULT_RETRY
 from .run import Run
 from .runtime.calls import CallShape
 from .runtime.context import current_instance
@@ -195,7 +196,7 @@ class Workflows:
         self,
         *,
         name: str | None = None,
-        max_retries: int = 3,
+        max_retries: int = DEFAULT_RETRY.max_retries,
         retry_after: str | float | None = None,
         timeout: str | float | None = None,
     ) -> Callable[[Callable[P, Any]], Step[P, Any]]: ...
@@ -206,7 +207,7 @@ class Workflows:
         /,
         *,
         name: str | None = None,
-        max_retries: int = 3,
+        max_retries: int = DEFAULT_RETRY.max_retries,
         retry_after: Any = None,
         timeout: Any = None,
     ) -> Any:
