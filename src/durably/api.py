@@ -11,6 +11,7 @@ from typing import Any
 
 from .durations import deadline
 from .registry import Workflow, default_registry
+from .retry import DEFAULT_RETRY
 from .run import Run
 from .runtime.calls import CallShape
 from .runtime.context import current_instance
@@ -98,7 +99,7 @@ def run_step(
     args: tuple[Any, ...] | list[Any] = (),
     kwargs: dict[str, Any] | None = None,
     *,
-    max_retries: int = 3,
+    max_retries: int = DEFAULT_RETRY.max_retries,
     retry_after: str | float | timedelta | None = None,
     timeout: str | float | timedelta | None = None,
 ) -> Awaitable[Any]:

@@ -29,6 +29,7 @@ from .errors import (
     RunNotFoundError,
     WorkflowNotRegisteredError,
 )
+from .retry import DEFAULT_RETRY
 from .run import Run
 from .runtime.calls import CallShape
 from .runtime.context import current_instance
@@ -201,7 +202,7 @@ class Workflows:
         self,
         *,
         name: str | None = None,
-        max_retries: int = 3,
+        max_retries: int = DEFAULT_RETRY.max_retries,
         retry_after: str | float | None = None,
         timeout: str | float | None = None,
     ) -> Callable[[Callable[P, Any]], Step[P, Any]]: ...
@@ -212,7 +213,7 @@ class Workflows:
         /,
         *,
         name: str | None = None,
-        max_retries: int = 3,
+        max_retries: int = DEFAULT_RETRY.max_retries,
         retry_after: Any = None,
         timeout: Any = None,
     ) -> Any:

@@ -34,7 +34,8 @@ from ..events import (
     handlers_by_name,
     require_handlers,
 )
-from ..worlds.base import RunMeta, RunRecord, RunWrite
+from ..retry import DEFAULT_RETRY, RetryPolicy
+from ..worlds.base import RunRecord
 from .calls import CallShape
 from .context import WorkflowMetadata
 from .failures import encode_error, error_type_name, rebuild_error
@@ -43,7 +44,7 @@ from .loop import WorkflowLoop
 if TYPE_CHECKING:
     from .limits import Limits
 
-__all__ = ["HookSink", "RunInstance", "StepCall", "StepSpec", "WorkflowSpec"]
+__all__ = ["ChildStart", "HookSink", "RunInstance", "StepCall", "StepSpec", "WorkflowSpec"]
 
 
 @dataclass(slots=True)
@@ -53,9 +54,14 @@ class StepSpec:
     name: str
     fn: Callable[..., Any] | None
     shape: CallShape | None
-    max_retries: int = 3
+    max_retries: int = DEFAULT_RETRY.max_retries
     retry_after: float | None = None
     timeout: float | None = None
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The step's retry policy (its own options over :data:`DEFAULT_RETRY`)."""
+        return RetryPolicy.of(self.max_retries, self.retry_after)
 
 
 @dataclass(slots=True)
@@ -74,6 +80,17 @@ class StepCall:
     call: int
     spec: StepSpec
     args: bytes
+
+
+@dataclass(slots=True)
+class ChildStart:
+    """A child run the body started: what a worker needs to create it with the turn."""
+
+    call: int
+    run_id: str
+    workflow_name: str
+    args: bytes
+    created: dict[str, Any]  # the ``run_created`` data (with the parent's trace context)
 
 
 _Decoder = Callable[[bytes | None], Any]
@@ -118,7 +135,7 @@ class RunInstance:
         self.cancel_reason: str | None = None
         self._next_call = 0
         self._issued: dict[tuple[str, int | None], NewEvent] = {}
-        self._children: dict[int, RunWrite] = {}
+        self._children: dict[int, ChildStart] = {}
         self._pending: dict[int, tuple[asyncio.Future[Any], _Decoder]] = {}
         self._hooks: dict[int, HookSink] = {}
         self._recorded_tokens: dict[int, str] = {}
@@ -389,7 +406,7 @@ class RunInstance:
         self._charge(payload, f"the arguments of step {spec.name!r}")
         n = self._next()
         data: dict[str, Any] = {"name": spec.name}
-        if spec.max_retries != 3:
+        if spec.max_retries != DEFAULT_RETRY.max_retries:
             data["max_retries"] = spec.max_retries
         if spec.retry_after is not None:
             data["retry_after"] = spec.retry_after
@@ -410,22 +427,11 @@ class RunInstance:
         n = self._next()
         child_id = f"{self.run_id}-{n}"
         self._child_ids[n] = child_id
-        rec = self.record
         created = telemetry.run_created_data(workflow.name)  # + the parent run's trace context
         self._issued[("child_created", n)] = NewEvent(
             EventType.CHILD_CREATED, n, {"name": workflow.name, "child_run_id": child_id}
         )
-        self._children[n] = RunWrite(
-            child_id,
-            create=RunMeta(
-                workflow_name=workflow.name,
-                namespace=rec.namespace,
-                deployment=rec.deployment,
-                parent_run_id=self.run_id,
-                parent_call=n,
-            ),
-            facts=[NewEvent(EventType.RUN_CREATED, None, created, payload)],
-        )
+        self._children[n] = ChildStart(n, child_id, workflow.name, payload, created)
         fut = self.loop.create_future()
         self._pending[n] = (fut, workflow.shape.decode_result)
         return fut
@@ -490,8 +496,8 @@ class RunInstance:
             if ev.type is EventType.STEP_CREATED and ev.call is not None
         ]
 
-    def child_writes(self) -> list[RunWrite]:
-        """Creations of child runs that go with :meth:`new_commands`."""
+    def new_child_starts(self) -> list[ChildStart]:
+        """Child runs to create with :meth:`new_commands`."""
         return list(self._children.values())
 
     def committed(self, last_seq: int) -> None:

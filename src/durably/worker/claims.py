@@ -1,0 +1,150 @@
+"""Claiming: the loop that takes work from the world, and the heartbeat behind it.
+
+The claim loop asks the world for runs that need a turn and for step and timer tasks that
+are due, as many as this worker has room for (see :class:`~.slots.Slots`), and hands each
+to the worker. With nothing to claim it waits for news: this process recording work
+(``wake``), the world's notice of new work, or the next due task, whichever comes first.
+The heartbeat extends the leases of everything held, so that only a worker that is gone
+loses its work to another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from ..worlds.base import Task, World
+from .slots import Slots
+
+__all__ = ["Claims"]
+
+_log = logging.getLogger("durably.worker")
+
+
+class Claims:
+    """The claim loop and heartbeat of one worker.
+
+    Args:
+        world: where the work is queued.
+        slots: what the worker holds (how much more it may claim).
+        owner: the worker's lease owner name.
+        namespace, deployment: the work this worker serves.
+        lease_seconds: how long a lease lasts without a heartbeat.
+        poll_interval: the longest idle wait between two claims.
+        wake: set when there may be work to claim now.
+        stopping: whether the worker is stopping (it claims no more).
+        on_run: given each claimed run (holds it and starts its turn).
+        on_step: given each claimed step task (its slot and lease already taken).
+        on_timer: given each claimed timer task (its lease already held).
+    """
+
+    def __init__(
+        self,
+        world: World,
+        slots: Slots,
+        *,
+        owner: str,
+        namespace: str,
+        deployment: str,
+        lease_seconds: float,
+        poll_interval: float,
+        wake: asyncio.Event,
+        stopping: Callable[[], bool],
+        on_run: Callable[[str], None],
+        on_step: Callable[[Task], None],
+        on_timer: Callable[[Task], None],
+    ) -> None:
+        self.world = world
+        self.slots = slots
+        self.owner = owner
+        self.namespace = namespace
+        self.deployment = deployment
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.wake = wake
+        self._stopping = stopping
+        self._on_run = on_run
+        self._on_step = on_step
+        self._on_timer = on_timer
+
+    async def loop(self) -> None:
+        """Claim work until stopped (or cancelled)."""
+        world, slots = self.world, self.slots
+        while not self._stopping():
+            try:
+                # Cleared before the claim, so news that arrives while it runs (a commit
+                # of this worker that queued work) is not lost before the idle wait.
+                self.wake.clear()
+                free = slots.free
+                claim = await world.claim(
+                    owner=self.owner,
+                    namespace=self.namespace,
+                    deployment=self.deployment,
+                    max_runs=slots.turns_free,
+                    max_tasks=max(free, 0),
+                    lease_seconds=self.lease_seconds,
+                )
+                for run_id in claim.runs:
+                    self._on_run(run_id)
+                for task in claim.tasks:
+                    slots.hold_task(task.run_id, task.call)
+                    if task.kind == "step":
+                        slots.take()
+                        self._on_step(task)
+                    else:
+                        self._on_timer(task)
+                if claim.runs or claim.tasks:
+                    await asyncio.sleep(0)
+                    continue
+                await self._idle(free > 0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("durably worker: claiming failed; retrying in 1s")
+                await asyncio.sleep(1.0)
+
+    async def _idle(self, can_take_tasks: bool) -> None:
+        self.slots.starved = not can_take_tasks
+        timeout = self.poll_interval
+        due = await self.world.next_due(namespace=self.namespace, deployment=self.deployment)
+        if due is not None and can_take_tasks:
+            timeout = min(timeout, max(due - time.time(), 0.0))
+        if timeout <= 0:
+            await asyncio.sleep(0.001)
+            return
+        if self.wake.is_set():
+            return  # news since this round's claim began: claim again
+        waker = asyncio.ensure_future(self.wake.wait())
+        watcher = asyncio.ensure_future(
+            self.world.wait_for_work(namespace=self.namespace, timeout=timeout)
+        )
+        try:
+            await asyncio.wait({waker, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+            watcher.cancel()
+
+    async def heartbeat(self) -> None:
+        """Record that this deployment is served and extend the held leases, every third
+        of a lease, until cancelled."""
+        while True:
+            try:
+                # The world keeps when each deployment's workers were last alive, so
+                # runs pinned to a deployment nobody serves any more are visible.
+                await self.world.touch_deployment(self.namespace, self.deployment)
+            except Exception:
+                _log.exception("durably worker: recording the deployment failed")
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                runs, tasks = self.slots.held()
+                if runs or tasks:
+                    await self.world.extend_leases(
+                        owner=self.owner,
+                        run_ids=runs,
+                        tasks=tasks,
+                        lease_seconds=self.lease_seconds,
+                    )
+            except Exception:
+                _log.exception("durably worker: extending leases failed")

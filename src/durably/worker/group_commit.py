@@ -1,0 +1,85 @@
+"""Group commit: the commits of concurrent runs folded into one world transaction.
+
+Every turn a worker commits (a step's result with the run's next commands) would be one
+transaction of its own; under load most of a transaction's cost is the round trip, not
+the rows. The first caller leads: it yields once so the others that are ready join, then
+commits everyone's writes together, and keeps committing what queued meanwhile until
+nothing is left. Each caller gets back the results of its own writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ..worlds.base import Commit, RunWrite, World, WriteResult
+
+__all__ = ["GroupCommit"]
+
+_Waiter = asyncio.Future[list[WriteResult]]
+
+
+class GroupCommit:
+    """Folds the commits of concurrent runs into one world transaction."""
+
+    def __init__(
+        self,
+        world: World,
+        owner: str,
+        lease_seconds: float,
+        on_new_work: Callable[[], None] | None = None,
+    ) -> None:
+        self.world = world
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.on_new_work = on_new_work
+        self._queue: list[tuple[list[RunWrite], _Waiter]] = []
+        self._leading = False
+        self.concurrent = 0  # how many callers are likely to commit soon
+
+    async def commit(self, writes: list[RunWrite]) -> list[WriteResult]:
+        """Commit ``writes`` atomically (possibly together with other callers' writes)."""
+        if self._leading:
+            fut: _Waiter = asyncio.get_running_loop().create_future()
+            self._queue.append((writes, fut))
+            return await fut
+        self._leading = True
+        try:
+            if self.concurrent > 1:
+                await asyncio.sleep(0)  # let the others that are ready join this batch
+            mine: list[WriteResult] | None = None
+            batch: list[tuple[list[RunWrite], _Waiter | None]]
+            batch = [(writes, None), *self._queue]
+            self._queue = []
+            while batch:
+                flat = [w for ws, _ in batch for w in ws]
+                try:
+                    result = await self.world.commit(
+                        Commit(flat, owner=self.owner, lease_seconds=self.lease_seconds)
+                    )
+                except BaseException as e:
+                    # Those who queued meanwhile must hear it too, not wait for a commit
+                    # that may never come.
+                    for _, f in [*batch, *self._queue]:
+                        if f is not None and not f.done():
+                            f.set_exception(e)
+                    self._queue = []
+                    if mine is None:
+                        raise
+                    break
+                if result.new_work and self.on_new_work is not None:
+                    self.on_new_work()
+                i = 0
+                for ws, f in batch:
+                    part = result.results[i : i + len(ws)]
+                    i += len(ws)
+                    if f is None:
+                        mine = part
+                    elif not f.done():
+                        f.set_result(part)
+                batch = list(self._queue)
+                self._queue = []
+            assert mine is not None
+            return mine
+        finally:
+            self._leading = False

@@ -1,0 +1,283 @@
+"""Steps: running one attempt of a step and recording how it went.
+
+A step reaches a worker two ways: claimed from the queue (a task, perhaps a retry or a
+step another worker lost), or claimed inline by the commit of the turn that created it.
+Either way it runs in a slot this worker holds; the attempt's outcome (completed,
+retrying at a time :mod:`durably.retry` says, or failed) is recorded as the step's fact
+in the run's next turn. When that turn claims the run's next step, the same task goes on
+with it: no task and no queue round trip per step of a sequential run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .. import telemetry
+from ..errors import FatalError, PayloadTooLargeError, StepNotRegisteredError, StepTimeoutError
+from ..events import EventType, NewEvent
+from ..retry import DEFAULT_RETRY
+from ..runtime.context import SERVICES, STEP, StepMetadata, StepServices
+from ..runtime.failures import encode_error, error_type_name
+from ..runtime.instance import StepCall, StepSpec
+from ..streams import StreamWriter
+from ..worlds.base import RunWrite, Task, World
+from .group_commit import GroupCommit
+from .slots import Slots
+from .turns import Turns
+
+if TYPE_CHECKING:
+    from ..registry import Workflows
+
+__all__ = ["Steps"]
+
+_log = logging.getLogger("durably.worker")
+
+
+class Steps:
+    """Executes the steps of one worker.
+
+    Args:
+        registry: the steps this process has.
+        world: where the runs are.
+        turns: advances a run with a step's outcome.
+        committer: commits a retry's fact.
+        slots: the worker's step slots and leases.
+        streams: the stream writer steps write through.
+        stopping: whether the worker is stopping.
+        spawn_step: runs a step's coroutine in a task of its own.
+    """
+
+    def __init__(
+        self,
+        registry: Workflows,
+        world: World,
+        turns: Turns,
+        committer: GroupCommit,
+        slots: Slots,
+        streams: StreamWriter,
+        *,
+        stopping: Callable[[], bool],
+        spawn_step: Callable[[Awaitable[Any]], None],
+    ) -> None:
+        self.registry = registry
+        self.world = world
+        self.turns = turns
+        self.committer = committer
+        self.slots = slots
+        self.streams = streams
+        self._services = StepServices(world, streams)
+        self._stopping = stopping
+        self._spawn_step = spawn_step
+
+    # -- entry points ------------------------------------------------------------------
+
+    async def claimed(self, task: Task) -> None:
+        """Run a step task claimed from the queue (its slot and lease already taken)."""
+        handed_over = False
+        try:
+            sc = await self._step_call(task.run_id, task.call)
+            if sc is None:
+                return
+            if not sc.spec.retry.may_run(task.attempt):
+                err = FatalError(
+                    f"step {sc.spec.name!r} was started {task.attempt - 1} times and the "
+                    "worker running it was lost each time (killed or crashed); giving up"
+                )
+                lost = _failed(sc, err, task.attempt, None)
+                await self.turns.advance_and_launch(task.run_id, [lost], read=False)
+                return
+            handed_over = True  # _execute gives the slot back
+            await self._execute(task.run_id, sc, task.attempt, time.time())
+        finally:
+            if not handed_over:
+                self.slots.give_back()
+            self.slots.drop_task(task.run_id, task.call)
+
+    def launch(self, run_id: str, calls: Sequence[StepCall], started: float) -> None:
+        """Run steps a turn claimed inline (their slots already taken), each in a task of
+        its own."""
+        for sc in calls:
+            self.slots.hold_task(run_id, sc.call)
+            self._spawn_step(self._execute(run_id, sc, 1, started))
+
+    # -- which step ----------------------------------------------------------------------
+
+    async def _step_call(self, run_id: str, call: int) -> StepCall | None:
+        cached = self.turns.cached_step(run_id, call)
+        if cached is not None:
+            return cached
+        ev = await self.world.read_command(run_id, call)
+        if ev is None or ev.type is not EventType.STEP_CREATED:
+            return None
+        name = str(ev.data.get("name"))
+        step = self.registry.steps.get(name)
+        if step is not None:
+            base = step.spec
+            spec = StepSpec(
+                name,
+                base.fn,
+                base.shape,
+                max_retries=int(ev.data.get("max_retries", DEFAULT_RETRY.max_retries)),
+                retry_after=ev.data.get("retry_after"),
+                timeout=ev.data.get("timeout"),
+            )
+            return StepCall(call, spec, ev.payload or b"")
+        # An ad-hoc step (durably.run_step): replaying the body registers its callable.
+        replayed = await self.turns.replayed_step(run_id, call)
+        if replayed is not None:
+            # The callable comes from the replay; the arguments from the log.
+            return StepCall(call, replayed.spec, ev.payload or b"")
+        spec = StepSpec(name, None, None, max_retries=0)
+        return StepCall(call, spec, ev.payload or b"")
+
+    # -- running and recording ---------------------------------------------------------
+
+    async def _execute(self, run_id: str, sc: StepCall, attempt: int, started: float) -> None:
+        """Run one attempt of a step in a slot this worker holds, record it, and go on
+        with the run's next step in this same task when the commit claimed one (the
+        common sequential case: no task and no queue round trip per step)."""
+        current: StepCall | None = sc
+        while current is not None:
+            call = current.call
+            self.slots.hold_task(run_id, call)
+            self.committer.concurrent += 1
+            try:
+                fact = await self._attempt(run_id, current, attempt, started)
+            finally:
+                self.committer.concurrent -= 1
+                self.slots.give_back()
+            following: list[StepCall] = []
+            try:
+                following = await self._record(run_id, fact)
+            finally:
+                self.slots.drop_task(run_id, call)
+            started, attempt = time.time(), 1
+            current = following[0] if following else None
+            self.launch(run_id, following[1:], started)
+
+    async def _record(self, run_id: str, fact: NewEvent) -> list[StepCall]:
+        """Record a step attempt's outcome, retrying while the world is unreachable (a
+        result in hand is worth a few seconds; if it cannot be recorded, the task's lease
+        expires and the step runs again elsewhere)."""
+        delay = 0.2
+        for attempt in range(6):
+            try:
+                if fact.type is EventType.STEP_RETRYING:
+                    await self.committer.commit([RunWrite(run_id, facts=[fact])])
+                    return []
+                return await self.turns.advance(run_id, [fact])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if attempt == 5 or self._stopping():
+                    raise
+                _log.warning("durably worker: recording a step of %s failed; retrying", run_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 3.0)
+        return []
+
+    @telemetry.traced_attempt
+    async def _attempt(self, run_id: str, sc: StepCall, attempt: int, started: float) -> NewEvent:
+        spec = sc.spec
+        if spec.fn is None or spec.shape is None:
+            err = StepNotRegisteredError(
+                f"step {spec.name!r} of run {run_id} is not registered in this process; "
+                "decorate it with @wf.step in the module the worker imports"
+            )
+            return _failed(sc, err, attempt, started)
+        meta = StepMetadata(
+            run_id=run_id,
+            step_id=f"{run_id}.{sc.call}",
+            step_name=spec.name,
+            attempt=attempt,
+            step_started_at=datetime.fromtimestamp(started, UTC),
+        )
+        token = STEP.set(meta)
+        services = SERVICES.set(self._services)
+        try:
+            args, kwargs = spec.shape.decode_args(sc.args)
+            result = await _call(spec.fn, args, kwargs, spec.timeout, spec.name)
+            # Everything the step streamed is stored before its completion is.
+            await self.streams.drain(run_id)
+            payload = spec.shape.encode_result(result)
+            limit = self.registry.limits.max_payload_bytes
+            if len(payload) > limit:
+                raise PayloadTooLargeError(
+                    f"the return value of step {spec.name!r} is {len(payload):,} bytes "
+                    f"serialized, over the limit of {limit:,};"
+                    " store large data elsewhere and return a reference"
+                )
+        except asyncio.CancelledError:
+            if self._stopping():
+                raise
+            return _failed(sc, RuntimeError("the step was cancelled"), attempt, started)
+        except Exception as e:
+            now = time.time()
+            retry_at = spec.retry.next_attempt(e, attempt, now)
+            if retry_at is None:
+                return _failed(sc, e, attempt, started)
+            return _retrying(sc, e, attempt, started, retry_at, now)
+        finally:
+            STEP.reset(token)
+            SERVICES.reset(services)
+        return NewEvent(
+            EventType.STEP_COMPLETED,
+            sc.call,
+            {"attempt": attempt, "started_at": started},
+            payload,
+            time.time(),
+        )
+
+
+def _failed(sc: StepCall, err: BaseException, attempt: int, started: float | None) -> NewEvent:
+    """The fact of a step's last attempt failing (``started`` unknown if it was lost)."""
+    data: dict[str, Any] = {"attempt": attempt, "error_type": error_type_name(err)}
+    if started is not None:
+        data["started_at"] = started
+    return NewEvent(EventType.STEP_FAILED, sc.call, data, encode_error(err), time.time())
+
+
+def _retrying(
+    sc: StepCall, err: BaseException, attempt: int, started: float, retry_at: float, now: float
+) -> NewEvent:
+    """The fact of a step's attempt failing with another one due at ``retry_at``."""
+    return NewEvent(
+        EventType.STEP_RETRYING,
+        sc.call,
+        {
+            "attempt": attempt,
+            "error_type": error_type_name(err),
+            "retry_at": retry_at,
+            "started_at": started,
+        },
+        encode_error(err),
+        now,
+    )
+
+
+async def _call(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    timeout: float | None,
+    name: str,
+) -> Any:
+    """Call a step's function (a plain function in a thread), within its timeout."""
+    if inspect.iscoroutinefunction(fn):
+        aw: Awaitable[Any] = fn(*args, **kwargs)
+    else:
+        aw = asyncio.to_thread(fn, *args, **kwargs)
+    if timeout is None:
+        return await aw
+    try:
+        return await asyncio.wait_for(aw, timeout)
+    except TimeoutError:
+        raise StepTimeoutError(
+            f"step {name!r} ran longer than its timeout of {timeout:g}s"
+        ) from None
