@@ -31,7 +31,8 @@ async def start(
 
     Args:
         workflow: a function decorated with ``@wf.workflow``.
-        *args: the workflow's arguments (and ``**kwargs``).
+        *args: the workflow's positional arguments.
+        **kwargs: the workflow's keyword arguments.
         idempotency_key: return the run already started with this key, if any.
         deployment: pin the run to this deployment (``"latest"``: the newest seen).
     """

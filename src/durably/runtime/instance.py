@@ -473,6 +473,7 @@ class RunInstance:
         return [cid for call, cid in self._child_ids.items() if call in self._pending]
 
     def new_timer(self, when: float, name: str) -> int:
+        """Issue a durable timer due at ``when`` (the loop's clock); returns its call number."""
         n = self._next()
         self._issued[("wait_created", n)] = NewEvent(
             EventType.WAIT_CREATED, n, {"name": name, "due_at": when}
@@ -480,6 +481,7 @@ class RunInstance:
         return n
 
     def cancel_timer(self, call: int) -> None:
+        """Record that the body no longer waits on timer ``call`` (a race was decided)."""
         self._issued[("wait_cancelled", call)] = NewEvent(EventType.WAIT_CANCELLED, call, {})
 
     # -- what goes into the next commit ------------------------------------------------
