@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import ConfigurationError, DecryptionError
+from .worlds.urls import key_policy
 
 __all__ = [
     "MAGIC",
@@ -95,7 +96,7 @@ class KeyRing:
 
 
 def key_file_for(db_path: str) -> Path:
-    """Where an SQLite world keeps its generated key: beside the database."""
+    """The key file beside a database file (where the SQLite world keeps its key)."""
     return Path(db_path + ".key")
 
 
@@ -264,15 +265,11 @@ def resolve_keyring(
         key = env or None
     if key:
         return KeyRing.parse(key)
-    scheme = world_url.split("://", 1)[0].lower()
-    if scheme == "memory":
+    policy = key_policy(world_url)  # the world says where its default key lives
+    if policy.source == "process":
         return KeyRing.parse(_memory_keys.setdefault(world_url, new_key("mem")))
-    if scheme == "sqlite":
-        from .worlds.sqlite import parse_sqlite_url
-
-        return KeyRing.parse(
-            load_or_create_key_file(key_file_for(parse_sqlite_url(world_url).path))
-        )
+    if policy.source == "file" and policy.path is not None:
+        return KeyRing.parse(load_or_create_key_file(policy.path))
     raise ConfigurationError(
         f"the world {world_url.split('@')[-1]!r} needs an encryption key: every payload is "
         "encrypted before it is stored. Make one with `durably keygen` and pass it as "

@@ -32,6 +32,7 @@ from .base import (
 )
 from .ledger import OverlayStore, RunRow, TaskRow, apply_commit, copy_run_row
 from .notify import Signal
+from .urls import KeyPolicy
 
 __all__ = ["MemoryWorld"]
 
@@ -144,6 +145,11 @@ class MemoryWorld:
                 self._d = self._shared.setdefault(name, _Data())
         else:
             self._d = _Data()
+
+    @classmethod
+    def key_policy(cls, url: str) -> KeyPolicy:
+        """The default key: one made for this process per URL, forgotten with it."""
+        return KeyPolicy("process")
 
     async def open(self) -> None:
         return None

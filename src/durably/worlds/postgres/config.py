@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...errors import WorldError
+from ..urls import scheme_of
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresConfig", "parse_postgres_url", "redact"]
 
@@ -94,7 +95,7 @@ def parse_postgres_url(url: str) -> PostgresConfig:
         raise WorldError(
             f"the postgres world URL {shown!r} is malformed ({e}); write it as {_EXAMPLE}"
         )
-    if parts.scheme.lower() not in _SCHEMES:
+    if scheme_of(url) not in _SCHEMES:
         raise WorldError(f"not a postgres world URL: {shown!r}; write it as {_EXAMPLE}")
     if not parts.path.strip("/") and not parts.hostname:
         raise WorldError(

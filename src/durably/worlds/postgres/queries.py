@@ -7,12 +7,15 @@ each statement once per connection.
 
 Many-row writes pass their rows as one JSON document (``jsonb_to_recordset``) or one
 array per column (``unnest``), so a statement keeps one shape (one prepared plan)
-whatever the number of rows.
+whatever the number of rows. The column lists the row decoders read are shared with
+SQLite (:mod:`..sql.rows`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+
+from ..sql.rows import EVENT_COLUMNS, HOOK_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
 
 __all__ = ["Statements"]
 
@@ -44,12 +47,6 @@ RECORD_MIGRATION = "INSERT INTO {schema}.schema_migrations (version, name) VALUE
 
 # -- runs ------------------------------------------------------------------------------
 
-RUN_COLUMNS = (
-    "run_id, workflow_name, namespace, deployment, status, created_at, started_at,"
-    " completed_at, last_seq, idempotency_key, parent_run_id, parent_call, error_type,"
-    " cancel_requested, attributes, decided_seq, turn_seq, turn_due_at, lease_owner,"
-    " lease_until"
-)
 _RUN_COLUMNS_R = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(","))
 _RUN_NULLS = (
     "NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::float8,"
@@ -77,8 +74,6 @@ LIMIT $5 OFFSET $6
 
 # -- events and steps ------------------------------------------------------------------
 
-EVENT_COLUMNS = "run_id, seq, type, call, data, payload, created_at"
-
 READ_EVENTS = (
     f"SELECT {EVENT_COLUMNS} FROM {{schema}}.events"
     " WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
@@ -91,10 +86,6 @@ READ_COMMAND = (
     " ORDER BY seq LIMIT 1"
 )
 
-STEP_COLUMNS = (
-    "run_id, call, kind, name, status, attempts, created_at, started_at, completed_at,"
-    " due_at, error_type, child_run_id"
-)
 _STEP_COLUMNS_S = ", ".join(f"s.{c.strip()}" for c in STEP_COLUMNS.split(","))
 _STEP_NULLS = (
     "NULL::text, NULL::int, NULL::text, NULL::text, NULL::text, NULL::int, NULL::float8,"
@@ -105,7 +96,6 @@ LIST_STEPS = f"SELECT {STEP_COLUMNS} FROM {{schema}}.steps WHERE run_id = $1 ORD
 
 # -- commits ---------------------------------------------------------------------------
 
-HOOK_COLUMNS = "token, run_id, call, hook_type, namespace, created_at, metadata"
 _HOOK_COLUMNS_H = ", ".join(f"h.{c.strip()}" for c in HOOK_COLUMNS.split(","))
 _HOOK_NULLS = "NULL::text, NULL::text, NULL::int, NULL::text, NULL::text, NULL::float8, NULL::text"
 

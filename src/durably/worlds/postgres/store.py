@@ -1,12 +1,12 @@
 """A commit's rows in and out: what the ledger may read (preloaded in one query, or kept
-from this process's last commit), what it changed (written back in one statement), and
-the codecs between rows and records.
+from this process's last commit), and what it changed (written back in one statement).
 
 The ledger (:func:`durably.worlds.ledger.apply_commit`) is synchronous; a remote database
 is not. So a commit gathers every row the ledger can ask for (:class:`CommitReads` says
 which; :class:`Preloaded` serves them, read in one round trip or taken from
 :class:`RecentRows`), runs the ledger on an :class:`~durably.worlds.ledger.OverlayStore`,
 and turns the overlay into the parameters of ``queries.WRITE`` (:func:`write_params`).
+The rows are decoded by :mod:`..sql.rows`, as SQLite's are.
 """
 
 from __future__ import annotations
@@ -18,102 +18,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...events import CREATING_TYPES, Event, EventType
-from ..base import TERMINAL_STATUSES, Commit, CommitResult, HookRecord, RunRecord, StepRecord
+from ...events import CREATING_TYPES, EventType
+from ..base import TERMINAL_STATUSES, Commit, CommitResult, HookRecord, StepRecord
 from ..ledger import OverlayStore, RunRow
+from ..sql.rows import hook_from_row, run_row_from_row, step_from_row
 
 __all__ = [
     "CommitAttempt",
     "CommitReads",
     "Preloaded",
     "RecentRows",
-    "event_from_row",
-    "hook_from_row",
-    "run_row_from_row",
-    "step_from_row",
     "woken_namespaces",
     "write_params",
 ]
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_EVENT_TYPES = {t.value: t for t in EventType}
 _STEP_DONE = frozenset({"completed", "failed", "cancelled"})
 #: Events whose ``data["token"]`` the ledger looks up in the hook index.
 _HOOK_TOKEN_TYPES = frozenset({EventType.HOOK_CREATED, EventType.HOOK_DISPOSED})
-
-
-def run_row_from_row(r: Sequence[Any], at: int = 0) -> RunRow:
-    """A :class:`RunRow` from ``queries.RUN_COLUMNS`` starting at column ``at``."""
-    attrs = r[at + 14]
-    record = RunRecord(
-        run_id=r[at],
-        workflow_name=r[at + 1],
-        namespace=r[at + 2],
-        deployment=r[at + 3],
-        status=r[at + 4],
-        created_at=r[at + 5],
-        started_at=r[at + 6],
-        completed_at=r[at + 7],
-        last_seq=r[at + 8],
-        idempotency_key=r[at + 9],
-        parent_run_id=r[at + 10],
-        parent_call=r[at + 11],
-        error_type=r[at + 12],
-        cancel_requested=r[at + 13],
-        attributes=json.loads(attrs) if attrs and attrs != "{}" else {},
-    )
-    return RunRow(
-        record,
-        decided_seq=r[at + 15],
-        turn_seq=r[at + 16],
-        turn_due_at=r[at + 17],
-        lease_owner=r[at + 18],
-        lease_until=r[at + 19],
-    )
-
-
-def step_from_row(r: Sequence[Any], at: int = 0) -> StepRecord:
-    """A :class:`StepRecord` from ``queries.STEP_COLUMNS`` starting at column ``at``."""
-    return StepRecord(
-        run_id=r[at],
-        call=r[at + 1],
-        kind=r[at + 2],
-        name=r[at + 3],
-        status=r[at + 4],
-        attempts=r[at + 5],
-        created_at=r[at + 6],
-        started_at=r[at + 7],
-        completed_at=r[at + 8],
-        due_at=r[at + 9],
-        error_type=r[at + 10],
-        child_run_id=r[at + 11],
-    )
-
-
-def hook_from_row(r: Sequence[Any], at: int = 0) -> HookRecord:
-    """A :class:`HookRecord` from ``queries.HOOK_COLUMNS`` starting at column ``at``."""
-    return HookRecord(
-        token=r[at],
-        run_id=r[at + 1],
-        call=r[at + 2],
-        hook_type=r[at + 3],
-        namespace=r[at + 4],
-        created_at=r[at + 5],
-        metadata=json.loads(r[at + 6]) if r[at + 6] and r[at + 6] != "{}" else {},
-    )
-
-
-def event_from_row(r: Sequence[Any]) -> Event:
-    """An :class:`Event` from ``queries.EVENT_COLUMNS``."""
-    return Event(
-        run_id=r[0],
-        seq=r[1],
-        type=_EVENT_TYPES.get(r[2]) or EventType(r[2]),
-        call=r[3],
-        data=json.loads(r[4]) if r[4] is not None else {},
-        payload=r[5],
-        created_at=r[6],
-    )
 
 
 class CommitAttempt:

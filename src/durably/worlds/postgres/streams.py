@@ -1,26 +1,35 @@
 """Durable streams of the PostgreSQL world: chunks appended in one transaction per
 batch (closing a stream is a fact in its run's log, committed with them), read by
-index, and waited for with LISTEN/NOTIFY."""
+index, and waited for with LISTEN/NOTIFY.
+
+:class:`Streams` is a part the world owns: it is given the connections, the statements,
+how to read (the world's, which refuses once the world is closed) and, per append, how to
+commit the facts that close streams in the append's transaction.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
-from ...events import EventType, NewEvent
-from ..base import ChunkBatch, Commit, PayloadSealer, RunWrite, StreamChunk, StreamInfo
-from .config import PostgresConfig
+from ..base import ChunkBatch, Commit, PayloadSealer, RunWrite, StreamChunk
+from ..sql.rows import chunk_from_row
+from ..sql.world import closing_write, refuse_write
 from .connections import LOST_RACE, Connections, Outage, is_disconnect
 from .hub import POLL_FALLBACK, Hub
 from .queries import Statements
-from .store import CommitAttempt, CommitReads
+from .store import CommitAttempt
 
-__all__ = ["Streams"]
+__all__ = ["CloseStreams", "Fetch", "Streams"]
+
+#: Commits the facts that close streams, on the append's connection, in its transaction.
+CloseStreams = Callable[[asyncpg.Connection, Commit, CommitAttempt], Awaitable[None]]
+#: Runs one read statement (``what`` names it in errors) and returns its rows.
+Fetch = Callable[..., Awaitable[list[asyncpg.Record]]]
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -45,44 +54,34 @@ class _Appended:
 
 
 class Streams:
-    """The stream methods of :class:`~.world.PostgresWorld`."""
+    """The durable streams of one PostgreSQL world.
 
-    sql: Statements
-    db: Connections
-    config: PostgresConfig
+    Args:
+        db: the world's connections.
+        sql: the world's statements.
+        fetch: the world's read (``fetch(what, sql, *args)``).
+    """
 
-    if TYPE_CHECKING:  # provided by PostgresWorld
+    def __init__(self, db: Connections, sql: Statements, fetch: Fetch) -> None:
+        self.db = db
+        self.sql = sql
+        self._fetch = fetch
 
-        async def _live(self) -> Hub: ...
-
-        async def _fetch(self, what: str, sql: str, *args: Any) -> list[asyncpg.Record]: ...
-
-        async def _fetchrow(self, what: str, sql: str, *args: Any) -> asyncpg.Record | None: ...
-
-        async def _commit_once(
-            self,
-            conn: asyncpg.Connection,
-            commit: Commit,
-            reads: CommitReads,
-            hub: Hub,
-            attempt: CommitAttempt,
-            how: str,
-        ) -> None: ...
-
-        def _committed(self, hub: Hub, attempt: CommitAttempt) -> None: ...
-
-    async def append_chunks(
-        self, batches: Sequence[ChunkBatch], sealer: PayloadSealer | None = None
-    ) -> list[int]:
-        """Append chunks to streams in one transaction (closing those asked to); per
-        batch, the stream's chunk count after it.
+    async def append(
+        self,
+        batches: Sequence[ChunkBatch],
+        sealer: PayloadSealer | None,
+        hub: Hub,
+        close: CloseStreams,
+    ) -> tuple[list[int], CommitAttempt | None]:
+        """Append chunks to streams in one transaction (closing those asked to, with
+        ``close``) and wake the streams' readers. Returns per batch the stream's chunk
+        count after it, and the commit that closed streams (``None``: the append had
+        landed before its connection dropped, and is not done again).
 
         Raises:
             ValueError: a stream is closed, or its run does not exist.
         """
-        hub = await self._live()
-        if not batches:
-            return []
         keys = sorted({(b.run_id, b.namespace) for b in batches})
         run_ids, namespaces = [k[0] for k in keys], [k[1] for k in keys]
         outage = Outage(self.db, "append to a stream")
@@ -96,7 +95,7 @@ class Streams:
             try:
                 async with self.db.connection() as conn:
                     if pending is not None and await self._chunks_landed(conn, pending):
-                        return pending.counts
+                        return pending.counts, None
                     pending = None
                     async with conn.transaction():
                         now = time.time()
@@ -124,10 +123,7 @@ class Streams:
                             _dumps(hub.notifications((), {}, keys)),
                         )
                         if closing:
-                            close = Commit(closing, sealer=sealer)
-                            await self._commit_once(
-                                conn, close, CommitReads.of(close), hub, attempt, "locked"
-                            )
+                            await close(conn, Commit(closing, sealer=sealer), attempt)
                 break
             except ValueError:
                 raise
@@ -144,8 +140,7 @@ class Streams:
                     pending = _Appended(written, closing_keys, counts)
                 await outage.wait(e)
         hub.streams_changed(keys)
-        self._committed(hub, attempt)
-        return counts
+        return counts, attempt
 
     async def _chunks_landed(self, conn: asyncpg.Connection, appended: _Appended) -> bool:
         """Whether an append whose outcome was lost with its connection is stored."""
@@ -165,8 +160,8 @@ class Streams:
                 return False
         return bool(closing)
 
-    async def read_chunks(
-        self, run_id: str, namespace: str, *, start_index: int = 0, limit: int = 1000
+    async def read(
+        self, run_id: str, namespace: str, start_index: int, limit: int
     ) -> tuple[list[StreamChunk], bool]:
         """Chunks from ``start_index`` on, in order, and whether the reader is done."""
         start = max(start_index, 0)
@@ -176,15 +171,14 @@ class Streams:
         if not rows:
             return [], False
         count, closed = rows[0][0], rows[0][1]
-        chunks = [StreamChunk(r[2], r[3], r[4]) for r in rows if r[2] is not None]
+        chunks = [chunk_from_row(r, 2) for r in rows if r[2] is not None]
         return chunks, bool(closed) and start + len(chunks) >= count
 
-    async def wait_for_chunks(
-        self, run_id: str, namespace: str, *, after_count: int, timeout: float
+    async def wait(
+        self, hub: Hub, run_id: str, namespace: str, after_count: int, timeout: float
     ) -> None:
         """Return when the stream has more than ``after_count`` chunks or is closed, or
         after ``timeout``; woken by the NOTIFY of the append (or of the close)."""
-        hub = await self._live()
         await hub.listening()
         key = (run_id, namespace)
         sig = await hub.watch_stream(key)
@@ -193,8 +187,8 @@ class Streams:
             deadline = loop.time() + timeout
             while True:
                 armed = sig.arm()
-                row = await self._fetchrow("read a stream", self.sql.GET_STREAM, *key)
-                if row is not None and (row[0] > after_count or row[1]):
+                rows = await self._fetch("read a stream", self.sql.GET_STREAM, *key)
+                if rows and (rows[0][0] > after_count or rows[0][1]):
                     sig.disarm(armed)
                     return
                 remaining = deadline - loop.time()
@@ -205,11 +199,6 @@ class Streams:
                     return
         finally:
             hub.unwatch_stream(key)
-
-    async def stream_info(self, run_id: str) -> list[StreamInfo]:
-        """The run's streams."""
-        rows = await self._fetch("read streams", self.sql.STREAM_INFO, run_id)
-        return [StreamInfo(r[0], r[1], bool(r[2]), r[3]) for r in rows]
 
 
 def _plan_chunks(
@@ -222,10 +211,7 @@ def _plan_chunks(
     that close streams, and the chunks to insert."""
     for b in batches:
         got = state.get((b.run_id, b.namespace))
-        if got is None:
-            raise ValueError(f"cannot write to a stream of run {b.run_id}: no such run")
-        if got[1] and (b.chunks or b.close):
-            raise ValueError(f"stream {b.namespace or '(default)'!r} of run {b.run_id} is closed")
+        refuse_write(b, exists=got is not None, closed=got is not None and got[1])
     counts: list[int] = []
     closing: list[RunWrite] = []
     written: list[tuple[str, str, int, bytes]] = []
@@ -240,8 +226,5 @@ def _plan_chunks(
         state[key] = (count, closed)
         counts.append(count)
         if b.close:
-            fact = NewEvent(
-                EventType.STREAM_CLOSED, None, {"namespace": b.namespace, "count": count}
-            )
-            closing.append(RunWrite(b.run_id, facts=[fact]))
+            closing.append(closing_write(b, count))
     return counts, closing, written

@@ -13,8 +13,8 @@ machines share one PostgreSQL database, the only point they coordinate through.
 * **Claims** are one statement with ``FOR UPDATE SKIP LOCKED``: they never wait.
 * **Wake-ups** come from LISTEN/NOTIFY (:mod:`.hub`), with a slow polling fallback.
 * **Connections**: a pool per event loop, retried while the server is away
-  (:mod:`.connections`). Streams and the operator's methods are in :mod:`.streams` and
-  :mod:`.operations`.
+  (:mod:`.connections`). Streams are a part the world owns (:mod:`.streams`); the reads
+  both SQL worlds share are in :class:`~durably.worlds.sql.SqlWorld`.
 """
 
 from __future__ import annotations
@@ -29,22 +29,24 @@ from typing import Any, ClassVar
 import asyncpg
 
 from ...errors import WorldError
-from ...events import Event
 from ..base import (
+    ChunkBatch,
     Claim,
     Commit,
     CommitResult,
-    HookRecord,
+    PayloadSealer,
     RunFilter,
     RunRecord,
-    StepRecord,
+    StreamChunk,
     Task,
 )
 from ..ledger import OverlayStore, apply_commit
+from ..sql.rows import run_row_from_row
+from ..sql.world import SqlWorld
+from ..urls import NO_DEFAULT_KEY, KeyPolicy
 from .config import PostgresConfig, parse_postgres_url
 from .connections import LOST_RACE, Connections, Outage, is_disconnect
 from .hub import POLL_FALLBACK, Hub
-from .operations import Operations
 from .queries import Statements
 from .schema import migrate
 from .store import (
@@ -52,10 +54,6 @@ from .store import (
     CommitReads,
     Preloaded,
     RecentRows,
-    event_from_row,
-    hook_from_row,
-    run_row_from_row,
-    step_from_row,
     woken_namespaces,
     write_params,
 )
@@ -68,9 +66,12 @@ MAX_COMMIT_ATTEMPTS = 10
 #: How often leases skipped because a commit held their row are tried again.
 LEASE_RETRIES = 3
 RELEASE_RETRIES = 20
+#: A deployment's ``last_seen`` is written at most this often by one process (workers
+#: touch it every few seconds; "stranded" is judged over minutes).
+TOUCH_EVERY = 60.0
 
 
-class PostgresWorld(Streams, Operations):
+class PostgresWorld(SqlWorld):
     """A world in one PostgreSQL database (``postgresql://`` or ``postgres://``).
 
     Args:
@@ -84,7 +85,9 @@ class PostgresWorld(Streams, Operations):
         WorldError: the URL is malformed.
     """
 
+    sql: Statements
     _migrated: ClassVar[set[tuple[str, str]]] = set()
+    _touched: ClassVar[dict[tuple[str, str, str, str], float]] = {}
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -92,9 +95,16 @@ class PostgresWorld(Streams, Operations):
         self.sql = Statements.for_schema(self.config.quoted_schema)
         self.db = Connections(self.config)
         self.recent = RecentRows()
+        self.streams = Streams(self.db, self.sql, self._fetch)
         self._lock = threading.Lock()
         self._hub: Hub | None = None
         self._closed = False
+
+    @classmethod
+    def key_policy(cls, url: str) -> KeyPolicy:
+        """No default key: workers on many machines must share one, so starting without
+        one fails, naming ``durably keygen``."""
+        return NO_DEFAULT_KEY
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -160,10 +170,6 @@ class PostgresWorld(Streams, Operations):
     async def _fetch(self, what: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         await self._live()
         return await self.db.fetch(what, sql, *args)
-
-    async def _fetchrow(self, what: str, sql: str, *args: Any) -> asyncpg.Record | None:
-        rows = await self._fetch(what, sql, *args)
-        return rows[0] if rows else None
 
     # -- commits -----------------------------------------------------------------------
 
@@ -393,11 +399,6 @@ class PostgresWorld(Streams, Operations):
 
     # -- runs --------------------------------------------------------------------------
 
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        """The run's projection, or ``None``."""
-        row = await self._fetchrow("read a run", self.sql.GET_RUN, run_id)
-        return run_row_from_row(row).record if row is not None else None
-
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         """Runs matching the filter, newest first."""
         rows = await self._fetch(
@@ -413,24 +414,6 @@ class PostgresWorld(Streams, Operations):
             _like_prefix(flt.run_id_prefix),
         )
         return [run_row_from_row(r).record for r in rows]
-
-    async def read_events(
-        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
-    ) -> list[Event]:
-        """The run's events with ``seq > after_seq``, in order."""
-        rows = await self._fetch("read events", self.sql.READ_EVENTS, run_id, after_seq, limit)
-        return [event_from_row(r) for r in rows]
-
-    async def read_command(self, run_id: str, call: int) -> Event | None:
-        """The command event that created durable call ``call`` of the run."""
-        row = await self._fetchrow("read a command", self.sql.READ_COMMAND, run_id, call)
-        return event_from_row(row) if row is not None else None
-
-    async def list_steps(self, run_id: str) -> list[StepRecord]:
-        """The run's ``steps`` projection, by call."""
-        return [
-            step_from_row(r) for r in await self._fetch("list steps", self.sql.LIST_STEPS, run_id)
-        ]
 
     async def wait_for_run(self, run_id: str, *, after_seq: int, timeout: float) -> None:
         """Return when the run's log grows past ``after_seq``, or after ``timeout``.
@@ -452,7 +435,7 @@ class PostgresWorld(Streams, Operations):
                 known = None if read else hub.known_last_seq(run_id)
                 if known is None:
                     epoch = hub.follow_run(run_id)
-                    row = await self._fetchrow("read a run", self.sql.GET_LAST_SEQ, run_id)
+                    row = await self._fetch_one("read a run", self.sql.GET_LAST_SEQ, run_id)
                     last = None if row is None else int(row[0])
                     hub.followed(run_id, epoch, last)
                     if last is None or last > after_seq:
@@ -471,21 +454,100 @@ class PostgresWorld(Streams, Operations):
         finally:
             hub.unwatch_run(run_id)
 
-    # -- hooks -------------------------------------------------------------------------
+    # -- streams -----------------------------------------------------------------------
 
-    async def get_hook(self, token: str) -> HookRecord | None:
-        """The live hook holding ``token``, if any."""
-        row = await self._fetchrow("read a hook", self.sql.GET_HOOK, token)
-        return hook_from_row(row) if row is not None else None
+    async def append_chunks(
+        self, batches: Sequence[ChunkBatch], sealer: PayloadSealer | None = None
+    ) -> list[int]:
+        """Append chunks to streams in one transaction (closing those asked to); per
+        batch, the stream's chunk count after it.
 
-    async def list_hooks(
-        self, *, namespace: str | None = None, run_id: str | None = None, limit: int = 100
-    ) -> list[HookRecord]:
-        """Live hooks, newest first."""
-        rows = await self._fetch(
-            "list hooks", self.sql.LIST_HOOKS, namespace, run_id, max(limit, 0)
+        Raises:
+            ValueError: a stream is closed, or its run does not exist.
+        """
+        hub = await self._live()
+        if not batches:
+            return []
+
+        async def close(conn: asyncpg.Connection, commit: Commit, attempt: CommitAttempt) -> None:
+            await self._commit_once(conn, commit, CommitReads.of(commit), hub, attempt, "locked")
+
+        counts, attempt = await self.streams.append(batches, sealer, hub, close)
+        if attempt is not None:
+            self._committed(hub, attempt)
+        return counts
+
+    async def read_chunks(
+        self, run_id: str, namespace: str, *, start_index: int = 0, limit: int = 1000
+    ) -> tuple[list[StreamChunk], bool]:
+        """Chunks from ``start_index`` on, in order, and whether the reader is done."""
+        return await self.streams.read(run_id, namespace, start_index, limit)
+
+    async def wait_for_chunks(
+        self, run_id: str, namespace: str, *, after_count: int, timeout: float
+    ) -> None:
+        """Return when the stream has more than ``after_count`` chunks or is closed, or
+        after ``timeout``; woken by the NOTIFY of the append (or of the close)."""
+        hub = await self._live()
+        await self.streams.wait(hub, run_id, namespace, after_count, timeout)
+
+    # -- deployments -------------------------------------------------------------------
+
+    async def touch_deployment(self, namespace: str, deployment: str) -> None:
+        """Record that a worker of ``deployment`` is alive now (written at most once a
+        minute per process: an idle worker stays quiet)."""
+        key = (self.config.dsn, self.config.schema, namespace, deployment)
+        now = time.time()
+        if now - self._touched.get(key, 0.0) < TOUCH_EVERY:
+            return
+        await self._fetch(
+            "record a deployment", self.sql.TOUCH_DEPLOYMENT, namespace, deployment, now
         )
-        return [hook_from_row(r) for r in rows]
+        self._touched[key] = now
+
+    async def move_runs(self, namespace: str, from_deployment: str, to_deployment: str) -> int:
+        """Re-pin waiting runs of one deployment (not ended, no step in flight) to
+        another; returns how many moved."""
+        hub = await self._live()
+        channel, payload = hub.notifications([namespace], {})[0]
+        rows = await self.db.fetch(
+            "move runs",
+            self.sql.MOVE_RUNS,
+            namespace,
+            from_deployment,
+            to_deployment,
+            time.time(),
+            channel,
+            payload,
+        )
+        moved = int(rows[0][0])
+        if moved:
+            hub.work_arrived([namespace])
+        return moved
+
+    # -- payloads at rest (re-encryption) ----------------------------------------------
+
+    async def swap_payloads(
+        self,
+        events: Sequence[tuple[str, int, bytes, bytes]],
+        chunks: Sequence[tuple[str, str, int, bytes, bytes]],
+    ) -> int:
+        """Replace stored payloads where they still equal the old ones; returns how many
+        were replaced."""
+        rows = await self._fetch(
+            "replace payloads",
+            self.sql.SWAP_PAYLOADS,
+            [e[0] for e in events],
+            [e[1] for e in events],
+            [e[2] for e in events],
+            [e[3] for e in events],
+            [c[0] for c in chunks],
+            [c[1] for c in chunks],
+            [c[2] for c in chunks],
+            [c[3] for c in chunks],
+            [c[4] for c in chunks],
+        )
+        return int(rows[0][0])
 
 
 def _like_prefix(prefix: str | None) -> str | None:

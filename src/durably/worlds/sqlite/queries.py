@@ -1,10 +1,13 @@
-"""Every SQL statement of the SQLite world, by name (the schema is in ``migrations/``).
+"""Every SQL statement of the SQLite world, by name (the schema is in ``migrations/``;
+the column lists the row decoders read are shared, in :mod:`..sql.rows`).
 
 Statements are constant strings so that each connection's statement cache prepares
 them once; nothing here is built from user input.
 """
 
 from __future__ import annotations
+
+from ..sql.rows import EVENT_COLUMNS, HOOK_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
 
 # -- connection and schema -------------------------------------------------------------
 
@@ -25,14 +28,8 @@ ROLLBACK = "ROLLBACK"
 
 # -- runs ------------------------------------------------------------------------------
 
-RUN_COLUMNS = (
-    "run_id, workflow_name, namespace, deployment, status, created_at, started_at,"
-    " completed_at, last_seq, idempotency_key, parent_run_id, parent_call, error_type,"
-    " cancel_requested, attributes, decided_seq, turn_seq, turn_due_at, lease_owner,"
-    " lease_until"
-)
 
-GET_RUN_ROW = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
+GET_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
 
 GET_LAST_SEQ = "SELECT last_seq FROM runs WHERE run_id = ?"
 
@@ -76,15 +73,16 @@ INSERT_EVENT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
+# A NULL limit reads to the end (a negative LIMIT has no bound in SQLite).
 READ_EVENTS = (
-    "SELECT run_id, seq, type, call, data, payload, created_at FROM events"
-    " WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+    f"SELECT {EVENT_COLUMNS} FROM events"
+    " WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT coalesce(?, -1)"
 )
 
 # The conditions repeat the partial index's, which the planner would otherwise pass
 # over for the primary key (and then scan the run's whole log).
 READ_COMMAND = (
-    "SELECT run_id, seq, type, call, data, payload, created_at"
+    f"SELECT {EVENT_COLUMNS}"
     " FROM events INDEXED BY events_commands"
     " WHERE run_id = ? AND call = ? AND call IS NOT NULL AND substr(type, -8) = '_created'"
     " ORDER BY seq LIMIT 1"
@@ -92,10 +90,6 @@ READ_COMMAND = (
 
 # -- steps -----------------------------------------------------------------------------
 
-STEP_COLUMNS = (
-    "run_id, call, kind, name, status, attempts, created_at, started_at, completed_at,"
-    " due_at, error_type, child_run_id"
-)
 
 GET_STEP = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? AND call = ?"
 
@@ -179,7 +173,6 @@ SELECT
 
 # -- hooks -----------------------------------------------------------------------------
 
-HOOK_COLUMNS = "token, run_id, call, hook_type, namespace, created_at, metadata"
 
 GET_HOOK = f"SELECT {HOOK_COLUMNS} FROM hooks WHERE token = ?"
 
@@ -191,9 +184,9 @@ DELETE_RUN_HOOKS = "DELETE FROM hooks WHERE run_id = ?"
 
 LIST_HOOKS = (
     f"SELECT {HOOK_COLUMNS} FROM hooks"
-    " WHERE (:namespace IS NULL OR namespace = :namespace)"
-    " AND (:run_id IS NULL OR run_id = :run_id)"
-    " ORDER BY created_at DESC, token DESC LIMIT :limit"
+    " WHERE (?1 IS NULL OR namespace = ?1)"
+    " AND (?2 IS NULL OR run_id = ?2)"
+    " ORDER BY created_at DESC, token DESC LIMIT ?3"
 )
 
 # -- streams ---------------------------------------------------------------------------
@@ -243,7 +236,7 @@ SELECT k.namespace, k.name, COALESCE(d.first_seen, 0), COALESCE(d.last_seen, 0),
 FROM (SELECT namespace, name FROM deployments
       UNION SELECT DISTINCT namespace, deployment FROM runs) AS k
 LEFT JOIN deployments d ON d.namespace = k.namespace AND d.name = k.name
-WHERE (:namespace IS NULL OR k.namespace = :namespace)
+WHERE (?1 IS NULL OR k.namespace = ?1)
 ORDER BY 3 DESC, 2 DESC
 """
 
@@ -263,7 +256,7 @@ MOVE_RUN_TASKS = "UPDATE tasks SET deployment = ? WHERE run_id = ?"
 # -- payloads at rest (re-encryption) --------------------------------------------------
 
 SCAN_EVENT_PAYLOADS = (
-    "SELECT run_id, seq, type, call, data, payload, created_at FROM events"
+    f"SELECT {EVENT_COLUMNS} FROM events"
     " WHERE payload IS NOT NULL AND (run_id, seq) > (?, ?) ORDER BY run_id, seq LIMIT ?"
 )
 

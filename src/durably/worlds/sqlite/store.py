@@ -1,6 +1,6 @@
-"""The ledger's row primitives over SQL, and the codecs between rows and records.
+"""The ledger's row primitives over SQLite (the rows are decoded by :mod:`..sql.rows`).
 
-A :class:`SqlStore` lives for one transaction: it remembers the rows it has read or
+A :class:`SqliteStore` lives for one transaction: it remembers the rows it has read or
 written in that transaction (so the ledger's repeated look-ups cost nothing), and is
 thrown away at commit, so nothing it holds can go stale.
 """
@@ -9,80 +9,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
 
-from ...events import Event, EventType
-from ..base import HookRecord, RunRecord, StepRecord
+from ...events import Event
+from ..base import HookRecord, StepRecord
 from ..ledger import RunRow, TaskRow
+from ..sql.rows import dumps as _dumps
+from ..sql.rows import hook_from_row, run_row_from_row, step_from_row
 from . import queries as q
 
-__all__ = ["SqlStore", "event_from_row", "hook_from_row", "run_row_from_row", "step_from_row"]
-
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_EVENT_TYPES = {t.value: t for t in EventType}
+__all__ = ["SqliteStore"]
 
 
-def run_row_from_row(r: tuple[Any, ...]) -> RunRow:
-    """A :class:`RunRow` from a row of ``queries.RUN_COLUMNS``."""
-    record = RunRecord(
-        run_id=r[0],
-        workflow_name=r[1],
-        namespace=r[2],
-        deployment=r[3],
-        status=r[4],
-        created_at=r[5],
-        started_at=r[6],
-        completed_at=r[7],
-        last_seq=r[8],
-        idempotency_key=r[9],
-        parent_run_id=r[10],
-        parent_call=r[11],
-        error_type=r[12],
-        cancel_requested=bool(r[13]),
-        attributes=json.loads(r[14]) if r[14] != "{}" else {},
-    )
-    return RunRow(
-        record,
-        decided_seq=r[15],
-        turn_seq=r[16],
-        turn_due_at=r[17],
-        lease_owner=r[18],
-        lease_until=r[19],
-    )
-
-
-def step_from_row(r: tuple[Any, ...]) -> StepRecord:
-    """A :class:`StepRecord` from a row of ``queries.STEP_COLUMNS``."""
-    return StepRecord(
-        run_id=r[0],
-        call=r[1],
-        kind=r[2],
-        name=r[3],
-        status=r[4],
-        attempts=r[5],
-        created_at=r[6],
-        started_at=r[7],
-        completed_at=r[8],
-        due_at=r[9],
-        error_type=r[10],
-        child_run_id=r[11],
-    )
-
-
-def event_from_row(r: tuple[Any, ...]) -> Event:
-    """An :class:`Event` from an events row."""
-    return Event(
-        run_id=r[0],
-        seq=r[1],
-        type=_EVENT_TYPES.get(r[2]) or EventType(r[2]),
-        call=r[3],
-        data=json.loads(r[4]) if r[4] is not None else {},
-        payload=r[5],
-        created_at=r[6],
-    )
-
-
-class SqlStore:
+class SqliteStore:
     """:class:`durably.worlds.ledger.Store` inside one open write transaction.
 
     Args:
@@ -107,7 +45,7 @@ class SqlStore:
         row = self._runs.get(run_id)
         if row is not None:
             return row
-        found = self._conn.execute(q.GET_RUN_ROW, (run_id,)).fetchall()
+        found = self._conn.execute(q.GET_RUN, (run_id,)).fetchall()
         if not found:
             return None
         row = self._runs[run_id] = run_row_from_row(found[0])
@@ -295,16 +233,3 @@ class SqlStore:
     def close_run_streams(self, run_id: str) -> None:
         for (ns,) in self._conn.execute(q.CLOSE_RUN_STREAMS, (self._now, run_id)).fetchall():
             self.changed_streams.add((run_id, str(ns)))
-
-
-def hook_from_row(r: tuple[Any, ...]) -> HookRecord:
-    """A ``hooks`` row as a :class:`HookRecord`."""
-    return HookRecord(
-        token=r[0],
-        run_id=r[1],
-        call=r[2],
-        hook_type=r[3],
-        namespace=r[4],
-        created_at=r[5],
-        metadata=json.loads(r[6]) if r[6] else {},
-    )

@@ -1,0 +1,174 @@
+"""The base of the SQL worlds: the reads every dialect answers with the same statement
+names, the same parameters and the same row decoding.
+
+A dialect (:class:`~durably.worlds.sqlite.SqliteWorld`,
+:class:`~durably.worlds.postgres.PostgresWorld`) subclasses :class:`SqlWorld`, gives it
+its named statements (``sql``) and says how one statement is run (:meth:`SqlWorld._fetch`);
+it keeps to itself what truly differs: connections, commits, claims, wake-ups, streams.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ...events import Event, EventType, NewEvent
+from ..base import (
+    ChunkBatch,
+    DeploymentRecord,
+    HookRecord,
+    RunRecord,
+    RunWrite,
+    StepRecord,
+    StreamChunk,
+    StreamInfo,
+)
+from .rows import (
+    chunk_from_row,
+    deployment_from_row,
+    event_from_row,
+    hook_from_row,
+    run_row_from_row,
+    step_from_row,
+    stream_info_from_row,
+)
+
+__all__ = ["ReadStatements", "SqlWorld", "closing_write", "refuse_write"]
+
+
+class ReadStatements(Protocol):
+    """The named statements :class:`SqlWorld`'s reads run; each dialect's take the same
+    parameters, in the order the reads give them."""
+
+    @property
+    def GET_RUN(self) -> str: ...  # (run_id)
+    @property
+    def READ_EVENTS(self) -> str: ...  # (run_id, after_seq, limit or NULL)
+    @property
+    def READ_COMMAND(self) -> str: ...  # (run_id, call)
+    @property
+    def LIST_STEPS(self) -> str: ...  # (run_id)
+    @property
+    def GET_HOOK(self) -> str: ...  # (token)
+    @property
+    def LIST_HOOKS(self) -> str: ...  # (namespace, run_id, limit)
+    @property
+    def STREAM_INFO(self) -> str: ...  # (run_id)
+    @property
+    def LIST_DEPLOYMENTS(self) -> str: ...  # (namespace)
+    @property
+    def SCAN_EVENT_PAYLOADS(self) -> str: ...  # (run_id, seq, limit)
+    @property
+    def SCAN_CHUNK_PAYLOADS(self) -> str: ...  # (run_id, namespace, idx, limit)
+
+
+class SqlWorld(ABC):
+    """What the SQL worlds share; a dialect provides ``sql`` and :meth:`_fetch`."""
+
+    url: str
+    sql: ReadStatements
+
+    @abstractmethod
+    async def _fetch(self, what: str, sql: str, *args: Any) -> Sequence[Any]:
+        """Run one read statement and return its rows (``what`` names it in errors)."""
+
+    async def _fetch_one(self, what: str, sql: str, *args: Any) -> Any | None:
+        rows = await self._fetch(what, sql, *args)
+        return rows[0] if rows else None
+
+    # -- runs, events, steps ------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run's projection, or ``None``."""
+        row = await self._fetch_one("read a run", self.sql.GET_RUN, run_id)
+        return run_row_from_row(row).record if row is not None else None
+
+    async def read_events(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """The run's events with ``seq > after_seq``, in order."""
+        rows = await self._fetch("read events", self.sql.READ_EVENTS, run_id, after_seq, limit)
+        return [event_from_row(r) for r in rows]
+
+    async def read_command(self, run_id: str, call: int) -> Event | None:
+        """The command event that created durable call ``call`` of the run."""
+        row = await self._fetch_one("read a command", self.sql.READ_COMMAND, run_id, call)
+        return event_from_row(row) if row is not None else None
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]:
+        """The run's ``steps`` projection, by call."""
+        rows = await self._fetch("list steps", self.sql.LIST_STEPS, run_id)
+        return [step_from_row(r) for r in rows]
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    async def get_hook(self, token: str) -> HookRecord | None:
+        """The live hook holding ``token``, if any."""
+        row = await self._fetch_one("read a hook", self.sql.GET_HOOK, token)
+        return hook_from_row(row) if row is not None else None
+
+    async def list_hooks(
+        self, *, namespace: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[HookRecord]:
+        """Live hooks, newest first."""
+        rows = await self._fetch(
+            "list hooks", self.sql.LIST_HOOKS, namespace, run_id, max(limit, 0)
+        )
+        return [hook_from_row(r) for r in rows]
+
+    # -- streams and deployments ------------------------------------------------------------
+
+    async def stream_info(self, run_id: str) -> list[StreamInfo]:
+        """The run's streams."""
+        rows = await self._fetch("read streams", self.sql.STREAM_INFO, run_id)
+        return [stream_info_from_row(r) for r in rows]
+
+    async def list_deployments(self, namespace: str | None = None) -> list[DeploymentRecord]:
+        """Deployments seen, newest first, with their runs in flight."""
+        rows = await self._fetch("list deployments", self.sql.LIST_DEPLOYMENTS, namespace)
+        return [deployment_from_row(r) for r in rows]
+
+    # -- payloads at rest (re-encryption) ----------------------------------------------------
+
+    async def scan_event_payloads(
+        self, *, after: tuple[str, int] | None, limit: int
+    ) -> list[Event]:
+        """Events that carry a payload, in (run_id, seq) order after ``after``."""
+        run_id, seq = after if after is not None else ("", 0)
+        rows = await self._fetch(
+            "read payloads", self.sql.SCAN_EVENT_PAYLOADS, run_id, seq, max(limit, 0)
+        )
+        return [event_from_row(r) for r in rows]
+
+    async def scan_chunk_payloads(
+        self, *, after: tuple[str, str, int] | None, limit: int
+    ) -> list[tuple[str, str, StreamChunk]]:
+        """Stream chunks as (run_id, namespace, chunk), in that order after ``after``."""
+        run_id, ns, idx = after if after is not None else ("", "", -1)
+        rows = await self._fetch(
+            "read payloads", self.sql.SCAN_CHUNK_PAYLOADS, run_id, ns, idx, max(limit, 0)
+        )
+        return [(r[0], r[1], chunk_from_row(r, 2)) for r in rows]
+
+
+def refuse_write(batch: ChunkBatch, *, exists: bool, closed: bool) -> None:
+    """Raise if ``batch`` may not be appended to its stream.
+
+    Raises:
+        ValueError: the run does not exist, or the stream is closed (and the batch
+            writes or closes).
+    """
+    if not exists:
+        raise ValueError(f"cannot write to a stream of run {batch.run_id}: no such run")
+    if closed and (batch.chunks or batch.close):
+        raise ValueError(
+            f"stream {batch.namespace or '(default)'!r} of run {batch.run_id} is closed"
+        )
+
+
+def closing_write(batch: ChunkBatch, count: int) -> RunWrite:
+    """The write that closes ``batch``'s stream at ``count`` chunks: a fact in its run's
+    log, committed with the chunks."""
+    fact = NewEvent(EventType.STREAM_CLOSED, None, {"namespace": batch.namespace, "count": count})
+    return RunWrite(batch.run_id, facts=[fact])
