@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import telemetry
+from .crypto import sealer_of
 from .durations import deadline
 from .errors import (
     FatalError,
@@ -361,7 +362,9 @@ class Worker:
                 ", ".join(sorted(self.registry.workflows)) or "none",
             )
             return None
-        return RunInstance(rec, wf.spec, self.registry.limits)
+        return RunInstance(
+            rec, wf.spec, self.registry.limits, hook_digest=sealer_of(self.world).hook_digest
+        )
 
     @telemetry.traced_turn
     async def advance(

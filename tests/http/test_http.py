@@ -13,6 +13,7 @@ from pydantic import BaseModel
 import durably.http
 from durably import BaseHook, FatalError, Workflows, get_writable
 from durably.worlds.base import RunFilter
+from tests.support import live_hook_token
 
 from .conftest import Event, read_events, serve
 
@@ -39,13 +40,7 @@ async def _wait_status(
 
 
 async def _live_hook(wf: Workflows, run_id: str) -> str:
-    world = await wf.open()
-    for _ in range(3000):
-        hooks = await world.list_hooks(run_id=run_id)
-        if hooks:
-            return hooks[0].token
-        await asyncio.sleep(0.01)
-    raise AssertionError("the run never created its hook")
+    return await live_hook_token(wf, run_id)
 
 
 async def test_start_read_and_idempotency(registry: Workflows, client: httpx.AsyncClient) -> None:
