@@ -180,6 +180,15 @@ async def test_cancel_wake_rerun_and_resume(
         payload="{not json",
     )
     assert "the payload is not JSON" in (await client.get(bad.headers["location"])).text
+    deep = await form_post(
+        client,
+        f"/runs/{s.waiting.run_id}",
+        f"/runs/{s.waiting.run_id}/hooks/resume",
+        token="refund:o-2",
+        payload="[" * 100_000 + "]" * 100_000,
+    )
+    assert deep.status_code == 303, deep.text
+    assert "nested too deeply" in (await client.get(deep.headers["location"])).text
     invalid = await form_post(
         client,
         f"/runs/{s.waiting.run_id}",
