@@ -16,6 +16,17 @@
 Creating a hook is a durable call: its token is recorded, checked against every live
 hook (``HookConflictError``) and indexed so that a resume from anywhere finds the run.
 Each resume is a fact in the run's log; ``async for payload in hook`` receives many.
+
+A token is a bearer secret: whoever holds it can resume the hook. The world indexes a
+keyed digest of it (see :meth:`durably.crypto.Sealer.hook_digest`) and keeps the token
+and the metadata only sealed in the ``hook_created`` payload, so that a reader of the
+database cannot resume a hook. A plain hook is resumed by server code only;
+``wait(webhook=True)`` makes a *webhook*, with a generated token, which the HTTP app
+(``POST /hooks/{token}``, :mod:`durably.http`) may resume too::
+
+    async with Approval.wait(webhook=True) as hook:
+        await send_email(f"https://example.com/hooks/{hook.token}")
+        approval = await hook
 """
 
 from __future__ import annotations

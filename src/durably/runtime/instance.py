@@ -135,7 +135,6 @@ class RunInstance:
         # Sealer.hook_digest), or the raw token in a log written before digests.
         self.hook_digest = hook_digest or Sealer(None).hook_digest
         self._hook_keys: dict[int, str] = {}
-        self._hook_tokens: dict[int, str] = {}
         self._child_ids: dict[int, str] = {}
         # Only what the body itself set: it must be the same on every replay, whatever
         # steps set meanwhile (those are facts, counted by the step that sets them).
@@ -315,7 +314,7 @@ class RunInstance:
     ) -> None:
         sink = self._hooks.get(call) if call is not None else None
         if sink is not None:
-            token = self._hook_tokens.get(call, "") if call is not None else ""
+            token = self._recorded_tokens.get(call, "") if call is not None else ""
             sink.registered(
                 HookConflictError(
                     f"hook token {token!r} is already held by a live hook "
@@ -459,25 +458,19 @@ class RunInstance:
         webhook: bool = False,
     ) -> tuple[int, str]:
         """Record the intent to create a hook (a webhook: resumable over HTTP); returns
-        its call and token.
-
-        The event's data holds the token's digest (the world indexes it and checks
-        conflicts on it); the token and the metadata go in its payload, sealed.
+        its call and token. The event's data holds the token's digest (the world
+        indexes it and checks conflicts on it); the token and metadata go in its payload.
         """
-        n = self._next_call
+        n, name = self._next(), hook_type.rsplit(":", 1)[-1]
         if token is None:
             # A generated token must be unguessable, so it cannot come from the run's
             # seeded random source; a replay reads it back from the log instead.
             token = self._recorded_tokens.get(n) or secrets.token_urlsafe(24)
-        secret = json.dumps({"token": token, "metadata": metadata}, separators=(",", ":"))
-        payload = secret.encode()
-        self._charge(payload, f"the token and metadata of hook {hook_type.rsplit(':', 1)[-1]!r}")
-        n = self._next()
-        key = self._hook_keys.get(n) or self.hook_digest(token)
-        self._hook_keys[n] = key
-        self._hook_tokens[n] = token
-        data: dict[str, Any] = {"name": hook_type.rsplit(":", 1)[-1], "type": hook_type}
-        data["token"] = key
+        payload = json.dumps({"token": token, "metadata": metadata}).encode()
+        self._charge(payload, f"the token and metadata of hook {name!r}")
+        key = self._hook_keys[n] = self._hook_keys.get(n) or self.hook_digest(token)
+        self._recorded_tokens[n] = token
+        data: dict[str, Any] = {"name": name, "type": hook_type, "token": key}
         if webhook:
             data["webhook"] = True
         self._issued[("hook_created", n)] = NewEvent(EventType.HOOK_CREATED, n, data, payload)
