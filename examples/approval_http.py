@@ -1,11 +1,13 @@
 """Human approval over HTTP: a run waits for a person, holding no compute, and a webhook
 resumes it.
 
-An expense over the limit needs a manager's approval. The workflow creates a hook with
-a token, sends the token to the approver (here: an in-process outbox standing in for an
+An expense over the limit needs a manager's approval. The workflow creates a webhook
+(``wait(webhook=True)``: a hook the HTTP app may resume, with a generated, unguessable
+token), sends the token to the approver (here: an in-process outbox standing in for an
 email with a link), and waits for the answer for at most three days (a durable timer: a
 restart loses nothing). The approver's answer arrives as ``POST /hooks/{token}`` on the
-HTTP app, ``durably.http.app(wf)``, served by uvicorn in this process.
+HTTP app, ``durably.http.app(wf)``, served by uvicorn in this process. A plain hook
+(``wait(token=...)``) could be resumed only by server code, never over HTTP.
 
     python examples/approval_http.py
 
@@ -58,7 +60,7 @@ async def reimburse(expense_id: str, amount: float) -> str:
 async def expense(expense_id: str, amount: float) -> dict[str, Any]:
     if amount <= 100:
         return {"expense": expense_id, "status": "auto-approved"}
-    async with Approval.wait(token=f"expense:{expense_id}", metadata={"amount": amount}) as hook:
+    async with Approval.wait(webhook=True, metadata={"expense": expense_id}) as hook:
         await request_approval(expense_id, amount, hook.token)
         try:
             answer = await asyncio.wait_for(hook, timeout=3 * 24 * 3600)  # durable timer

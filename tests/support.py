@@ -30,3 +30,16 @@ async def serve(app: Any, **config: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+async def live_hook_token(wf: Any, run_id: str) -> str:
+    """The token of the run's (first) live hook, once it has one: the index holds only
+    a digest of it, so the token is read back from the sealed ``hook_created`` event."""
+    world = await wf.open()
+    control = await wf.control()
+    for _ in range(3000):
+        hooks = await world.list_hooks(run_id=run_id)
+        if hooks:
+            return str((await control.reveal_hook(hooks[-1])).token)
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"run {run_id} never created a hook")

@@ -16,11 +16,14 @@ talks to that worker through :class:`LocalWorker`, a small protocol, so that thi
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import secrets
 import time
 from typing import Any, Protocol
 
 from . import telemetry
+from .crypto import HOOK_DIGEST_PREFIX, sealer_of
 from .errors import HookNotFoundError, RunNotFoundError
 from .events import EventType, NewEvent
 from .worlds.base import TERMINAL_STATUSES, Commit, HookRecord, RunMeta, RunWrite, World
@@ -204,18 +207,77 @@ class Control:
 
     # -- hooks -------------------------------------------------------------------------
 
-    async def live_hook(self, token: str, *, run_id: str | None = None) -> HookRecord:
-        """The live hook holding ``token`` (of run ``run_id``, when given).
+    async def live_hook(
+        self,
+        token: str,
+        *,
+        run_id: str | None = None,
+        namespace: str | None = None,
+        webhook: bool = False,
+    ) -> HookRecord:
+        """The live hook holding ``token``, as the world indexes it (its ``token`` is
+        the index key: a digest of the token, see :meth:`Sealer.hook_digest`).
+
+        Args:
+            token: the token the hook was created with.
+            run_id: only a hook of this run.
+            namespace: only a hook of a run of this namespace.
+            webhook: only a webhook (``wait(webhook=True)``): what HTTP may resume.
 
         Raises:
-            HookNotFoundError: no live hook holds the token (in that run).
+            HookNotFoundError: no live hook holds the token (that fits), the same error
+                whether none exists or one exists that does not fit.
         """
-        hook = await self.world.get_hook(token)
+        hook = None
+        for key in sealer_of(self.world).hook_digests(token):
+            hook = await self.world.get_hook(key)
+            if hook is not None:
+                break
+        if hook is None and not token.startswith(HOOK_DIGEST_PREFIX):
+            # A hook of a log written before digests is indexed by its raw token. A
+            # digest given as a token is refused: reading it in the database must not
+            # be enough to resume the hook.
+            hook = await self.world.get_hook(token)
         if run_id is not None and (hook is None or hook.run_id != run_id):
             raise HookNotFoundError(f"run {run_id} has no live hook with token {token!r}")
+        if hook is not None and namespace is not None and hook.namespace != namespace:
+            hook = None
+        if hook is not None and webhook and not await self._is_webhook(hook):
+            hook = None
         if hook is None:
             raise HookNotFoundError(hook_not_found(token))
         return hook
+
+    async def indexed_hook(self, key: str, *, run_id: str) -> HookRecord:
+        """The live hook of run ``run_id`` whose index key is ``key`` (what
+        ``list_hooks`` shows): for operators, who act on a run they see.
+
+        Raises:
+            HookNotFoundError: the run has no live hook with that key.
+        """
+        hook = await self.world.get_hook(key)
+        if hook is None or hook.run_id != run_id:
+            raise HookNotFoundError(f"run {run_id} has no live hook {key!r}")
+        return hook
+
+    async def _is_webhook(self, hook: HookRecord) -> bool:
+        created = await self.world.read_command(hook.run_id, hook.call)
+        return created is not None and bool(created.data.get("webhook"))
+
+    async def reveal_hook(self, hook: HookRecord) -> HookRecord:
+        """``hook`` with its token and metadata as the body gave them: read from its
+        ``hook_created`` event (sealed there; this world must hold the key).
+
+        Raises:
+            DecryptionError: the payload does not decrypt with this world's key.
+        """
+        created = await self.world.read_command(hook.run_id, hook.call)
+        if created is None or not created.payload:
+            return hook  # a log written before digests: the index holds both in clear
+        secret = json.loads(created.payload)
+        return dataclasses.replace(
+            hook, token=str(secret["token"]), metadata=dict(secret.get("metadata") or {})
+        )
 
     async def resume_hook(self, hook: HookRecord | str, payload: bytes | None) -> str:
         """Deliver ``payload`` (encoded, already checked against the hook's type) to

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import secrets
 import stat
@@ -35,6 +37,7 @@ from .errors import ConfigurationError, DecryptionError
 from .worlds.urls import key_policy
 
 __all__ = [
+    "HOOK_DIGEST_PREFIX",
     "MAGIC",
     "KeyRing",
     "Sealer",
@@ -43,10 +46,17 @@ __all__ = [
     "load_or_create_key_file",
     "new_key",
     "sealed_key_id",
+    "sealer_of",
 ]
 
 MAGIC = b"\x00DE1"
 _NONCE = 12
+
+#: How a hook token's digest starts in the hook index (and in hook events): a stored
+#: key with this prefix is a digest, anything else a raw token of a log written before.
+HOOK_DIGEST_PREFIX = "hd1:"
+#: The HMAC key of token digests when encryption is off (no secret: a plain hash).
+_UNKEYED_DIGEST = b"durably hook token digest, no key"
 
 
 def new_key(key_id: str | None = None) -> str:
@@ -149,6 +159,7 @@ class Sealer:
     def __init__(self, ring: KeyRing | None) -> None:
         self.ring = ring
         self._aeads: OrderedDict[tuple[str, str], AESGCM] = OrderedDict()
+        self._digest_keys: dict[str, bytes] = {}
 
     @property
     def enabled(self) -> bool:
@@ -211,6 +222,49 @@ class Sealer:
         except (IndexError, UnicodeDecodeError):
             raise DecryptionError(f"{what} is not a well-formed encrypted payload") from None
 
+    # -- hook tokens --------------------------------------------------------------------
+    #
+    # A hook's token is a bearer secret: whoever has it can resume the hook. The hook
+    # index and the events hold only ``HMAC-SHA256(K, token)``, K derived from a master
+    # key with HKDF, so a reader of the database cannot resume a hook; the token itself
+    # is kept sealed in the ``hook_created`` payload (a replay gives the body its token).
+    #
+    # New digests use the ring's *oldest* key (the last listed): a rotation puts the new
+    # key first and keeps the old ones, so processes with the old ring and the new one
+    # compute the same digest (conflicts between them are still found). A lookup tries
+    # every key of the ring, so hooks made before the ring changed stay resumable while
+    # their key stays in it.
+
+    def _digest(self, key_id: str | None, token: str) -> str:
+        if key_id is None:
+            key = _UNKEYED_DIGEST
+        else:
+            assert self.ring is not None
+            found = self._digest_keys.get(key_id)
+            if found is None:
+                found = self._digest_keys[key_id] = HKDF(
+                    algorithm=hashes.SHA256(),
+                    length=32,
+                    salt=None,
+                    info=b"durably hook token digest",
+                ).derive(self.ring.keys[key_id])
+            key = found
+        mac = hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
+        return HOOK_DIGEST_PREFIX + mac
+
+    def hook_digest(self, token: str) -> str:
+        """The index key of a new hook holding ``token`` (a keyed digest of it; a plain
+        hash when encryption is off)."""
+        if self.ring is None:
+            return self._digest(None, token)
+        return self._digest(list(self.ring.keys)[-1], token)
+
+    def hook_digests(self, token: str) -> list[str]:
+        """Every index key a live hook holding ``token`` may have (one per key)."""
+        if self.ring is None:
+            return [self._digest(None, token)]
+        return [self._digest(kid, token) for kid in reversed(self.ring.keys)]
+
     def seal_event(
         self, run_id: str, seq: int, type_: str, call: int | None, payload: bytes
     ) -> bytes:
@@ -240,6 +294,12 @@ class Sealer:
             payload,
             f"chunk {index} of stream {namespace or '(default)'!r} of run {run_id}",
         )
+
+
+def sealer_of(world: object) -> Sealer:
+    """The sealer of a registry's world (an ``EncryptedWorld``); encryption off else."""
+    sealer = getattr(world, "sealer", None)
+    return sealer if isinstance(sealer, Sealer) else Sealer(None)
 
 
 _memory_keys: dict[str, str] = {}

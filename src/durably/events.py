@@ -37,9 +37,12 @@ The body consumes the facts marked *delivered*: appending one gives the run a tu
 * ``child_completed``: fact, delivered; the child run completed; no data; value.
 * ``child_failed``: fact, delivered; the child run failed or was cancelled; error_type;
   error.
-* ``hook_created``: command, creates a hook call; name, type, token, metadata.
-* ``hook_received``: fact, delivered; a resume arrived; token; value.
-* ``hook_disposed``: command; the body is done with the hook; token.
+* ``hook_created``: command, creates a hook call; name, type, token (a keyed digest of
+  the token, which the world indexes; the raw token in logs written before digests),
+  webhook (true for a webhook), metadata (only in logs written before digests); value
+  (``{"token", "metadata"}``, sealed).
+* ``hook_received``: fact, delivered; a resume arrived; token (the digest); value.
+* ``hook_disposed``: command; the body is done with the hook; token (the digest).
 * ``hook_registered``: fact, delivered (appended by the world); the token was free; token.
 * ``hook_conflict``: fact, delivered (appended by the world); a live hook holds the token;
   token, held_by, error_type.
@@ -203,7 +206,8 @@ EVENTS: Mapping[EventType, EventInfo] = {
         command=True,
         call="hook",
         creates=True,
-        data=("name", "type", "token", "metadata"),
+        payload="value",
+        data=("name", "type", "token", "webhook", "metadata"),
     ),
     _T.HOOK_RECEIVED: EventInfo(delivered=True, call="hook", payload="value", data=("token",)),
     _T.HOOK_DISPOSED: EventInfo(command=True, call="hook", status="disposed", data=("token",)),

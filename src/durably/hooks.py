@@ -16,6 +16,17 @@
 Creating a hook is a durable call: its token is recorded, checked against every live
 hook (``HookConflictError``) and indexed so that a resume from anywhere finds the run.
 Each resume is a fact in the run's log; ``async for payload in hook`` receives many.
+
+A token is a bearer secret: whoever holds it can resume the hook. The world indexes a
+keyed digest of it (see :meth:`durably.crypto.Sealer.hook_digest`) and keeps the token
+and the metadata only sealed in the ``hook_created`` payload, so that a reader of the
+database cannot resume a hook. A plain hook is resumed by server code only;
+``wait(webhook=True)`` makes a *webhook*, with a generated token, which the HTTP app
+(``POST /hooks/{token}``, :mod:`durably.http`) may resume too::
+
+    async with Approval.wait(webhook=True) as hook:
+        await send_email(f"https://example.com/hooks/{hook.token}")
+        approval = await hook
 """
 
 from __future__ import annotations
@@ -30,12 +41,12 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel
 
 from . import serde
-from .errors import ConfigurationError, SerializationError
+from .errors import ConfigurationError, PayloadTooLargeError, SerializationError
 from .registry import Workflows, default_registry
 from .runtime.context import current_instance
 from .worlds.base import HookRecord
 
-__all__ = ["BaseHook", "HookWait", "get_hook_by_token", "resume_hook"]
+__all__ = ["BaseHook", "HookWait", "get_hook_by_token", "resume_hook", "resume_webhook"]
 
 H = TypeVar("H", bound="BaseHook")
 
@@ -51,23 +62,46 @@ class BaseHook:
 
     @classmethod
     def wait(
-        cls: type[H], token: str | None = None, metadata: dict[str, Any] | None = None
+        cls: type[H],
+        token: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        webhook: bool = False,
     ) -> HookWait[H]:
         """Create a hook inside a workflow body (use ``async with`` or ``await``).
 
         Args:
             token: the token resumers use; unguessable and generated when not given.
                 Unique among live hooks.
-            metadata: JSON data stored (in plaintext) beside the token, returned by
+            metadata: JSON data kept (encrypted) with the hook, returned by
                 :func:`get_hook_by_token`.
+            webhook: make it a webhook, which the HTTP app (``POST /hooks/{token}``)
+                may resume; its token is always generated. A plain hook is resumed only
+                by server code (``Hook(...).resume(token)``, :func:`resume_hook`).
+
+        Raises:
+            ConfigurationError: ``webhook=True`` with a ``token`` (a webhook's token
+                must be unguessable: anyone who can reach the HTTP app may try it).
         """
-        return HookWait(cls, token, metadata)
+        if webhook and token is not None:
+            raise ConfigurationError(
+                f"{cls.__name__}.wait(webhook=True) generates its token: a webhook can be "
+                f"resumed by anyone who reaches the HTTP app, so its token must be "
+                f"unguessable (got token={token!r}). Drop the token and send hook.token "
+                "to whoever resumes it, or drop webhook=True to resume it from server "
+                "code with your own token."
+            )
+        return HookWait(cls, token, metadata, webhook=webhook)
 
     async def resume(self, token: str, *, registry: Workflows | None = None) -> str:
         """Deliver this payload to the live hook holding ``token``; returns its run id.
 
+        Server code may resume any hook, plain or webhook, of any namespace of the world.
+
         Raises:
             HookNotFoundError: no live hook holds the token (unknown, or disposed).
+            SerializationError: a field does not fit the class (named in the message).
+            PayloadTooLargeError: the encoded payload is over the registry's limit.
         """
         return await _deliver(self, token, registry)
 
@@ -98,7 +132,14 @@ def _check_payload_type(cls: type) -> None:
 class HookWait(Generic[H]):
     """A hook created by ``Hook.wait()`` inside a workflow body."""
 
-    def __init__(self, cls: type[H], token: str | None, metadata: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        cls: type[H],
+        token: str | None,
+        metadata: dict[str, Any] | None,
+        *,
+        webhook: bool = False,
+    ) -> None:
         inst = current_instance()
         if inst is None:
             raise RuntimeError(
@@ -119,7 +160,8 @@ class HookWait(Generic[H]):
         self._queue: collections.deque[bytes | None] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._disposed = False
-        self.call, self.token = inst.call_hook(self, _type_key(cls), token, meta)
+        self.webhook = webhook
+        self.call, self.token = inst.call_hook(self, _type_key(cls), token, meta, webhook=webhook)
 
     # -- facts from the run's log ------------------------------------------------------
 
@@ -178,17 +220,41 @@ class HookWait(Generic[H]):
             self._inst.dispose_hook(self.call, self.token)
 
 
-async def _deliver(payload: BaseHook, token: str, registry: Workflows | None) -> str:
-    control = await (registry or default_registry()).control()
-    hook = await control.live_hook(token)
+async def _deliver(
+    payload: BaseHook, token: str, registry: Workflows | None, hook: HookRecord | None = None
+) -> str:
+    reg = registry or default_registry()
+    control = await reg.control()
+    if hook is None:
+        hook = await control.live_hook(token)
     name = _type_key(type(payload))
     if hook.hook_type != name:
         raise TypeError(
             f"hook {token!r} waits for a {_short(hook.hook_type)!r} payload "
             f"({hook.hook_type}), got a {_short(name)!r} ({name})"
         )
-    data = serde.encode(payload, where=f"the payload resuming hook {token!r}")
+    where = f"the payload resuming hook {token!r}"
+    # A dataclass does not check its fields when built: validate them, as the body
+    # would receive them, before anything is recorded.
+    data = serde.encode(_revalidated(payload), where=where)
+    limit = reg.limits.max_payload_bytes
+    if len(data) > limit:
+        raise PayloadTooLargeError(
+            f"{where} is {len(data):,} bytes serialized, over the limit of {limit:,} bytes "
+            "per payload; store large data elsewhere (object storage) and pass a reference"
+        )
     return await control.resume_hook(hook, data)
+
+
+def _revalidated(payload: BaseHook) -> BaseHook:
+    cls = type(payload)
+    if isinstance(payload, BaseModel):
+        fields: Any = payload.model_dump()
+    elif dataclasses.is_dataclass(payload):
+        fields = dataclasses.asdict(payload)
+    else:
+        _check_payload_type(cls)
+    return cls.validate(fields)
 
 
 def _short(type_key: str) -> str:
@@ -203,21 +269,47 @@ async def resume_hook(token: str, data: Any, *, registry: Workflows | None = Non
         HookNotFoundError: no live hook holds the token.
         SerializationError: the data does not fit the hook's payload type.
     """
+    return await _resume(token, data, registry, webhook=False)
+
+
+async def resume_webhook(token: str, data: Any, *, registry: Workflows | None = None) -> str:
+    """Resume the *webhook* holding ``token`` with JSON-like ``data``: what the HTTP app
+    does. Only a hook created with ``wait(webhook=True)`` by a run of the registry's
+    namespace is found; any other is reported exactly as an unknown token, so that a
+    caller learns nothing about hooks it may not resume. Runs of every deployment of
+    the namespace are served (runs finish on the code that started them, while the app
+    may already run a newer deployment).
+
+    Raises:
+        HookNotFoundError: no live webhook of this namespace holds the token.
+        SerializationError: the data does not fit the hook's payload type.
+        PayloadTooLargeError: the encoded payload is over the registry's limit.
+    """
+    return await _resume(token, data, registry, webhook=True)
+
+
+async def _resume(token: str, data: Any, registry: Workflows | None, *, webhook: bool) -> str:
     reg = registry or default_registry()
-    hook = await (await reg.control()).live_hook(token)
+    control = await reg.control()
+    hook = await control.live_hook(
+        token, namespace=reg.namespace if webhook else None, webhook=webhook
+    )
     cls = BaseHook._types.get(hook.hook_type)
     if cls is None:
         raise ConfigurationError(
             f"hook {token!r} waits for a {hook.hook_type!r} payload, a type this process "
             "does not define; import the module that defines it where the hook is resumed"
         )
-    return await _deliver(cls.validate(data), token, reg)
+    return await _deliver(cls.validate(data), token, reg, hook)
 
 
 async def get_hook_by_token(token: str, *, registry: Workflows | None = None) -> HookRecord:
-    """The live hook holding ``token``: its ``run_id``, ``metadata``, ``created_at``.
+    """The live hook holding ``token``: its ``run_id``, ``metadata``, ``created_at``
+    (the metadata is stored encrypted: this process must hold the world's key).
 
     Raises:
         HookNotFoundError: no live hook holds the token.
+        DecryptionError: the hook's metadata does not decrypt with this process's key.
     """
-    return await (await (registry or default_registry()).control()).live_hook(token)
+    control = await (registry or default_registry()).control()
+    return await control.reveal_hook(await control.live_hook(token))

@@ -367,8 +367,21 @@ class Workflows:
                 namespace, for this workflow), return that run instead.
             deployment: the deployment to pin the run to (default: this registry's;
                 ``"latest"``: the newest the world has seen).
+
+        Raises:
+            ConfigurationError: called inside a workflow body (call the workflow there
+                for a child run, or start the run from a step).
         """
         wfobj = self._resolve(workflow)
+        if current_instance() is not None:
+            # Not a durable call: a replay would start another run each time, and the
+            # world's I/O would run on the body's deterministic loop (it hangs there).
+            raise ConfigurationError(
+                f"start() of workflow {wfobj.name!r} cannot be called inside a workflow "
+                f"body. For a child run the body waits for, call it: `await "
+                f"{wfobj.name}(...)`. For an independent run, call start() inside a step "
+                "(its result, e.g. the run id, is recorded as the step's result)."
+            )
         payload = wfobj.spec.shape.encode_args(args, kwargs)
         if len(payload) > self.limits.max_payload_bytes:
             raise PayloadTooLargeError(

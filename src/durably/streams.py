@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import serde
+from .errors import PayloadTooLargeError
 from .runtime.context import SERVICES, STEP, current_instance
+from .runtime.limits import Limits
 from .worlds.base import ChunkBatch, World
 
 __all__ = ["StreamWriter", "Writable", "get_writable"]
@@ -52,13 +54,24 @@ class Writable:
         return writer
 
     async def write(self, value: Any) -> None:
-        """Append a chunk (batched; readable within milliseconds)."""
+        """Append a chunk (batched; readable within milliseconds).
+
+        Raises:
+            PayloadTooLargeError: the encoded chunk is over the registry's payload limit.
+        """
         writer = self._writer()
         if self.value_type is not None:
             value = serde.validate(
                 value, self.value_type, where=f"a chunk of stream {self.namespace!r}"
             )
-        data = serde.encode(value, where=f"a chunk of stream {self.namespace or '(default)'!r}")
+        where = f"a chunk of stream {self.namespace or '(default)'!r}"
+        data = serde.encode(value, where=where)
+        if len(data) > writer.max_chunk_bytes:
+            raise PayloadTooLargeError(
+                f"{where} is {len(data):,} bytes serialized, over the limit of "
+                f"{writer.max_chunk_bytes:,} bytes per payload (Workflows(limits=...)); "
+                "write smaller chunks, or store large data elsewhere and write a reference"
+            )
         writer.write(self.run_id, self.namespace, data)
         if writer.buffered > MAX_BUFFERED_BYTES:
             await writer.drain(self.run_id)
@@ -92,10 +105,19 @@ def get_writable(namespace: str | None = None, type: Any = None) -> Writable:
 
 
 class StreamWriter:
-    """Batches the chunks of every step of one worker into few world transactions."""
+    """Batches the chunks of every step of one worker into few world transactions.
 
-    def __init__(self, world: World) -> None:
+    Args:
+        world: where the chunks are stored.
+        max_chunk_bytes: the largest encoded chunk ``Writable.write`` accepts (the
+            registry's ``Limits.max_payload_bytes``).
+    """
+
+    def __init__(self, world: World, *, max_chunk_bytes: int | None = None) -> None:
         self.world = world
+        self.max_chunk_bytes = (
+            Limits().max_payload_bytes if max_chunk_bytes is None else max_chunk_bytes
+        )
         self.buffered = 0
         self.queued = 0
         self._pending: dict[tuple[str, str], list[bytes]] = {}

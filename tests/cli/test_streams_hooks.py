@@ -117,12 +117,22 @@ async def test_inspect_streams_and_hooks(tmp_path: Path) -> None:
         code, out, err = await durably("inspect", "hooks", "--json", "--world", url, cwd=tmp_path)
         assert code == 0, err
         [hook] = json.loads(out)
-        assert hook["token"] == "cli-go" and hook["run_id"] == rid
-        assert hook["type"].endswith(":CliGo") and hook["metadata"] == {"ticket": 7}
+        # The token is a secret: the world holds a digest of it, the metadata sealed.
+        assert hook["token"].startswith("hd1:") and hook["run_id"] == rid
+        assert hook["type"].endswith(":CliGo") and hook["metadata"] == {}
         assert hook["created_at"] > 0
+        assert "cli-go" not in out and "ticket" not in out
 
         code, out, err = await durably(
-            "inspect", "hooks", "--run", rid, "--world", url, cwd=tmp_path
+            "inspect", "hooks", "--json", "--decrypt", "--world", url, cwd=tmp_path
+        )
+        assert code == 0, err
+        [hook] = json.loads(out)
+        assert hook["token"] == "cli-go" and hook["metadata"] == {"ticket": 7}
+        assert [e for e in await run.events() if e.type.value == "data_decrypted"]
+
+        code, out, err = await durably(
+            "inspect", "hooks", "--run", rid, "--decrypt", "--world", url, cwd=tmp_path
         )
         assert code == 0, err
         assert cells(out.splitlines()[0]) == ["token", "run", "id", "type", "created", "metadata"]

@@ -18,6 +18,7 @@ from durably import (
     Workflows,
     start,
 )
+from tests.support import live_hook_token
 
 
 @dataclass
@@ -31,13 +32,7 @@ class Comment(BaseHook, BaseModel):
 
 
 async def _hook_of(run: durably.Run, wf: Workflows) -> str:
-    for _ in range(1000):
-        world = await wf.open()
-        hooks = await world.list_hooks(run_id=run.run_id)
-        if hooks:
-            return hooks[0].token
-        await asyncio.sleep(0.01)
-    raise AssertionError("the run never created its hook")
+    return await live_hook_token(wf, run.run_id)
 
 
 async def test_await_hook_and_resume(wf: Workflows) -> None:

@@ -108,7 +108,7 @@ async def test_runs_timeline_cancel_and_resume_in_a_browser(
     form = page.locator("form.resume-form")
     await form.locator("textarea").fill('{"approved": true, "note": "ok by ops"}')
     await form.locator("button").click()
-    await expect(page.locator(".flash")).to_contain_text("hook refund:o-2 resumed")
+    await expect(page.locator(".flash")).to_contain_text("hook RefundApproval (call 0) resumed")
     await expect(page.locator("#run-live .summary .badge")).to_have_text("completed", timeout=15000)
     assert await s.waiting.return_value(timeout=5) is True
     await expect(page.locator(".io")).to_contain_text("True")

@@ -119,7 +119,8 @@ async def test_run_page_timeline_payloads_and_errors(
     assert chunks.headers["x-durably-live"] == "done"
 
     hooks = (await client.get("/hooks")).text
-    assert "refund:o-2" in hooks and scenario.waiting.run_id in hooks
+    assert "RefundApproval" in hooks and scenario.waiting.run_id in hooks
+    assert "refund:o-2" not in hooks  # the index holds a digest of the token
 
     missing = await client.get("/runs/run_nope")
     assert missing.status_code == 404 and "run_nope" in missing.text
@@ -179,6 +180,15 @@ async def test_cancel_wake_rerun_and_resume(
         payload="{not json",
     )
     assert "the payload is not JSON" in (await client.get(bad.headers["location"])).text
+    deep = await form_post(
+        client,
+        f"/runs/{s.waiting.run_id}",
+        f"/runs/{s.waiting.run_id}/hooks/resume",
+        token="refund:o-2",
+        payload="[" * 100_000 + "]" * 100_000,
+    )
+    assert deep.status_code == 303, deep.text
+    assert "nested too deeply" in (await client.get(deep.headers["location"])).text
     invalid = await form_post(
         client,
         f"/runs/{s.waiting.run_id}",
@@ -198,7 +208,10 @@ async def test_cancel_wake_rerun_and_resume(
         token="refund:o-2",
         payload='{"approved": true}',
     )
-    assert "hook refund:o-2 resumed" in (await client.get(resumed.headers["location"])).text
+    assert (
+        "hook RefundApproval (call 0) resumed"
+        in (await client.get(resumed.headers["location"])).text
+    )
     assert await s.waiting.return_value(timeout=15) is True
 
     gone = await form_post(

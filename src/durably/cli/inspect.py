@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -12,7 +13,7 @@ from .. import serde
 from ..crypto import Sealer, is_sealed, resolve_keyring
 from ..errors import DecryptionError, RunNotFoundError
 from ..worlds import World, resolve_world_url
-from ..worlds.base import TERMINAL_STATUSES, RunFilter, StreamChunk
+from ..worlds.base import TERMINAL_STATUSES, HookRecord, RunFilter, StreamChunk
 from ..worlds.encrypted import record_decryption
 from . import live
 from .common import (
@@ -350,17 +351,32 @@ class _ChunkPrinter:
 @click.option("--run", "run_id", default=None, help="Only the hooks of this run.")
 @click.option("--namespace", default=None, help="Only hooks of runs of this namespace.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@decrypt_option
+@key_option
 @world_option
 @json_option
 def hooks_cmd(
-    run_id: str | None, namespace: str | None, limit: int, world_url: str | None, as_json: bool
+    run_id: str | None,
+    namespace: str | None,
+    limit: int,
+    decrypt: bool,
+    key: str | None,
+    world_url: str | None,
+    as_json: bool,
 ) -> None:
-    """List live hooks (runs waiting for the outside world), newest first."""
+    """List live hooks (runs waiting for the outside world), newest first.
+
+    A hook's token is a secret (whoever has it can resume the hook): the world holds
+    only a digest of it, shown as the token, and the metadata encrypted. --decrypt
+    shows both as the workflow gave them (audited in each run).
+    """
 
     async def go(world: World) -> None:
         if run_id is not None and await world.get_run(run_id) is None:
             raise RunNotFoundError(run_id, resolve_world_url(world_url))
         hooks = await world.list_hooks(namespace=namespace, run_id=run_id, limit=limit)
+        if decrypt:
+            hooks = [await _reveal(world, world_url, key, h) for h in hooks]
         if as_json:
             print_json([h.to_json() for h in hooks])
             return
@@ -383,3 +399,17 @@ def hooks_cmd(
             click.echo(f"no live hooks in {resolve_world_url(world_url)}")
 
     run_async(with_world(world_url, go))
+
+
+async def _reveal(
+    world: World, world_url: str | None, key: str | None, hook: HookRecord
+) -> HookRecord:
+    """The hook with its token and metadata read from its sealed ``hook_created``."""
+    created = await world.read_command(hook.run_id, hook.call)
+    if created is None or not created.payload:
+        return hook  # a log written before token digests: nothing is sealed
+    [opened] = await decrypt_events(world, world_url, key, hook.run_id, [created])
+    secret = json.loads(opened.payload or b"{}")
+    return dataclasses.replace(
+        hook, token=str(secret.get("token")), metadata=dict(secret.get("metadata") or {})
+    )

@@ -16,6 +16,17 @@
                                 against its payload type). 200 ``{"run_id", "token"}``.
 ============================== ======================================================
 
+Only *webhooks* can be resumed over HTTP: hooks created with ``wait(webhook=True)``
+(their tokens are generated, unguessable) by runs of the registry's namespace, of any
+deployment (a run finishes on the code that started it, while the app may serve a newer
+one). Any other hook, such as one with a custom token like ``refund:o1``, is resumed by
+server code only, and the app answers 404 ``hook_not_found`` for it exactly as for an
+unknown token.
+
+Request bodies are capped (``max_body_bytes``, by default the registry's
+``Limits.max_payload_bytes``): a larger one is refused with 413 before it is read
+whole. A body nested too deeply to parse is a 400 ``invalid_json``.
+
 Errors are JSON ``{"error": CODE, "detail": MESSAGE}`` with a stable ``CODE``:
 ``invalid_json``, ``invalid_arguments``, ``invalid_payload``, ``invalid_request`` (400),
 ``workflow_not_found``, ``run_not_found``, ``hook_not_found`` (404),
@@ -47,7 +58,7 @@ from ..errors import (
     WorkflowNotRegisteredError,
     WorkflowRunFailedError,
 )
-from ..hooks import resume_hook
+from ..hooks import resume_webhook
 from ..registry import Workflows
 from ..worlds.base import TERMINAL_STATUSES
 from .payloads import to_json_data
@@ -62,7 +73,13 @@ logger = logging.getLogger("durably.http")
 _START_OPTIONS = frozenset({"idempotency_key", "deployment"})
 
 
-def app(wf: Workflows, *, heartbeat: float = 15.0, manage_registry: bool = True) -> Starlette:
+def app(
+    wf: Workflows,
+    *,
+    heartbeat: float = 15.0,
+    manage_registry: bool = True,
+    max_body_bytes: int | None = None,
+) -> Starlette:
     """The HTTP API of registry ``wf`` as a Starlette application (mount it, or serve it
     with uvicorn: ``uvicorn myapp:api`` where ``api = durably.http.app(wf)``).
 
@@ -72,12 +89,15 @@ def app(wf: Workflows, *, heartbeat: float = 15.0, manage_registry: bool = True)
         manage_registry: open the registry (and its embedded worker) when the server
             starts and close it when the server stops. Starlette does not run the
             lifespan of a mounted sub-application; the registry then opens on first use.
+        max_body_bytes: the largest request body read (413 ``payload_too_large`` past
+            it); default the registry's ``limits.max_payload_bytes``.
 
     An event stream stays open until the run's stream is closed; give uvicorn a
     ``--timeout-graceful-shutdown`` so that a shutdown ends the open ones (clients resume
     with ``Last-Event-ID``).
     """
-    api = _Api(wf, heartbeat)
+    cap = wf.limits.max_payload_bytes if max_body_bytes is None else max_body_bytes
+    api = _Api(wf, heartbeat, cap)
     routes = [
         Route("/runs/{workflow_name}", api.start_run, methods=["POST"], name="start_run"),
         Route("/runs/{run_id}", api.get_run, methods=["GET"], name="get_run"),
@@ -131,19 +151,38 @@ async def _durably_error(request: Request, exc: Exception) -> Response:
 
 
 class _BadRequest(Exception):
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, status: int = 400) -> None:
         super().__init__(detail)
-        self.response = error(400, code, detail)
+        self.response = error(status, code, detail)
 
 
-async def _json_body(request: Request, default: Any) -> Any:
-    raw = await request.body()
+async def _json_body(request: Request, default: Any, max_bytes: int) -> Any:
+    too_large = _BadRequest(
+        "payload_too_large",
+        f"the request body is over the limit of {max_bytes:,} bytes",
+        status=413,
+    )
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise too_large
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():  # counted as it arrives: no length is trusted
+        size += len(part)
+        if size > max_bytes:
+            raise too_large
+        parts.append(part)
+    raw = b"".join(parts)
     if not raw.strip():
         return default
     try:
         return json.loads(raw)
     except ValueError as e:
         raise _BadRequest("invalid_json", f"the request body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise _BadRequest(
+            "invalid_json", "the request body is JSON nested too deeply to be read"
+        ) from None
 
 
 def _int_param(value: str | None, name: str) -> int | None:
@@ -161,9 +200,10 @@ def _int_param(value: str | None, name: str) -> int | None:
 class _Api:
     """The endpoints, bound to one registry."""
 
-    def __init__(self, wf: Workflows, heartbeat: float) -> None:
+    def __init__(self, wf: Workflows, heartbeat: float, max_body_bytes: int) -> None:
         self.wf = wf
         self.heartbeat = heartbeat
+        self.max_body_bytes = max_body_bytes
 
     async def start_run(self, request: Request) -> Response:
         name = request.path_params["workflow_name"]
@@ -174,7 +214,7 @@ class _Api:
                 f"{', '.join(sorted(self.wf.workflows)) or 'none'}"
             )
         try:
-            body = await _json_body(request, {})
+            body = await _json_body(request, {}, self.max_body_bytes)
             if not isinstance(body, dict):
                 raise _BadRequest(
                     "invalid_arguments",
@@ -256,7 +296,7 @@ class _Api:
     async def cancel(self, request: Request) -> Response:
         run = await self.wf.get_run(request.path_params["run_id"])
         try:
-            body = await _json_body(request, {})
+            body = await _json_body(request, {}, self.max_body_bytes)
         except _BadRequest as e:
             return e.response
         reason = body.get("reason") if isinstance(body, dict) else None
@@ -271,13 +311,15 @@ class _Api:
     async def webhook(self, request: Request) -> Response:
         token = request.path_params["token"]
         try:
-            data = await _json_body(request, {})
+            data = await _json_body(request, {}, self.max_body_bytes)
         except _BadRequest as e:
             return e.response
         try:
-            run_id = await resume_hook(token, data, registry=self.wf)
+            run_id = await resume_webhook(token, data, registry=self.wf)
         except PayloadTooLargeError as e:
             return error(413, "payload_too_large", str(e))
         except TypeError as e:  # SerializationError: the body does not fit the payload type
             return error(400, "invalid_payload", str(e))
+        except RecursionError:
+            return error(400, "invalid_payload", "the body is nested too deeply")
         return JSONResponse({"run_id": run_id, "token": token})

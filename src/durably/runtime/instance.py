@@ -13,6 +13,7 @@ stopped, which is why a step costs the same at step 5,000 as at step 1.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import secrets
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import telemetry
+from ..crypto import Sealer
 from ..errors import HookConflictError, NonDeterminismError, PayloadTooLargeError, SandboxError
 from ..events import (
     COMMAND_TYPES,
@@ -117,7 +119,14 @@ def _key(t: EventType, call: int | None) -> tuple[str, int | None]:
 class RunInstance:
     """The live, replayable execution of one run."""
 
-    def __init__(self, record: RunRecord, workflow: WorkflowSpec, limits: Limits) -> None:
+    def __init__(
+        self,
+        record: RunRecord,
+        workflow: WorkflowSpec,
+        limits: Limits,
+        *,
+        hook_digest: Callable[[str], str] | None = None,
+    ) -> None:
         self.run_id = record.run_id
         self.record = record
         self.workflow = workflow
@@ -139,6 +148,10 @@ class RunInstance:
         self._pending: dict[int, tuple[asyncio.Future[Any], _Decoder]] = {}
         self._hooks: dict[int, HookSink] = {}
         self._recorded_tokens: dict[int, str] = {}
+        # A hook's key in the world's index: a digest of its token (see
+        # Sealer.hook_digest), or the raw token in a log written before digests.
+        self.hook_digest = hook_digest or Sealer(None).hook_digest
+        self._hook_keys: dict[int, str] = {}
         self._child_ids: dict[int, str] = {}
         # Only what the body itself set: it must be the same on every replay, whatever
         # steps set meanwhile (those are facts, counted by the step that sets them).
@@ -184,10 +197,14 @@ class RunInstance:
 
     def index(self, events: list[Event]) -> None:
         """Note what a cold replay must know before the body asks for it: the tokens
-        the log's hooks were created with (generated ones are not reproducible)."""
+        the log's hooks were created with (generated ones are not reproducible), kept
+        sealed in the payload (in the data, by a log written before token digests)."""
         for ev in events:
             if ev.type is EventType.HOOK_CREATED and ev.call is not None:
-                self._recorded_tokens[ev.call] = str(ev.data.get("token"))
+                key = str(ev.data.get("token"))
+                self._hook_keys[ev.call] = key
+                token = json.loads(ev.payload)["token"] if ev.payload else key
+                self._recorded_tokens[ev.call] = str(token)
 
     def _attributes(self, data: dict[str, Any]) -> None:
         for k, v in (data.get("set") or {}).items():
@@ -314,9 +331,10 @@ class RunInstance:
     ) -> None:
         sink = self._hooks.get(call) if call is not None else None
         if sink is not None:
+            token = self._recorded_tokens.get(call, "") if call is not None else ""
             sink.registered(
                 HookConflictError(
-                    f"hook token {data.get('token')!r} is already held by a live hook "
+                    f"hook token {token!r} is already held by a live hook "
                     f"of run {data.get('held_by')}; pick another token (or let "
                     "durably generate one) or wait until that hook is disposed"
                 )
@@ -437,24 +455,39 @@ class RunInstance:
         return fut
 
     def call_hook(
-        self, sink: HookSink, hook_type: str, token: str | None, metadata: dict[str, Any]
+        self,
+        sink: HookSink,
+        hook_type: str,
+        token: str | None,
+        metadata: dict[str, Any],
+        *,
+        webhook: bool = False,
     ) -> tuple[int, str]:
-        """Record the intent to create a hook; returns its call and token."""
-        n = self._next()
+        """Record the intent to create a hook (a webhook: resumable over HTTP); returns
+        its call and token. The event's data holds the token's digest (the world
+        indexes it and checks conflicts on it); the token and metadata go in its payload.
+        """
+        n, name = self._next(), hook_type.rsplit(":", 1)[-1]
         if token is None:
             # A generated token must be unguessable, so it cannot come from the run's
             # seeded random source; a replay reads it back from the log instead.
             token = self._recorded_tokens.get(n) or secrets.token_urlsafe(24)
-        name = hook_type.rsplit(":", 1)[-1]
-        data = {"name": name, "type": hook_type, "token": token, "metadata": metadata}
-        self._issued[("hook_created", n)] = NewEvent(EventType.HOOK_CREATED, n, data)
+        payload = json.dumps({"token": token, "metadata": metadata}).encode()
+        self._charge(payload, f"the token and metadata of hook {name!r}")
+        key = self._hook_keys[n] = self._hook_keys.get(n) or self.hook_digest(token)
+        self._recorded_tokens[n] = token
+        data: dict[str, Any] = {"name": name, "type": hook_type, "token": key}
+        if webhook:
+            data["webhook"] = True
+        self._issued[("hook_created", n)] = NewEvent(EventType.HOOK_CREATED, n, data, payload)
         self._hooks[n] = sink
         return n, token
 
     def dispose_hook(self, call: int, token: str) -> None:
         """Record that the body is done with hook ``call``."""
+        key = self._hook_keys.get(call) or self.hook_digest(token)
         self._issued[("hook_disposed", call)] = NewEvent(
-            EventType.HOOK_DISPOSED, call, {"token": token}
+            EventType.HOOK_DISPOSED, call, {"token": key}
         )
 
     def set_attributes(self, changes: dict[str, str], removals: list[str]) -> None:

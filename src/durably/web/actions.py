@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from .. import serde
 from ..crypto import Sealer
-from ..errors import DecryptionError, DurablyError
+from ..errors import DecryptionError, DurablyError, HookNotFoundError
 from ..events import EventType
 from ..hooks import BaseHook
 from ..worlds.encrypted import record_decryption, who
@@ -143,21 +143,31 @@ async def resume(request: Request) -> Response:
         return form
     run_id = request.path_params["run_id"]
     back = _run_url(request, run_id)
+    # The page posts the hook's index key (a digest of its token; see
+    # Control.indexed_hook): an operator acts on a hook of the run they see. A token
+    # typed by hand works too.
     token = form.get("token", "")
     try:
         data = json.loads(form.get("payload", "") or "null")
     except ValueError as e:
         return dash.flash_redirect(back, "error", f"the payload is not JSON: {e}")
+    except RecursionError:
+        return dash.flash_redirect(back, "error", "the payload is nested too deeply")
     try:
         control = await dash.control_for(run_id)
-        hook = await control.live_hook(token, run_id=run_id)
+        try:
+            hook = await control.indexed_hook(token, run_id=run_id)
+        except HookNotFoundError:
+            hook = await control.live_hook(token, run_id=run_id)
         cls = BaseHook._types.get(hook.hook_type)
         value = cls.validate(data) if cls is not None else data
-        payload = serde.encode(value, where=f"the payload resuming hook {token!r}")
+        where = f"the payload resuming hook {hook.hook_type!r} (call {hook.call})"
+        payload = serde.encode(value, where=where)
         await control.resume_hook(hook, payload)
     except DurablyError as e:
         return dash.flash_redirect(back, "error", str(e))
-    return dash.flash_redirect(back, "ok", f"hook {token} resumed")
+    name = hook.hook_type.rsplit(":", 1)[-1]
+    return dash.flash_redirect(back, "ok", f"hook {name} (call {hook.call}) resumed")
 
 
 async def decrypt_run(request: Request) -> Response:

@@ -76,7 +76,7 @@ class Worker:
         self.max_cached_runs = max_cached_runs
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.committer = GroupCommit(world, self.owner, lease_seconds, self.kick)
-        self.streams = StreamWriter(world)
+        self.streams = StreamWriter(world, max_chunk_bytes=registry.limits.max_payload_bytes)
         self.turns = Turns(
             registry,
             world,

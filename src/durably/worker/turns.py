@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import telemetry
+from ..crypto import sealer_of
 from ..errors import NonDeterminismError, RunCancelledError
 from ..events import TERMINAL_RUN_TYPES, EventType, NewEvent
 from ..runtime.failures import encode_error, error_type_name
@@ -275,7 +276,9 @@ class Turns:
                 ", ".join(sorted(self.registry.workflows)) or "none",
             )
             return None
-        return RunInstance(rec, wf.spec, self.registry.limits)
+        return RunInstance(
+            rec, wf.spec, self.registry.limits, hook_digest=sealer_of(self.world).hook_digest
+        )
 
     def _keep(self, inst: RunInstance) -> None:
         """Keep a run's live body in memory only while it is likely to move soon."""
