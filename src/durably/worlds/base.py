@@ -271,9 +271,11 @@ class PayloadSealer(Protocol):
 
     def seal_event(
         self, run_id: str, seq: int, type_: str, call: int | None, payload: bytes
-    ) -> bytes: ...
+    ) -> bytes:
+        """Encrypt an event's payload, bound to its run, sequence, type and call."""
 
-    def seal_chunk(self, run_id: str, namespace: str, index: int, payload: bytes) -> bytes: ...
+    def seal_chunk(self, run_id: str, namespace: str, index: int, payload: bytes) -> bytes:
+        """Encrypt a stream chunk, bound to its run, namespace and index."""
 
 
 @dataclass(slots=True)

@@ -56,49 +56,69 @@ class TaskRow:
 class Store(Protocol):
     """Row primitives inside one open transaction."""
 
-    def get_run_row(self, run_id: str) -> RunRow | None: ...
+    def get_run_row(self, run_id: str) -> RunRow | None:
+        """The run's row, or None when no run has this id."""
 
-    def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None: ...
+    def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None:
+        """The id of the run of this workflow started with ``key``, if any."""
 
-    def insert_run(self, row: RunRow) -> None: ...
+    def insert_run(self, row: RunRow) -> None:
+        """Add a new run's row (its idempotency key, if any, becomes taken)."""
 
-    def save_run(self, row: RunRow) -> None: ...
+    def save_run(self, row: RunRow) -> None:
+        """Write back a run row changed by the ledger."""
 
-    def insert_event(self, event: Event) -> None: ...
+    def insert_event(self, event: Event) -> None:
+        """Append one event to its run's log."""
 
-    def get_step(self, run_id: str, call: int) -> StepRecord | None: ...
+    def get_step(self, run_id: str, call: int) -> StepRecord | None:
+        """The projection row of call ``call`` of a run, or None."""
 
-    def save_step(self, step: StepRecord, *, new: bool) -> None: ...
+    def save_step(self, step: StepRecord, *, new: bool) -> None:
+        """Write a call's projection row (``new``: it did not exist before)."""
 
-    def put_task(self, task: TaskRow) -> None: ...
+    def put_task(self, task: TaskRow) -> None:
+        """Queue (or replace) the task of a call: a step to execute or a timer."""
 
-    def delete_task(self, run_id: str, call: int) -> None: ...
+    def delete_task(self, run_id: str, call: int) -> None:
+        """Remove the task of a call (done, cancelled or superseded)."""
 
-    def delete_run_tasks(self, run_id: str) -> None: ...
+    def delete_run_tasks(self, run_id: str) -> None:
+        """Remove every task of a run (the run ended)."""
 
-    def get_hook(self, token: str) -> HookRecord | None: ...
+    def get_hook(self, token: str) -> HookRecord | None:
+        """The live hook indexed under ``token`` (a digest), or None."""
 
-    def put_hook(self, hook: HookRecord) -> None: ...
+    def put_hook(self, hook: HookRecord) -> None:
+        """Index a live hook under its token."""
 
-    def delete_hook(self, token: str) -> None: ...
+    def delete_hook(self, token: str) -> None:
+        """Drop a hook from the index (disposed)."""
 
-    def delete_run_hooks(self, run_id: str) -> None: ...
+    def delete_run_hooks(self, run_id: str) -> None:
+        """Drop every hook of a run from the index (the run ended)."""
 
-    def close_stream(self, run_id: str, namespace: str) -> None: ...
+    def close_stream(self, run_id: str, namespace: str) -> None:
+        """Mark one stream of a run closed."""
 
-    def close_run_streams(self, run_id: str) -> None: ...
+    def close_run_streams(self, run_id: str) -> None:
+        """Mark every stream of a run closed (the run ended)."""
 
 
 class Source(Protocol):
     """Read access to committed rows, for :class:`OverlayStore`."""
 
-    def get_run_row(self, run_id: str) -> RunRow | None: ...
+    def get_run_row(self, run_id: str) -> RunRow | None:
+        """The run's row, or None when no run has this id."""
 
-    def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None: ...
+    def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None:
+        """The id of the run of this workflow started with ``key``, if any."""
 
-    def get_step(self, run_id: str, call: int) -> StepRecord | None: ...
+    def get_step(self, run_id: str, call: int) -> StepRecord | None:
+        """The projection row of call ``call`` of a run, or None."""
 
-    def get_hook(self, token: str) -> HookRecord | None: ...
+    def get_hook(self, token: str) -> HookRecord | None:
+        """The live hook indexed under ``token`` (a digest), or None."""
 
 
 def copy_run_row(row: RunRow) -> RunRow:

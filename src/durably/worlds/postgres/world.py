@@ -551,7 +551,7 @@ class PostgresWorld(SqlWorld):
 
 
 def _like_prefix(prefix: str | None) -> str | None:
-    """``prefix`` with LIKE's wildcards escaped (``\\`` is LIKE's default escape)."""
+    r"""``prefix`` with LIKE's wildcards escaped (``\`` is LIKE's default escape)."""
     if prefix is None:
         return None
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

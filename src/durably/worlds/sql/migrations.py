@@ -95,6 +95,8 @@ def pending_migrations(migrations: list[Migration], current: int, what: str) -> 
     """The migrations a database at version ``current`` still needs, in order.
 
     Args:
+        migrations: every migration shipped, in version order.
+        current: the schema version the database is at (0: a new database).
         what: the error's start, up to the version (``"the database /x.db has schema
             version"``).
 
