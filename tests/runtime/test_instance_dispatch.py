@@ -20,6 +20,7 @@ from durably.events import (
     UnknownEventTypeError,
     handlers_by_name,
 )
+from durably.runtime import divergence
 from durably.runtime import instance as instance_mod
 from durably.runtime.instance import RunInstance
 from durably.worlds.base import RunRecord
@@ -35,9 +36,9 @@ def test_every_consumed_fact_has_exactly_one_handler() -> None:
 
 
 def test_every_command_is_named_in_divergence_messages() -> None:
-    assert set(instance_mod._DESCRIBE) == set(COMMAND_TYPES)
-    assert instance_mod._describe(EventType.STEP_CREATED, {"name": "add"}) == "step 'add'"
-    assert instance_mod._describe(EventType.RUN_FAILED, {}) == "the end of the run"
+    assert set(divergence._DESCRIBE) == set(COMMAND_TYPES)
+    assert divergence.describe(EventType.STEP_CREATED, {"name": "add"}) == "step 'add'"
+    assert divergence.describe(EventType.RUN_FAILED, {}) == "the end of the run"
 
 
 def test_a_missing_or_stray_handler_fails_loudly() -> None:

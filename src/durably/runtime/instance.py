@@ -34,12 +34,12 @@ from ..events import (
     NewEvent,
     UnknownEventTypeError,
     handlers_by_name,
-    require_handlers,
 )
 from ..retry import DEFAULT_RETRY, RetryPolicy
 from ..worlds.base import RunRecord
 from .calls import CallShape
 from .context import WorkflowMetadata
+from .divergence import divergence_message
 from .failures import encode_error, error_type_name, rebuild_error
 from .loop import WorkflowLoop
 
@@ -227,22 +227,8 @@ class RunInstance:
             raise NonDeterminismError(self._divergence(ev, issued))
 
     def _divergence(self, ev: Event, issued: NewEvent | None) -> str:
-        recorded = _describe(ev.type, ev.data)
-        where = f"call #{ev.call}" if ev.call is not None else "its end"
-        if issued is None:
-            others = [_describe(e.type, e.data) for e in self._issued.values()]
-            now = f"makes {others[0]}" if others else "makes no such call"
-            return (
-                f"run {self.run_id} diverged from its history at {where}: the log records "
-                f"{recorded} (event {ev.seq}) but the workflow {self.workflow.name!r} now "
-                f"{now}. Workflow code must make the same durable calls in the same order "
-                "on every replay; start a new run (or a new deployment) for changed code."
-            )
-        return (
-            f"run {self.run_id} diverged from its history at {where}: the log records "
-            f"{recorded} (event {ev.seq}) but the workflow {self.workflow.name!r} now calls "
-            f"{_describe(issued.type, issued.data)}. Workflow code must make the same durable "
-            "calls in the same order on every replay."
+        return divergence_message(
+            self.run_id, self.workflow.name, ev, issued, list(self._issued.values())
         )
 
     def _apply(
@@ -583,21 +569,3 @@ def _unknown(t: object) -> UnknownEventTypeError:
 
 #: The instance's handler of each fact the body consumes (``RunInstance._apply_<type>``).
 _APPLY = handlers_by_name(RunInstance, "_apply_", DELIVERABLE_TYPES)
-
-#: How a divergence message names each command the body can make.
-_DESCRIBE: dict[EventType, Callable[[Any], str]] = {
-    EventType.STEP_CREATED: lambda name: f"step {name!r}",
-    EventType.WAIT_CREATED: lambda name: f"a {name or 'timer'} (durable timer)",
-    EventType.CHILD_CREATED: lambda name: f"child workflow {name!r}",
-    EventType.WAIT_CANCELLED: lambda name: "the cancellation of a timer",
-    EventType.HOOK_CREATED: lambda name: f"hook {name!r}",
-    EventType.HOOK_DISPOSED: lambda name: "the disposal of a hook",
-    EventType.ATTRIBUTES_SET: lambda name: "set_attributes()/remove_attributes()",
-    **{t: (lambda name: "the end of the run") for t in TERMINAL_RUN_TYPES},
-}
-require_handlers(_DESCRIBE, COMMAND_TYPES, "durably.runtime.instance._DESCRIBE")
-
-
-def _describe(t: EventType, data: dict[str, Any]) -> str:
-    describe = _DESCRIBE.get(t)
-    return describe(data.get("name")) if describe is not None else t.value
