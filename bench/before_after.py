@@ -57,7 +57,8 @@ def run_once(src: Path, world: str, only: str, quick: bool) -> dict[str, float]:
 def main() -> None:
     """Parse the options, run both trees alternately, print one table per world."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--base", required=True, help="a git revision to compare this tree with")
+    p.add_argument("--base", required=True, help="a git revision to compare with")
+    p.add_argument("--head", default="", help="a git revision (default: this working tree)")
     p.add_argument("--worlds", default="sqlite", help="comma-separated: memory,sqlite,postgres")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--only", default="seq,seq-long,fanout,parallel,start")
@@ -71,6 +72,15 @@ def main() -> None:
         check=True,
     )
     trees = {"base": base_tree / "src", "head": ROOT / "src"}
+    made = [base_tree]
+    if a.head:
+        head_tree = tmp / "head"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(head_tree), a.head],
+            check=True,
+        )
+        trees["head"] = head_tree / "src"
+        made.append(head_tree)
     try:
         for world in [w for w in a.worlds.split(",") if w]:
             samples: dict[str, dict[str, list[float]]] = {"base": {}, "head": {}}
@@ -80,7 +90,8 @@ def main() -> None:
                     for key, value in run_once(trees[side], world, a.only, a.quick).items():
                         samples[side].setdefault(key, []).append(value)
                 print(f"  {world}: round {r + 1}/{a.rounds} done", file=sys.stderr)
-            print(f"\n{world}: median of {a.rounds} rounds, base={a.base}, head=working tree")
+            head = a.head or "working tree"
+            print(f"\n{world}: median of {a.rounds} rounds, base={a.base}, head={head}")
             print(f"{'figure':32} {'base':>12} {'head':>12} {'ratio':>7}")
             for key in sorted(samples["base"]):
                 if key not in samples["head"]:
@@ -92,9 +103,10 @@ def main() -> None:
                 print(f"{key:32} {b:12.1f} {h:12.1f} {ratio:7.2f}")
         print("\nratio < 1: head is faster (times: head/base; rates: base/head)")
     finally:
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)], check=False
-        )
+        for tree in made:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False
+            )
 
 
 if __name__ == "__main__":
