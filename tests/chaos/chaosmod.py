@@ -20,6 +20,9 @@ wf = Workflows(world=os.environ.get("DURABLY_WORLD"), worker=False)
 LOG = os.environ.get("CHAOS_LOG", os.devnull)
 #: Seconds a workflow sleeps durably (short, so that kills land in and after sleeps).
 NAP = float(os.environ.get("CHAOS_NAP", "0.4"))
+#: A worker killed under a step costs the step an attempt; with hundreds of kills a short
+#: budget would fail steps that did nothing wrong, so the chaos steps get a large one.
+RETRIES = 50
 
 
 def note(what: str) -> None:
@@ -40,7 +43,7 @@ class Nudge(BaseHook):
     value: int
 
 
-@wf.step(retry_after=0.05)
+@wf.step(max_retries=RETRIES, retry_after=0.05)
 async def work(x: int, ms: int) -> int:
     """An async step that takes ``ms`` milliseconds."""
     note("start")
@@ -49,7 +52,7 @@ async def work(x: int, ms: int) -> int:
     return 2 * x + 1
 
 
-@wf.step(retry_after=0.05)
+@wf.step(max_retries=RETRIES, retry_after=0.05)
 def square(x: int, ms: int) -> int:
     """A plain ``def`` step: it runs in a thread."""
     note("start")
@@ -58,7 +61,7 @@ def square(x: int, ms: int) -> int:
     return x * x
 
 
-@wf.step(retry_after=0.05)
+@wf.step(max_retries=RETRIES, retry_after=0.05)
 async def emit(n: int, ms: int) -> int:
     """Write ``n`` chunks to the run's stream (each tagged with its attempt), then close it."""
     note("start")

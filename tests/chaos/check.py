@@ -42,6 +42,7 @@ class Findings:
     steps: int = 0
     executions: int = 0
     reexecutions: int = 0
+    unconfirmed: int = 0
     lost: int = 0
     wrong: int = 0
     seq_gaps: int = 0
@@ -164,6 +165,7 @@ async def check_run(
     run_id: str,
     planned: Planned | None,
     executions: dict[str, list[Execution]],
+    observed: dict[tuple[str, int], float],
     found: Findings,
 ) -> list[str]:
     """Check one run; returns the ids of its child runs."""
@@ -193,13 +195,25 @@ async def check_run(
             found.failures.append(f"step id {step_id!r} is not RUN.CALL: cannot map it")
             continue
         done = completions.get(call)
+        if done is None:
+            continue
+        seen = observed.get((run_id, call))
         for ex in runs:
-            if done is not None and ex.start > done["created_at"]:
+            late = ex.start - done["created_at"]
+            what = (
+                f"{run_id} call {call}: attempt {ex.attempt} (pid {ex.pid}) started {late:.3f}s "
+                f"after the completion of attempt {done['data'].get('attempt')} was stamped "
+                f"(seq {done['seq']})"
+            )
+            if seen is not None and ex.start > seen:
                 found.reexecutions += 1
-                found.failures.append(
-                    f"{run_id} call {call}: attempt {ex.attempt} (pid {ex.pid}) started "
-                    f"{ex.start - done['created_at']:.3f}s after the completion of attempt "
-                    f"{done['data'].get('attempt')} was recorded (seq {done['seq']})"
+                found.failures.append(f"{what}, {ex.start - seen:.3f}s after it was seen")
+            elif late > 0:
+                # The completion's timestamp predates its commit when the commit was retried.
+                found.unconfirmed += 1
+                found.anomalies.append(
+                    f"{what}; it was first seen "
+                    + (f"{seen - ex.start:.3f}s after that start" if seen else "(not watched)")
                 )
     run = await wf.get_run(run_id)
     status = await run.status()
@@ -236,7 +250,12 @@ async def check_run(
 
 
 async def check_all(
-    wf: Any, url: str, via: str, planned: list[Planned], log_path: Path
+    wf: Any,
+    url: str,
+    via: str,
+    planned: list[Planned],
+    log_path: Path,
+    observed: dict[tuple[str, int], float],
 ) -> Findings:
     """Check every run the driver started, and every child run they made."""
     found = Findings()
@@ -252,12 +271,14 @@ async def check_all(
             if run_id in seen:
                 continue
             seen.add(run_id)
-            children = await check_run(wf, events, run_id, by_id.get(run_id), executions, found)
+            children = await check_run(
+                wf, events, run_id, by_id.get(run_id), executions, observed, found
+            )
             queue.extend(children)
         # Runs that ran steps but that neither the driver nor a parent's log knows of.
         for run_id in sorted(logged - seen):
             seen.add(run_id)
-            await check_run(wf, events, run_id, None, executions, found)
+            await check_run(wf, events, run_id, None, executions, observed, found)
     found.runs = len(by_id)
     found.child_runs = len(seen) - len(by_id)
     return found

@@ -29,6 +29,7 @@ from . import databases as db
 from .check import Findings, check_all
 from .fleet import HERE, Fleet, Slot
 from .shapes import Planned, plan
+from .watch import Watcher
 
 DISK_FULL_WORDS = ("disk is full", "no space left", "disk full", "sqlite_full", "disk i/o")
 
@@ -79,7 +80,7 @@ class Figures:
         f, o = self.found, other.found
         for name in (
             "runs", "child_runs", "steps", "executions", "reexecutions", "lost", "wrong",
-            "seq_gaps", "stream_exact", "stream_anomalies", "stream_broken",
+            "seq_gaps", "unconfirmed", "stream_exact", "stream_anomalies", "stream_broken",
         ):  # fmt: skip
             setattr(f, name, getattr(f, name) + getattr(o, name))
         f.stream_reader = o.stream_reader
@@ -138,6 +139,7 @@ class Phase:
         self.sqlite_path: Path | None = None
         self.disk_full_until = 0.0
         self._restarts: set[asyncio.Task[None]] = set()
+        self.watcher = Watcher(url)
 
     # -- the driver's side ---------------------------------------------------------
 
@@ -169,6 +171,7 @@ class Phase:
             return False
         p.run_id = run.run_id
         self.runs[p.serial] = run
+        self.watcher.track(run.run_id)
         return True
 
     async def poke(self, mod: ModuleType) -> None:
@@ -261,6 +264,8 @@ class Phase:
         faults = len(self.actions) - kills
         say(f"  [{self.name}] {self.url}: {kills} kills, {faults} db faults")
         self.fleet.start()
+        stop_watching = asyncio.Event()
+        watching = asyncio.get_running_loop().create_task(self.watcher.run(stop_watching))
         try:
             chaos = asyncio.get_running_loop().create_task(self.chaos())
             while not chaos.done():
@@ -278,16 +283,27 @@ class Phase:
                 await asyncio.sleep(0.3)
             for task in list(self._restarts):
                 task.cancel()
+            stop_watching.set()
+            await asyncio.wait_for(watching, 60)
             await asyncio.to_thread(self.fleet.stop)
             self.figures.kills = self.fleet.kills
             self.figures.worker_deaths = len(self.fleet.deaths)
             self.scan_outputs()
             say(f"  [{self.name}] checking {len(self.planned)} runs")
             self.figures.found = await asyncio.wait_for(
-                check_all(mod.wf, self.url, self.opts.events_via, self.planned, self.log),
+                check_all(
+                    mod.wf,
+                    self.url,
+                    self.opts.events_via,
+                    self.planned,
+                    self.log,
+                    self.watcher.observed,
+                ),
                 timeout=600,
             )
         finally:
+            stop_watching.set()
+            watching.cancel()
             for task in list(self._restarts):
                 task.cancel()
             self.fleet.stop(timeout=5)
@@ -367,6 +383,9 @@ async def sqlite_phases(opts: Options, rng: random.Random, root: Path, key: str)
         total.add(await phase.run())
     finally:
         tmpfs.free()
+        # Keep the database for a post-mortem (the tmpfs goes away).
+        for f in tmpfs.dir.glob("chaos.db*"):
+            shutil.copy2(f, work / f.name)
         tmpfs.unmount()
     return total
 
@@ -428,6 +447,7 @@ def report(opts: Options, fig: Figures, wall: float) -> int:
     say(f"  steps recorded completed         {f.steps}")
     say(f"  step bodies executed             {f.executions}")
     say(f"  re-executions after recording    {f.reexecutions}   (must be 0)")
+    say(f"  started after a completion's timestamp but before it was seen: {f.unconfirmed}")
     say(f"  lost or unfinished runs          {f.lost}   (must be 0)")
     say(f"  wrong results                    {f.wrong}   (must be 0)")
     say(f"  event sequence gaps              {f.seq_gaps}   (must be 0)")
@@ -447,8 +467,8 @@ def report(opts: Options, fig: Figures, wall: float) -> int:
         say(f"      {n} x {line}")
     for line in fig.skipped:
         say(f"  skipped: {line}")
-    for line in f.anomalies[:6]:
-        say(f"  stream anomaly: {line}")
+    for line in f.anomalies[:8]:
+        say(f"  anomaly: {line}")
     say(f"  wall time                        {wall:.0f}s")
     failures = list(f.failures)
     if opts.strict_streams and f.stream_anomalies:

@@ -61,5 +61,11 @@ def plan(rng: random.Random, serial: int, tag: str) -> Planned:
     chunks = rng.randint(3, 8)
     expected = 3 + 4 + nudge + chunks + kid_result(2)
     return Planned(
-        serial, "medley", (token, chunks, ms), expected, token=token, nudge=nudge, chunks=chunks
+        serial,
+        "medley",
+        (token, chunks, ms // 4 + 5),
+        expected,
+        token=token,
+        nudge=nudge,
+        chunks=chunks,
     )
