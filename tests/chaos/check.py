@@ -52,6 +52,7 @@ class Findings:
     stream_reader: str = "live"
     failures: list[str] = field(default_factory=list)
     anomalies: list[str] = field(default_factory=list)
+    unconfirmed_notes: list[str] = field(default_factory=list)
 
 
 def read_log(path: Path) -> dict[str, list[Execution]]:
@@ -211,7 +212,7 @@ async def check_run(
             elif late > 0:
                 # The completion's timestamp predates its commit when the commit was retried.
                 found.unconfirmed += 1
-                found.anomalies.append(
+                found.unconfirmed_notes.append(
                     f"{what}; it was first seen "
                     + (f"{seen - ex.start:.3f}s after that start" if seen else "(not watched)")
                 )

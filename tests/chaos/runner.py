@@ -86,6 +86,7 @@ class Figures:
         f.stream_reader = o.stream_reader
         f.failures += o.failures
         f.anomalies += o.anomalies
+        f.unconfirmed_notes += o.unconfirmed_notes
 
 
 def say(msg: str) -> None:
@@ -467,8 +468,10 @@ def report(opts: Options, fig: Figures, wall: float) -> int:
         say(f"      {n} x {line}")
     for line in fig.skipped:
         say(f"  skipped: {line}")
+    for line in f.unconfirmed_notes[:20]:
+        say(f"  started after the stamp: {line}")
     for line in f.anomalies[:8]:
-        say(f"  anomaly: {line}")
+        say(f"  stream anomaly: {line}")
     say(f"  wall time                        {wall:.0f}s")
     failures = list(f.failures)
     if opts.strict_streams and f.stream_anomalies:
@@ -531,6 +534,7 @@ async def amain(opts: Options) -> int:
     started = time.monotonic()
     key = await asyncio.to_thread(db.new_key)
     code = 1
+    fig = Figures()
     try:
         if opts.world == "sqlite":
             fig = await sqlite_phases(opts, rng, root, key)
@@ -538,7 +542,8 @@ async def amain(opts: Options) -> int:
             fig = await postgres_phases(opts, rng, root, key)
         code = report(opts, fig, time.monotonic() - started)
     finally:
-        if opts.keep or code != 0:
+        # Kept for a post-mortem also when a start came after a completion's stamp.
+        if opts.keep or code != 0 or fig.found.unconfirmed:
             say(f"work folder kept: {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
