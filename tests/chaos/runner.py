@@ -80,7 +80,8 @@ class Figures:
         f, o = self.found, other.found
         for name in (
             "runs", "child_runs", "steps", "executions", "reexecutions", "lost", "wrong",
-            "seq_gaps", "unconfirmed", "stream_exact", "stream_anomalies", "stream_broken",
+            "seq_gaps", "closed_stuck", "unconfirmed", "stream_exact", "stream_anomalies",
+            "stream_broken",
         ):  # fmt: skip
             setattr(f, name, getattr(f, name) + getattr(o, name))
         f.stream_reader = o.stream_reader
@@ -278,7 +279,9 @@ class Phase:
             for slot in self.fleet.dead_slots():
                 self.fleet.spawn(slot)
             deadline = time.monotonic() + self.opts.drain
-            while any(not p.done for p in self.planned) and time.monotonic() < deadline:
+            while time.monotonic() < deadline and any(
+                not p.done and p.run_id not in self.watcher.closed_stuck for p in self.planned
+            ):
                 self.fleet.reap()
                 await self.poke(mod)
                 await asyncio.sleep(0.3)
@@ -299,6 +302,7 @@ class Phase:
                     self.planned,
                     self.log,
                     self.watcher.observed,
+                    self.watcher.closed_stuck,
                 ),
                 timeout=600,
             )
@@ -455,6 +459,7 @@ def report(opts: Options, fig: Figures, wall: float) -> int:
     say(f"  streams exact ({f.stream_reader} reader)     {f.stream_exact}")
     strict = " (fails: --strict-streams)" if opts.strict_streams else " (known: issue 11 item 4)"
     say(f"  stream anomalies                 {f.stream_anomalies}{strict}")
+    say(f"  runs stuck on a stream closed by a lost attempt {f.closed_stuck}{strict}")
     say(f"  streams broken                   {f.stream_broken}   (must be 0)")
     say(f"  workers that died on their own   {fig.worker_deaths}")
     say(f"  worker tracebacks                {sum(fig.tracebacks.values())}")
@@ -476,6 +481,8 @@ def report(opts: Options, fig: Figures, wall: float) -> int:
     failures = list(f.failures)
     if opts.strict_streams and f.stream_anomalies:
         failures.append(f"{f.stream_anomalies} stream anomalies (--strict-streams)")
+    if opts.strict_streams and f.closed_stuck:
+        failures.append(f"{f.closed_stuck} runs stuck on a closed stream (--strict-streams)")
     if opts.strict_disk_full and fig.disk_full:
         failures.append(f"{len(fig.disk_full)} disk-full anomalies (--strict-disk-full)")
     if f.runs == 0:

@@ -28,6 +28,10 @@ class Watcher:
         #: (run, call) -> wall time at which the step's completion was first seen.
         self.observed: dict[tuple[str, int], float] = {}
         self.errors = 0
+        #: Runs whose stream was closed by an attempt that was then lost, so that every retry
+        #: of the step fails ("stream ... is closed"): they cannot finish (a defect, see README).
+        self.closed_stuck: set[str] = set()
+        self._closed: set[str] = set()
 
     def track(self, run_id: str) -> None:
         self.active.add(run_id)
@@ -43,6 +47,14 @@ class Watcher:
                     self.observed.setdefault((run_id, e.call), seen)
                 elif kind == "child_created" and isinstance(e.data.get("child_run_id"), str):
                     self.active.add(e.data["child_run_id"])
+                elif kind == "stream_closed":
+                    self._closed.add(run_id)
+                elif (
+                    kind in ("step_retrying", "step_failed")
+                    and run_id in self._closed
+                    and e.data.get("error_type") == "ValueError"
+                ):
+                    self.closed_stuck.add(run_id)
                 elif kind in END_TYPES:
                     self.active.discard(run_id)
 
