@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint chromium bench bench-quick clean
+.PHONY: demo test lint chromium bench bench-quick chaos chaos-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,23 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
+
+# The chaos suite (tests/chaos/README.md): worker processes SIGKILLed and restarted at random
+# points, and database faults, while runs of every shape flow; then an invariant check of
+# every run. Both worlds run even when the first fails. CHAOS_ARGS passes options through,
+# e.g. make chaos CHAOS_ARGS="--seed 42 --strict-streams". chaos-quick (~2 min) is what
+# tests/chaos/test_chaos_quick.py runs under make test.
+CHAOS_ARGS ?=
+
+chaos: $(STAMP)
+	@rc=0; for w in sqlite postgres; do \
+		$(BIN)/python -m tests.chaos --world $$w --kills 200 --db-faults 6 $(CHAOS_ARGS) || rc=1; \
+	done; exit $$rc
+
+chaos-quick: $(STAMP)
+	@rc=0; for w in sqlite postgres; do \
+		$(BIN)/python -m tests.chaos --world $$w --kills 20 --db-faults 2 $(CHAOS_ARGS) || rc=1; \
+	done; exit $$rc
 
 clean:
 	rm -rf $(VENV) .durably .mypy_cache .ruff_cache .pytest_cache

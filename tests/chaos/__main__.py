@@ -1,0 +1,7 @@
+"""``python -m tests.chaos --world sqlite|postgres --kills N --seed S``."""
+
+import sys
+
+from .runner import main
+
+sys.exit(main())
