@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import serde
-from .runtime.context import SERVICES, STEP, current_instance
+from .runtime.context import SERVICES, STEP, check_attempt_live, current_instance
 from .worlds.base import ChunkBatch, World
 
 __all__ = ["StreamWriter", "Writable", "get_writable"]
@@ -48,6 +48,7 @@ class Writable:
                 f"a stream cannot be written from {where}: write from a step (pass the "
                 "writable to the step as an argument)"
             )
+        check_attempt_live("a stream write")
         writer: StreamWriter = services.streams
         return writer
 
