@@ -21,6 +21,8 @@ from types import ModuleType
 
 import pytest
 
+from durably import RunCancelledError
+
 MODULE = """
 import asyncio, os
 from durably import Workflows, sleep
@@ -50,6 +52,24 @@ async def job(n: int) -> int:
     for i in range(n):
         total += await work(i)
     return total
+
+
+@wf.step
+async def linger() -> None:
+    note("linger start")
+    try:
+        await asyncio.sleep(3600)  # until its run is cancelled
+    except asyncio.CancelledError:
+        note("linger cancelled")
+        raise
+
+
+@wf.workflow
+async def lingering() -> None:
+    try:
+        await linger()
+    finally:
+        await work(20)  # cleanup after the cancel runs
 
 
 @wf.workflow
@@ -209,3 +229,25 @@ async def test_two_worker_processes_share_one_sqlite_file(env: Env) -> None:
     lines = env.lines()
     for i in range(5):
         assert lines[f"end {i}"] == 12, lines  # every step ran exactly once per run
+
+
+async def test_a_cancel_from_another_process_interrupts_a_running_step(env: Env) -> None:
+    mod = env.module()
+    worker = env.worker("w1")
+    await env.ready("w1")
+    run = await mod.wf.start("lingering")
+    try:
+        await env.wait_for_line("linger start")
+        await run.cancel(reason="from another process")
+        await env.wait_for_line("linger cancelled")
+        with pytest.raises(RunCancelledError):
+            await run.return_value(timeout=60)
+        steps = {s.name: s for s in await run.steps()}
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        await mod.wf.aclose()
+    lines = env.lines()
+    assert lines["linger start"] == 1 and lines["linger cancelled"] == 1, lines
+    assert lines["end 20"] == 1, lines
+    assert steps["linger"].status == "failed" and steps["linger"].attempts == 1

@@ -38,6 +38,7 @@ from .errors import (
     RunNotFoundError,
     SandboxError,
     SerializationError,
+    StepAbandonedError,
     StepError,
     StepNotRegisteredError,
     StepTimeoutError,
@@ -57,6 +58,7 @@ from .runtime.context import (
     in_workflow,
     now,
     random,
+    step_cancelled,
     time_ns,
     uuid4,
 )
@@ -86,6 +88,7 @@ __all__ = [
     "SandboxError",
     "SerializationError",
     "Step",
+    "StepAbandonedError",
     "StepError",
     "StepMetadata",
     "StepNotRegisteredError",
@@ -114,6 +117,7 @@ __all__ = [
     "set_attributes",
     "sleep",
     "start",
+    "step_cancelled",
     "time_ns",
     "uuid4",
 ]

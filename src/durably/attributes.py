@@ -12,7 +12,7 @@ from typing import Any
 
 from .control import Control
 from .errors import ConfigurationError
-from .runtime.context import SERVICES, STEP, current_instance
+from .runtime.context import SERVICES, STEP, check_attempt_live, current_instance
 
 __all__ = [
     "MAX_ATTRIBUTES",
@@ -81,6 +81,7 @@ def _change(changes: dict[str, str], removals: list[str]) -> Awaitable[None]:
     meta, services = STEP.get(), SERVICES.get()
     if meta is None or services is None:
         raise RuntimeError("set_attributes()/remove_attributes() work in a workflow or a step")
+    check_attempt_live("an attribute change")
     return _from_step(services.world, meta.run_id, changes, removals)
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "RunNotFoundError",
     "SandboxError",
     "SerializationError",
+    "StepAbandonedError",
     "StepError",
     "StepNotRegisteredError",
     "StepTimeoutError",
@@ -76,6 +77,16 @@ class StepError(DurablyError):
 
 class StepTimeoutError(DurablyError, TimeoutError):
     """A step attempt ran longer than its ``timeout``."""
+
+
+class StepAbandonedError(DurablyError, RuntimeError):
+    """A step attempt that durably has already given up on tried to record something.
+
+    The attempt ran past its ``timeout``, its run was cancelled, or its worker stopped:
+    its outcome is already recorded, so nothing it writes afterwards (stream chunks,
+    attributes) is. A ``def`` step's thread that outlives its attempt should check
+    :func:`durably.step_cancelled` and return early.
+    """
 
 
 class WorkflowRunFailedError(DurablyError):

@@ -219,6 +219,14 @@ class Workflows:
     ) -> Any:
         """Register a step (``@wf.step`` or ``@wf.step(max_retries=5, timeout="30s")``).
 
+        An ``async def`` step runs on the worker's loop: past its ``timeout``, or when its
+        run is cancelled, it gets ``asyncio.CancelledError`` at its current await. A plain
+        ``def`` step runs in a thread, which Python cannot stop: the attempt is abandoned
+        at once (recorded as timed out, or as cancelled), the thread runs on to its end in
+        the background, what it returns is discarded and what it writes is refused
+        (``StepAbandonedError``). Poll :func:`durably.step_cancelled` in its long loops to
+        return early.
+
         Args:
             fn: the step function (when used as ``@wf.step`` without parentheses).
             name: the step's recorded name (default: the function's qualified name).

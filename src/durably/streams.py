@@ -20,7 +20,7 @@ from typing import Any
 
 from . import serde
 from .errors import PayloadTooLargeError
-from .runtime.context import SERVICES, STEP, current_instance
+from .runtime.context import SERVICES, STEP, check_attempt_live, current_instance
 from .runtime.limits import Limits
 from .worlds.base import ChunkBatch, World
 
@@ -50,6 +50,7 @@ class Writable:
                 f"a stream cannot be written from {where}: write from a step (pass the "
                 "writable to the step as an argument)"
             )
+        check_attempt_live("a stream write")
         writer: StreamWriter = services.streams
         return writer
 

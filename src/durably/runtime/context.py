@@ -4,6 +4,11 @@ A workflow body runs on a :class:`~durably.runtime.loop.WorkflowLoop`, so "am I 
 workflow" is "is the running loop a workflow loop"; a step runs on the worker's loop with
 its metadata in a context variable. The deterministic helpers (``now``, ``random``, ...)
 read the run that owns the running workflow loop.
+
+A step attempt also carries a :class:`StepAttempt` the worker changes when it gives up on
+the attempt (its run was cancelled, it ran past its timeout): :func:`step_cancelled` reads
+it, so a ``def`` step running in a thread, which nothing can interrupt, can return early,
+and what such a thread writes after its attempt ended is refused.
 """
 
 from __future__ import annotations
@@ -17,14 +22,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..errors import StepAbandonedError
 from .loop import WorkflowLoop
 
 if TYPE_CHECKING:
     from .instance import RunInstance
 
 __all__ = [
+    "ATTEMPT",
+    "StepAttempt",
     "StepMetadata",
     "WorkflowMetadata",
+    "check_attempt_live",
     "current_instance",
     "get_step_metadata",
     "get_workflow_metadata",
@@ -32,6 +41,7 @@ __all__ = [
     "in_workflow",
     "now",
     "random",
+    "step_cancelled",
     "time_ns",
     "uuid4",
 ]
@@ -86,6 +96,55 @@ class StepServices:
 
 
 SERVICES: ContextVar[StepServices | None] = ContextVar("durably_services", default=None)
+
+
+class StepAttempt:
+    """What the worker tells a running step attempt (read from any thread).
+
+    Attributes:
+        cancelled: its run was cancelled; an ``async`` step also gets
+            ``asyncio.CancelledError`` at its current await.
+        over: the attempt's outcome is decided (recorded or about to be): whatever its
+            code still does (a ``def`` step's thread past its timeout) is discarded.
+    """
+
+    __slots__ = ("cancelled", "over")
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.over = False
+
+
+ATTEMPT: ContextVar[StepAttempt | None] = ContextVar("durably_attempt", default=None)
+
+
+def step_cancelled() -> bool:
+    """True once durably has given up on the running step attempt: its run was cancelled,
+    it ran past its ``timeout``, or its worker stopped. Its result will be discarded.
+
+    An ``async`` step needs it rarely (it gets ``asyncio.CancelledError`` at its current
+    await). A ``def`` step runs in a thread, which Python cannot interrupt: poll this in
+    its long loops and return early. False outside a step.
+    """
+    attempt = ATTEMPT.get()
+    return attempt is not None and (attempt.cancelled or attempt.over)
+
+
+def check_attempt_live(what: str) -> None:
+    """Refuse ``what`` (a write to the log) from a step attempt that is already over.
+
+    Raises:
+        StepAbandonedError: the running attempt's outcome is already decided.
+    """
+    attempt = ATTEMPT.get()
+    if attempt is not None and attempt.over:
+        meta = STEP.get()
+        step = f"step {meta.step_name!r} of run {meta.run_id}" if meta else "a step"
+        raise StepAbandonedError(
+            f"{what} from an attempt of {step} that has already ended (it ran past its "
+            "timeout, its run was cancelled, or its worker stopped) is not recorded; "
+            "check durably.step_cancelled() in long-running code and return early"
+        )
 
 
 def current_instance() -> RunInstance | None:

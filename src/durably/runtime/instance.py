@@ -142,6 +142,9 @@ class RunInstance:
         self.cancel_requested = False
         self.evicted = False
         self.cancel_reason: str | None = None
+        #: The steps the body had called and not seen end when it was cancelled: the
+        #: attempts a worker stops (steps its cleanup calls afterwards are not in it).
+        self.steps_at_cancel: frozenset[int] = frozenset()
         self._next_call = 0
         self._issued: dict[tuple[str, int | None], NewEvent] = {}
         self._children: dict[int, ChildStart] = {}
@@ -263,6 +266,7 @@ class RunInstance:
     ) -> None:
         self.cancel_requested = True
         self.cancel_reason = data.get("reason")
+        self.steps_at_cancel = frozenset(self.steps)
         if self.task is not None and not self.task.done():
             self.task.cancel("the run was cancelled")
 

@@ -16,6 +16,7 @@ Each of those is a module of this package, and :class:`Worker` composes them:
 * :mod:`.slots`: the step slots, turns in flight and leases the worker holds;
 * :mod:`.turns`: a run's turn (advance, commit, sticky cache, run-end fan-out);
 * :mod:`.steps`: one attempt of a step, its timeout, and recording its outcome;
+* :mod:`.cancels`: stopping the steps running here of a run that was cancelled;
 * :mod:`.group_commit`: many runs' commits in one transaction.
 """
 
@@ -34,6 +35,7 @@ from ..events import NewEvent
 from ..runtime.instance import RunInstance, StepCall
 from ..streams import StreamWriter
 from ..worlds.base import Task, World
+from .cancels import Cancels
 from .claims import Claims
 from .group_commit import GroupCommit
 from .slots import Slots
@@ -77,6 +79,7 @@ class Worker:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.committer = GroupCommit(world, self.owner, lease_seconds, self.kick)
         self.streams = StreamWriter(world, max_chunk_bytes=registry.limits.max_payload_bytes)
+        self.cancels = Cancels(world)
         self.turns = Turns(
             registry,
             world,
@@ -88,6 +91,7 @@ class Worker:
             kick=self.kick,
             spawn=self._spawn,
             launch=self._launch,
+            stop_steps=self.cancels.stop,
         )
         self.steps = Steps(
             registry,
@@ -96,6 +100,7 @@ class Worker:
             self.committer,
             self.slots,
             self.streams,
+            self.cancels,
             stopping=self._is_stopping,
             spawn_step=self._spawn_step,
         )
@@ -113,6 +118,7 @@ class Worker:
             on_run=self.begin,
             on_step=self._take_step,
             on_timer=self._take_timer,
+            on_beat=self.cancels.check,
         )
         self._bg: set[asyncio.Task[Any]] = set()
         self._step_tasks: set[asyncio.Task[Any]] = set()

@@ -5,7 +5,8 @@ are due, as many as this worker has room for (see :class:`~.slots.Slots`), and h
 to the worker. With nothing to claim it waits for news: this process recording work
 (``wake``), the world's notice of new work, or the next due task, whichever comes first.
 The heartbeat extends the leases of everything held, so that only a worker that is gone
-loses its work to another.
+loses its work to another, and looks for cancellations of the runs of long-running steps
+(see :mod:`.cancels`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ..worlds.base import Task, World
 from .slots import Slots
@@ -38,6 +39,7 @@ class Claims:
         on_run: given each claimed run (holds it and starts its turn).
         on_step: given each claimed step task (its slot and lease already taken).
         on_timer: given each claimed timer task (its lease already held).
+        on_beat: called at each heartbeat, after the leases are extended.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Claims:
         on_run: Callable[[str], None],
         on_step: Callable[[Task], None],
         on_timer: Callable[[Task], None],
+        on_beat: Callable[[], Awaitable[None]],
     ) -> None:
         self.world = world
         self.slots = slots
@@ -68,6 +71,7 @@ class Claims:
         self._on_run = on_run
         self._on_step = on_step
         self._on_timer = on_timer
+        self._on_beat = on_beat
 
     async def loop(self) -> None:
         """Claim work until stopped (or cancelled)."""
@@ -127,8 +131,8 @@ class Claims:
             watcher.cancel()
 
     async def heartbeat(self) -> None:
-        """Record that this deployment is served and extend the held leases, every third
-        of a lease, until cancelled."""
+        """Record that this deployment is served, extend the held leases and look for
+        cancelled runs of steps running here, every third of a lease, until cancelled."""
         while True:
             try:
                 # The world keeps when each deployment's workers were last alive, so
@@ -148,3 +152,7 @@ class Claims:
                     )
             except Exception:
                 _log.exception("durably worker: extending leases failed")
+            try:
+                await self._on_beat()
+            except Exception:
+                _log.exception("durably worker: looking for cancelled runs failed")

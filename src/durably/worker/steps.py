@@ -6,6 +6,16 @@ Either way it runs in a slot this worker holds; the attempt's outcome (completed
 retrying at a time :mod:`durably.retry` says, or failed) is recorded as the step's fact
 in the run's next turn. When that turn claims the run's next step, the same task goes on
 with it: no task and no queue round trip per step of a sequential run.
+
+An attempt ends early when its run is cancelled (see :mod:`.cancels`): an ``async`` step
+gets ``asyncio.CancelledError`` at its current await, and the attempt is recorded as
+failed with :class:`~durably.errors.RunCancelledError`, not retried. A ``def`` step runs
+in a thread, and Python cannot stop a thread: when its run is cancelled or it runs past
+its ``timeout``, its attempt is abandoned at once (recorded as cancelled, or as timed out
+and retried as the step says) while the thread runs on to its end in the background.
+What it returns then is discarded, what it writes (stream chunks, attributes) is refused
+with :class:`~durably.errors.StepAbandonedError`, and :func:`durably.step_cancelled`
+turns true so that it can return early.
 """
 
 from __future__ import annotations
@@ -19,14 +29,21 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import telemetry
-from ..errors import FatalError, PayloadTooLargeError, StepNotRegisteredError, StepTimeoutError
+from ..errors import (
+    FatalError,
+    PayloadTooLargeError,
+    RunCancelledError,
+    StepNotRegisteredError,
+    StepTimeoutError,
+)
 from ..events import EventType, NewEvent
 from ..retry import DEFAULT_RETRY
-from ..runtime.context import SERVICES, STEP, StepMetadata, StepServices
+from ..runtime.context import ATTEMPT, SERVICES, STEP, StepMetadata, StepServices
 from ..runtime.failures import encode_error, error_type_name
 from ..runtime.instance import StepCall, StepSpec
 from ..streams import StreamWriter
 from ..worlds.base import RunWrite, Task, World
+from .cancels import Cancels
 from .group_commit import GroupCommit
 from .slots import Slots
 from .turns import Turns
@@ -49,6 +66,7 @@ class Steps:
         committer: commits a retry's fact.
         slots: the worker's step slots and leases.
         streams: the stream writer steps write through.
+        cancels: the attempts running here, to stop when their run is cancelled.
         stopping: whether the worker is stopping.
         spawn_step: runs a step's coroutine in a task of its own.
     """
@@ -61,6 +79,7 @@ class Steps:
         committer: GroupCommit,
         slots: Slots,
         streams: StreamWriter,
+        cancels: Cancels,
         *,
         stopping: Callable[[], bool],
         spawn_step: Callable[[Awaitable[Any]], None],
@@ -71,6 +90,7 @@ class Steps:
         self.committer = committer
         self.slots = slots
         self.streams = streams
+        self.cancels = cancels
         self._services = StepServices(world, streams)
         self._stopping = stopping
         self._spawn_step = spawn_step
@@ -198,8 +218,10 @@ class Steps:
             attempt=attempt,
             step_started_at=datetime.fromtimestamp(started, UTC),
         )
+        running = self.cancels.begin(run_id, sc.call)
         token = STEP.set(meta)
         services = SERVICES.set(self._services)
+        state = ATTEMPT.set(running.state)
         try:
             args, kwargs = spec.shape.decode_args(sc.args)
             result = await _call(spec.fn, args, kwargs, spec.timeout, spec.name)
@@ -214,6 +236,9 @@ class Steps:
                     " store large data elsewhere and return a reference"
                 )
         except asyncio.CancelledError:
+            if running.state.cancelled:
+                # Its run was cancelled: this attempt ends here, and there is no other.
+                return _failed(sc, RunCancelledError(run_id), attempt, started)
             if self._stopping():
                 raise
             return _failed(sc, RuntimeError("the step was cancelled"), attempt, started)
@@ -224,6 +249,11 @@ class Steps:
                 return _failed(sc, e, attempt, started)
             return _retrying(sc, e, attempt, started, retry_at, now)
         finally:
+            self.cancels.end(running)
+            if running.state.cancelled and running.task is not None and running.task.cancelling():
+                # The cancel was this attempt's alone: the task goes on recording it.
+                running.task.uncancel()
+            ATTEMPT.reset(state)
             STEP.reset(token)
             SERVICES.reset(services)
         return NewEvent(

@@ -58,6 +58,8 @@ class Turns:
         kick: tells the claim loop to claim now.
         spawn: runs a coroutine in the background.
         launch: runs steps a turn claimed for this worker.
+        stop_steps: stops the attempts running here of some steps of a run (those its
+            body had called when it was cancelled).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class Turns:
         kick: Callable[[], None],
         spawn: Callable[[Awaitable[Any]], None],
         launch: Launch,
+        stop_steps: Callable[[str, frozenset[int]], None],
     ) -> None:
         self.registry = registry
         self.world = world
@@ -87,6 +90,7 @@ class Turns:
         self._kick = kick
         self._spawn = spawn
         self._launch = launch
+        self._stop_steps = stop_steps
 
     # -- entry points ------------------------------------------------------------------
 
@@ -178,6 +182,9 @@ class Turns:
                 inst.close()
                 await self._fail_run(inst, last_read, list(facts), e, release)
                 return []
+            if inst.cancel_requested:
+                # Its steps running here stop now (not at their end, maybe hours away).
+                self._stop_steps(run_id, inst.steps_at_cancel)
             return await self._commit_turn(inst, list(facts), expected, release)
 
     async def _commit_turn(
