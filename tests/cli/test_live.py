@@ -28,11 +28,15 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _registry(url: str) -> Workflows:
+def _registry(url: str, gate: asyncio.Event | None = None) -> Workflows:
+    """A three-step workflow; with ``gate``, its first step waits until the gate opens
+    (so a follower that starts slowly on a loaded machine still sees the run in flight)."""
     wf = Workflows(world=url)
 
     @wf.step
     async def slow(i: int) -> int:
+        if gate is not None and i == 0:
+            await gate.wait()
         await asyncio.sleep(0.25)
         return i
 
@@ -48,18 +52,24 @@ def _registry(url: str) -> Workflows:
 
 async def test_follow_json_prints_a_line_per_change_until_the_run_ends(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'live.db'}"
-    wf = _registry(url)
+    gate = asyncio.Event()
+    wf = _registry(url, gate)
     async with wf:
+        gate.set()
         first = await start(wf.workflows["three"], 3)
         assert await first.return_value(timeout=15) == 3  # history: 3 calls
+        gate.clear()
         run = await start(wf.workflows["three"], 3)
         proc = await asyncio.create_subprocess_exec(
             *DURABLY, "inspect", "run", run.run_id, "--follow", "--json", "--world", url,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_env(),
         )  # fmt: skip
+        assert proc.stdout is not None
+        head = await asyncio.wait_for(proc.stdout.readline(), 30)  # the run, in flight
+        gate.set()
         out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
-    lines = [json.loads(x) for x in out.decode().splitlines()]
+    lines = [json.loads(x) for x in (head + out).decode().splitlines()]
     assert len(lines) >= 3
     assert all(line["run_id"] == run.run_id for line in lines)
     assert lines[-1]["status"] == "completed"
