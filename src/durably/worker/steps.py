@@ -197,6 +197,7 @@ class Steps:
             step_name=spec.name,
             attempt=attempt,
             step_started_at=datetime.fromtimestamp(started, UTC),
+            call=sc.call,
         )
         token = STEP.set(meta)
         services = SERVICES.set(self._services)
