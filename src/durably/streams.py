@@ -8,7 +8,16 @@ reader that reconnects with ``start_index=last_seen + 1`` gets exactly the rest.
 Chunks are batched: the writes of every step of a worker go to the world together, a
 few milliseconds apart, so many small chunks cost few transactions. A step's chunks are
 all stored before its completion is recorded. A step that is retried writes its chunks
-again (steps run at least once); write idempotent chunks or key them by ``step_id``.
+again (steps run at least once): each chunk records the step attempt that wrote it
+(``StreamChunk.call``, ``.attempt``).
+
+Readers (:func:`read_stream`, behind ``Run.readable``/``Run.chunks``, the HTTP stream
+and ``durably inspect streams``) are live by default: every chunk as soon as it is
+stored, those of attempts that later failed or were killed included. A committed reader
+(``committed=True``) yields only the chunks of attempts whose completion is recorded,
+in index order, waiting for each attempt to end; it reads that from the run's steps
+projection (status and recorded attempt count), once per change of the run. A negative
+``start_index`` counts from the end of the chunks written when reading starts.
 """
 
 from __future__ import annotations
