@@ -395,11 +395,12 @@ async def read_stream(
             return
         if held:
             # Until the run's log grows (the attempt completed or failed), or a chunk
-            # comes (perhaps of a retry: the attempt held was lost). A closed stream
-            # gets no more chunks (and its wait would return at once).
+            # comes (perhaps of a retry: the attempt held was lost). Not for chunks when
+            # none would be read: the stream is closed, or enough are held (that wait
+            # would return at once).
             assert commits is not None
             waits = [world.wait_for_run(run_id, after_seq=commits.last_seq, timeout=READ_WAIT)]
-            if not closed:
+            if not closed and len(held) < MAX_HELD:
                 waits.append(
                     world.wait_for_chunks(run_id, namespace, after_count=index, timeout=READ_WAIT)
                 )

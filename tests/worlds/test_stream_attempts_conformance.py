@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from durably import streams
 from durably.events import EventType as E
 from durably.streams import read_stream, resolve_start
 from durably.worlds import World
@@ -83,3 +86,18 @@ async def test_a_negative_start_index_counts_from_the_end(world: World) -> None:
     assert await resolve_start(world, run_id, "other", -1) == 0
     assert await resolve_start(world, run_id, "", 4) == 4
     assert [i for i, _, _ in await _read(world, run_id, start_index=-2, follow=False)] == [8, 9]
+
+
+async def test_a_committed_reader_holding_its_fill_still_reads_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streams, "MAX_HELD", 2)
+    run_id = await run_with_calls(world, ev(E.STEP_CREATED, 0, name="s"), claim_calls=[0])
+    payloads = [bytes([i]) for i in range(5)]
+    await world.append_chunks([ChunkBatch(run_id, "", payloads, writers=[(0, 1)] * 5)])
+    reader = asyncio.ensure_future(_read(world, run_id, committed=True))
+    await asyncio.sleep(0.1)
+    assert not reader.done()
+    assert (await write(world, run_id, facts=[ev(E.STEP_COMPLETED, 0, attempt=1)])).ok
+    await world.append_chunks([ChunkBatch(run_id, "", [], close=True)])
+    assert [i for i, _, _ in await asyncio.wait_for(reader, 10)] == [0, 1, 2, 3, 4]
