@@ -10,6 +10,7 @@ from . import serde
 from .errors import RunCancelledError, RunNotFoundError, WorkflowRunFailedError
 from .events import TERMINAL_RUN_TYPES, Event
 from .runtime.failures import rebuild_error
+from .streams import read_stream
 from .worlds.base import TERMINAL_STATUSES, RunRecord, StepRecord, StreamChunk, StreamInfo
 
 if TYPE_CHECKING:
@@ -127,44 +128,48 @@ class Run:
         return await world.stream_info(self.run_id)
 
     async def chunks(
-        self, start_index: int = 0, namespace: str | None = None
+        self, start_index: int = 0, namespace: str | None = None, *, committed: bool = False
     ) -> AsyncIterator[StreamChunk]:
-        """Raw chunks (index and stored payload) from ``start_index``, tailing live until
-        the stream is closed (or the run ended without opening it)."""
+        """Raw chunks (index, stored payload, the step attempt that wrote it) from
+        ``start_index``, tailing live until the stream is closed (or the run ended without
+        opening it). ``start_index`` and ``committed`` are as in :meth:`readable`; a
+        chunk's ``committed`` is ``True`` when its attempt is known to be committed (on
+        every chunk a committed reader yields) and ``None`` when a live reader did not
+        check."""
         world = await self.registry.open()
-        ns = namespace or ""
-        index = max(start_index, 0)
-        while True:
-            chunks, done = await world.read_chunks(self.run_id, ns, start_index=index)
-            for chunk in chunks:
-                yield chunk
-                index = chunk.index + 1
-            if done:
-                return
-            if chunks:
-                continue
-            rec = await world.get_run(self.run_id)
-            if rec is None:
-                raise RunNotFoundError(self.run_id, self.registry.world_url)
-            if rec.status in TERMINAL_STATUSES:
-                # Ended: its streams are closed; one that was never opened stays empty.
-                chunks, done = await world.read_chunks(self.run_id, ns, start_index=index)
-                for chunk in chunks:
-                    yield chunk
-                    index = chunk.index + 1
-                if done or not chunks:
-                    return
-                continue
-            await world.wait_for_chunks(self.run_id, ns, after_count=index, timeout=5.0)
+        async for chunk in read_stream(
+            world, self.run_id, namespace or "", start_index, committed=committed
+        ):
+            yield chunk
 
     async def readable(
-        self, start_index: int = 0, namespace: str | None = None, type: Any = None
+        self,
+        start_index: int = 0,
+        namespace: str | None = None,
+        type: Any = None,
+        *,
+        committed: bool = False,
     ) -> AsyncIterator[Any]:
         """The values of stream ``namespace`` from ``start_index``, as they are written,
         from any process; ends when the stream is closed. To resume after a disconnect,
-        pass ``start_index=last_seen + 1``: nothing is duplicated or skipped."""
+        pass ``start_index=last_seen + 1``: nothing is duplicated or skipped.
+
+        A negative ``start_index`` counts from the end of the chunks written when
+        reading starts: ``-1`` is the last one (``-3`` of 10 chunks starts at 7; more
+        negative than the count starts at 0).
+
+        Steps run at least once: an attempt that failed or was killed may have written
+        chunks that its retry writes again. A live reader (the default) sees every chunk
+        at once, those of such attempts too (each chunk says which attempt wrote it: see
+        :meth:`chunks`). With ``committed=True`` only the chunks of step attempts whose
+        completion is recorded are yielded (and chunks not written by a step attempt),
+        in index order, each once its attempt has completed; the chunks of attempts that
+        failed or were lost are skipped, so such a reader never sees a duplicate. Whether
+        an attempt completed is read from the run's steps (their status and recorded
+        attempt), once per change of the run, not per chunk.
+        """
         where = f"a chunk of stream {namespace or '(default)'!r} of run {self.run_id}"
-        async for chunk in self.chunks(start_index, namespace):
+        async for chunk in self.chunks(start_index, namespace, committed=committed):
             yield serde.decode(chunk.payload, type, where=where)
 
     def __await__(self) -> Any:

@@ -8,23 +8,35 @@ reader that reconnects with ``start_index=last_seen + 1`` gets exactly the rest.
 Chunks are batched: the writes of every step of a worker go to the world together, a
 few milliseconds apart, so many small chunks cost few transactions. A step's chunks are
 all stored before its completion is recorded. A step that is retried writes its chunks
-again (steps run at least once); write idempotent chunks or key them by ``step_id``.
+again (steps run at least once): each chunk records the step attempt that wrote it
+(``StreamChunk.call``, ``.attempt``).
+
+Readers (:func:`read_stream`, behind ``Run.readable``/``Run.chunks``, the HTTP stream
+and ``durably inspect streams``) are live by default: every chunk as soon as it is
+stored, those of attempts that later failed or were killed included. A committed reader
+(``committed=True``) yields only the chunks of attempts whose completion is recorded,
+in index order, waiting for each attempt to end; it reads that from the run's steps
+projection (status and recorded attempt count), once per change of the run. A negative
+``start_index`` counts from the end of the chunks written when reading starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import serde
-from .errors import PayloadTooLargeError
+from .errors import PayloadTooLargeError, RunNotFoundError
 from .runtime.context import SERVICES, STEP, check_attempt_live, current_instance
 from .runtime.limits import Limits
-from .worlds.base import ChunkBatch, World
+from .worlds.base import TERMINAL_STATUSES, ChunkBatch, StepRecord, StreamChunk, World
 
-__all__ = ["StreamWriter", "Writable", "get_writable"]
+__all__ = ["StreamWriter", "Writable", "get_writable", "read_stream", "resolve_start"]
 
 #: How long written chunks may wait to be batched before they are stored.
 FLUSH_DELAY = 0.002
@@ -73,7 +85,7 @@ class Writable:
                 f"{writer.max_chunk_bytes:,} bytes per payload (Workflows(limits=...)); "
                 "write smaller chunks, or store large data elsewhere and write a reference"
             )
-        writer.write(self.run_id, self.namespace, data)
+        writer.write(self.run_id, self.namespace, data, _attempt_writing(self.run_id))
         if writer.buffered > MAX_BUFFERED_BYTES:
             await writer.drain(self.run_id)
         elif writer.queued % YIELD_EVERY == 0:
@@ -86,6 +98,16 @@ class Writable:
         writer = self._writer()
         writer.close(self.run_id, self.namespace)
         await writer.drain(self.run_id)
+
+
+def _attempt_writing(run_id: str) -> tuple[int | None, int]:
+    """The ``(call, attempt)`` of the running step, if it is a step of ``run_id``; a
+    writable passed to a step of another run records ``(None, 0)`` (committed at once:
+    that run's steps say nothing about this run's attempts)."""
+    meta = STEP.get()
+    if meta is None or meta.run_id != run_id or meta.call is None:
+        return (None, 0)
+    return (meta.call, meta.attempt)
 
 
 def get_writable(namespace: str | None = None, type: Any = None) -> Writable:
@@ -122,6 +144,7 @@ class StreamWriter:
         self.buffered = 0
         self.queued = 0
         self._pending: dict[tuple[str, str], list[bytes]] = {}
+        self._writers: dict[tuple[str, str], list[tuple[int | None, int]]] = {}
         self._closing: set[tuple[str, str]] = set()
         self._waiters: list[asyncio.Future[None]] = []
         #: What storing a run's chunks raised, reported by that run's next drain().
@@ -129,9 +152,18 @@ class StreamWriter:
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    def write(self, run_id: str, namespace: str, data: bytes) -> None:
-        """Queue a chunk; it is stored within ``FLUSH_DELAY``."""
-        self._pending.setdefault((run_id, namespace), []).append(data)
+    def write(
+        self,
+        run_id: str,
+        namespace: str,
+        data: bytes,
+        writer: tuple[int | None, int] = (None, 0),
+    ) -> None:
+        """Queue a chunk written by step attempt ``writer`` (``(call, attempt)``; ``(None,
+        0)``: not a step attempt of the run); it is stored within ``FLUSH_DELAY``."""
+        key = (run_id, namespace)
+        self._pending.setdefault(key, []).append(data)
+        self._writers.setdefault(key, []).append(writer)
         self.buffered += len(data)
         self.queued += 1
         self._schedule(FLUSH_DELAY)
@@ -175,12 +207,19 @@ class StreamWriter:
         try:
             while self._pending or self._closing or self._waiters:
                 pending, self._pending = self._pending, {}
+                writers, self._writers = self._writers, {}
                 closing, self._closing = self._closing, set()
                 waiters, self._waiters = self._waiters, []
                 self.buffered = 0
                 keys = list(pending) + [k for k in closing if k not in pending]
                 batches = [
-                    ChunkBatch(rid, ns, pending.get((rid, ns), []), (rid, ns) in closing)
+                    ChunkBatch(
+                        rid,
+                        ns,
+                        pending.get((rid, ns), []),
+                        (rid, ns) in closing,
+                        writers.get((rid, ns), []),
+                    )
                     for rid, ns in keys
                 ]
                 if batches:
@@ -211,3 +250,185 @@ class StreamWriter:
         """Store what is queued (on worker stop)."""
         with contextlib.suppress(Exception):
             await self.drain()
+
+
+# -- readers -----------------------------------------------------------------------------
+
+#: How long a reader waits for news before it looks again (a backstop: wake-ups come
+#: sooner from the world).
+READ_WAIT = 5.0
+#: A committed reader holds at most about this many chunks whose attempt is undecided.
+MAX_HELD = 1000
+
+
+async def resolve_start(world: World, run_id: str, namespace: str, start_index: int) -> int:
+    """``start_index`` as an index from 0: a negative one counts from the end of the
+    chunks written so far (``-1`` is the last; more negative than their count is 0)."""
+    if start_index >= 0:
+        return start_index
+    infos = await world.stream_info(run_id)
+    count = next((i.count for i in infos if i.namespace == namespace), 0)
+    return max(count + start_index, 0)
+
+
+class _Commits:
+    """Which step attempts of a run are committed, as a committed reader learns it.
+
+    Read from the ``steps`` projection: a chunk of (call, attempt) is committed when the
+    step's status is ``completed`` with that attempt recorded; it never will be when the
+    step failed for good, completed with another attempt, has moved on to a later
+    attempt (a retry was scheduled, or the attempt's lease expired and the step was
+    claimed again: a killed attempt), is ``retrying`` after that very attempt, or the run
+    ended without completing it. Otherwise the attempt may still commit: the reader
+    waits. The run is read before its steps, so that a run seen ended has final steps.
+    One read of the run and its steps answers every chunk held, and is made again only
+    after something happened (the run's log grew, or a chunk of an attempt not seen
+    before arrived).
+    """
+
+    def __init__(self, world: World, run_id: str) -> None:
+        self.world = world
+        self.run_id = run_id
+        self.steps: dict[int, StepRecord] = {}
+        self.ended = False
+        self.last_seq = 0
+        #: Nothing happened since the last read: reading again would tell nothing new.
+        self.fresh = False
+        self._seen: set[tuple[int | None, int]] = set()
+
+    def note(self, chunks: list[StreamChunk]) -> None:
+        """A chunk of an attempt not seen before is news (a retry has begun)."""
+        for c in chunks:
+            if (c.call, c.attempt) not in self._seen:
+                self._seen.add((c.call, c.attempt))
+                self.fresh = False
+
+    async def refresh(self) -> None:
+        """Read the run, then its steps."""
+        rec = await self.world.get_run(self.run_id)
+        if rec is None:
+            raise RunNotFoundError(self.run_id, self.world.url)
+        self.ended = rec.status in TERMINAL_STATUSES
+        self.last_seq = rec.last_seq
+        self.steps = {s.call: s for s in await self.world.list_steps(self.run_id)}
+        self.fresh = True
+
+    def verdict(self, chunk: StreamChunk) -> bool | None:
+        """Whether ``chunk``'s attempt is committed; ``None``: not decided yet."""
+        if chunk.call is None or chunk.attempt <= 0:
+            return True  # not written by a step attempt (or before attempts were stored)
+        step = self.steps.get(chunk.call)
+        if step is None:
+            return False if self.ended else None
+        if step.status == "completed":
+            return step.attempts == chunk.attempt
+        if step.status == "failed" or step.attempts > chunk.attempt:
+            return False
+        if step.status == "retrying" and step.attempts == chunk.attempt:
+            return False
+        return False if self.ended else None
+
+
+async def read_stream(
+    world: World,
+    run_id: str,
+    namespace: str = "",
+    start_index: int = 0,
+    *,
+    committed: bool = False,
+    follow: bool = True,
+) -> AsyncIterator[StreamChunk]:
+    """The chunks of a run's stream from ``start_index``, in index order.
+
+    Live (``committed=False``): every chunk as soon as it is stored, whichever attempt
+    wrote it; ``committed`` is ``True`` on chunks not written by a step attempt and
+    ``None`` on the others (not checked). Committed: only chunks whose attempt's
+    completion is recorded (see :class:`_Commits`), each after that completion, with
+    ``committed=True``; the chunks of attempts that failed or were killed are skipped.
+
+    Args:
+        world: the world to read (payloads are returned as stored).
+        run_id: the run.
+        namespace: the stream (``""``: the default one).
+        start_index: the first index; negative counts from the end of the chunks written
+            when reading starts (``-1``: the last one).
+        committed: keep to the chunks of committed attempts.
+        follow: tail the stream until it is closed (or the run ended without opening
+            it); ``False`` stops at what can be yielded now.
+
+    Raises:
+        RunNotFoundError: the run does not exist.
+    """
+    index = await resolve_start(world, run_id, namespace, start_index)
+    commits = _Commits(world, run_id) if committed else None
+    held: deque[StreamChunk] = deque()
+    closed = False  # the stream is closed and every chunk of it has been read
+    last_look = False  # the run has ended: one more read, then stop
+    while True:
+        got = False
+        if not closed and len(held) < MAX_HELD:
+            chunks, closed = await world.read_chunks(run_id, namespace, start_index=index)
+            if chunks:
+                index = chunks[-1].index + 1
+                got = True
+            if commits is None:
+                for c in chunks:
+                    yield dataclasses.replace(c, committed=True) if c.call is None else c
+            else:
+                commits.note(chunks)
+                held.extend(chunks)
+        if commits is not None:
+            while held:
+                verdict = commits.verdict(held[0])
+                if verdict is None and not commits.fresh:
+                    await commits.refresh()
+                    verdict = commits.verdict(held[0])
+                if verdict is None:
+                    break
+                chunk = held.popleft()
+                if verdict:
+                    yield dataclasses.replace(chunk, committed=True)
+        if closed and not held:
+            return
+        if got:
+            continue
+        if not follow:
+            return
+        if held:
+            # Until the run's log grows (the attempt completed or failed), or a chunk
+            # comes (perhaps of a retry: the attempt held was lost). Not for chunks when
+            # none would be read: the stream is closed, or enough are held (that wait
+            # would return at once).
+            assert commits is not None
+            waits = [world.wait_for_run(run_id, after_seq=commits.last_seq, timeout=READ_WAIT)]
+            if not closed and len(held) < MAX_HELD:
+                waits.append(
+                    world.wait_for_chunks(run_id, namespace, after_count=index, timeout=READ_WAIT)
+                )
+            await _first_of(*waits)
+            commits.fresh = False
+            continue
+        if last_look:
+            return  # ended without closing this stream: it was never opened
+        rec = await world.get_run(run_id)
+        if rec is None:
+            raise RunNotFoundError(run_id, world.url)
+        if rec.status in TERMINAL_STATUSES:
+            # Ended: its streams are closed; read what was written before the end.
+            last_look = True
+            continue
+        await world.wait_for_chunks(run_id, namespace, after_count=index, timeout=READ_WAIT)
+
+
+async def _first_of(*waits: Coroutine[Any, Any, None]) -> None:
+    """Return when the first of ``waits`` returns (raising what it raised); cancel the
+    others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            t.result()
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from durably import BaseHook, Workflows, Writable, get_writable, start
+from durably import (
+    BaseHook,
+    RetryableError,
+    Workflows,
+    Writable,
+    get_step_metadata,
+    get_writable,
+    start,
+)
 
 
 @dataclass
@@ -168,6 +176,59 @@ async def test_inspect_streams_and_hooks(tmp_path: Path) -> None:
         assert code == 0 and json.loads(out) == []
         code, out, err = await durably("inspect", "hooks", "--world", url, cwd=tmp_path)
         assert code == 0 and "no live hooks" in out
+    finally:
+        await wf.aclose()
+
+
+async def test_inspect_streams_committed_and_from_the_end(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    wf = Workflows(world=url)
+
+    @wf.step(max_retries=3)
+    async def flaky_writer() -> None:
+        attempt = get_step_metadata().attempt
+        out = get_writable()
+        for i in range(2 if attempt == 1 else 3):
+            await out.write(f"k{i}")
+        if attempt == 1:
+            raise RetryableError("flaky", retry_after=0)
+
+    @wf.workflow
+    async def retried() -> None:
+        await flaky_writer()
+
+    try:
+        run = await start(retried)
+        await run.return_value(timeout=60)
+        rid = run.run_id
+        code, out, err = await durably(
+            "inspect", "streams", rid, "--decrypt", "--json", "--world", url, cwd=tmp_path
+        )
+        assert code == 0, err
+        lines = json_lines(out)
+        assert [(c["value"], c["call"], c["attempt"]) for c in lines] == [
+            ("k0", 0, 1), ("k1", 0, 1), ("k0", 0, 2), ("k1", 0, 2), ("k2", 0, 2),
+        ]  # fmt: skip
+        for follow in ([], ["--follow"]):
+            code, out, err = await durably(
+                "inspect", "streams", rid, "--committed", *follow, "--decrypt", "--world", url,
+                cwd=tmp_path,
+            )  # fmt: skip
+            assert code == 0, err
+            assert [(c["index"], c["value"], c["attempt"]) for c in json_lines(out)] == [
+                (2, "k0", 2), (3, "k1", 2), (4, "k2", 2),
+            ]  # fmt: skip
+        for flag in ("--start-index", "--from"):
+            code, out, err = await durably(
+                "inspect", "streams", rid, flag, "-3", "--world", url, cwd=tmp_path
+            )
+            assert code == 0, err
+            assert [c["index"] for c in json_lines(out)] == [2, 3, 4]
+        code, out, err = await durably(
+            "inspect", "streams", rid, "--start-index", "-9", "--world", url, cwd=tmp_path
+        )
+        assert code == 0, err
+        assert [c["index"] for c in json_lines(out)] == [0, 1, 2, 3, 4]
     finally:
         await wf.aclose()
 

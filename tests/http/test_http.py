@@ -216,11 +216,46 @@ async def test_sse_dropped_in_the_middle_resumes_exactly(
             "side": (1, True),
         }
 
-        for bad in ("?start_index=-1", "?start_index=x"):
+        for bad in ("?start_index=x", "?start_index=1.5", "?committed=maybe"):
             resp = await client.get(url + bad)
             assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
         resp = await client.get(url, headers={"Last-Event-ID": "abc"})
         assert resp.status_code == 400
+
+
+async def test_sse_negative_start_index_and_committed_chunks(
+    registry: Workflows, client: httpx.AsyncClient
+) -> None:
+    @registry.step(max_retries=3)
+    async def flaky_writer() -> None:
+        attempt = durably.get_step_metadata().attempt
+        out = get_writable()
+        for i in range(2 if attempt == 1 else 3):
+            await out.write(f"k{i}")
+        if attempt == 1:
+            raise durably.RetryableError("flaky", retry_after=0)
+
+    @registry.workflow
+    async def retried() -> None:
+        await flaky_writer()
+
+    async with serve(durably.http.app(registry)) as base:
+        run_id = (await client.post(f"{base}/runs/retried")).json()["run_id"]
+        await _wait_status(client, base, run_id, {"completed"})
+        url = f"{base}/runs/{run_id}/stream"
+        live = await read_events(client, url)
+        assert [e.json() for e in live[:-1]] == ["k0", "k1", "k0", "k1", "k2"]
+        committed = await read_events(client, f"{url}?committed=true")
+        assert [(e.id, e.json()) for e in committed[:-1]] == [("2", "k0"), ("3", "k1"), ("4", "k2")]
+        assert committed[-1].event == "end"
+        # A reconnecting committed reader gets exactly the rest.
+        rest = await read_events(client, f"{url}?committed=1", headers={"Last-Event-ID": "3"})
+        assert [(e.id, e.json()) for e in rest[:-1]] == [("4", "k2")]
+        # A negative start_index counts from the end of the chunks written so far.
+        tail = await read_events(client, f"{url}?start_index=-3")
+        assert _indexes(tail) == [2, 3, 4]
+        assert _indexes(await read_events(client, f"{url}?start_index=-1")) == [4]
+        assert _indexes(await read_events(client, f"{url}?start_index=-99")) == [0, 1, 2, 3, 4]
 
 
 async def test_sse_reader_waiting_before_any_chunk(

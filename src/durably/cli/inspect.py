@@ -12,8 +12,9 @@ import click
 from .. import serde
 from ..crypto import Sealer, is_sealed, resolve_keyring
 from ..errors import DecryptionError, RunNotFoundError
+from ..streams import read_stream
 from ..worlds import World, resolve_world_url
-from ..worlds.base import TERMINAL_STATUSES, HookRecord, RunFilter, StreamChunk
+from ..worlds.base import HookRecord, RunFilter, StreamChunk
 from ..worlds.encrypted import record_decryption
 from . import live
 from .common import (
@@ -214,11 +215,19 @@ def events_cmd(
 )
 @click.option(
     "--from",
+    "--start-index",
     "start",
     default=None,
-    type=click.IntRange(0),
+    type=int,
     metavar="N",
-    help="Print the chunks from index N (without --follow: those written so far).",
+    help="Print the chunks from index N (without --follow: those written so far); a "
+    "negative N counts from the end: -1 is the last chunk written so far.",
+)
+@click.option(
+    "--committed",
+    is_flag=True,
+    help="Print only chunks of step attempts whose completion is recorded (skip those of "
+    "attempts that failed or were killed; with --follow, wait for each attempt to end).",
 )
 @decrypt_option
 @key_option
@@ -229,6 +238,7 @@ def streams_cmd(
     namespace: str | None,
     follow: bool,
     start: int | None,
+    committed: bool,
     decrypt: bool,
     key: str | None,
     world_url: str | None,
@@ -236,18 +246,21 @@ def streams_cmd(
 ) -> None:
     """List a run's streams (chunk counts, closed or not), or print a stream's chunks.
 
-    With --follow, --from or --decrypt, prints one JSON line per chunk:
-    {"index": N, "value": ..., "created_at": ...}. Values show as <encrypted> unless
-    --decrypt, which appends a data_decrypted event (who, when, which stream) to the run;
-    a decrypted value that is not plain JSON is printed in durably's tagged form.
+    With --follow, --from/--start-index, --committed or --decrypt, prints one JSON line
+    per chunk: {"index": N, "value": ..., "created_at": ..., "call": C, "attempt": A}
+    (the step attempt that wrote it; call null and attempt 0: not a step attempt).
+    Values show as <encrypted> unless --decrypt, which appends a data_decrypted event
+    (who, when, which stream) to the run; a decrypted value that is not plain JSON is
+    printed in durably's tagged form. With --committed, only the chunks of attempts whose
+    completion is recorded are printed, as Run.readable(committed=True) yields them.
     """
 
     async def go(world: World) -> None:
         if await world.get_run(run_id) is None:
             raise RunNotFoundError(run_id, resolve_world_url(world_url))
-        if follow or start is not None or decrypt:
+        if follow or start is not None or decrypt or committed:
             reader = _ChunkPrinter(world, world_url, run_id, namespace or "", decrypt, key)
-            await reader.print(start or 0, follow)
+            await reader.print(start or 0, follow, committed)
             return
         infos = await world.stream_info(run_id)
         if namespace is not None:
@@ -277,7 +290,7 @@ def streams_cmd(
 
 
 class _ChunkPrinter:
-    """Prints a stream's chunks as JSON lines, tailing it like ``Run.chunks`` does."""
+    """Prints a stream's chunks as JSON lines, read as ``Run.chunks`` reads them."""
 
     def __init__(
         self,
@@ -302,26 +315,11 @@ class _ChunkPrinter:
                 )
             self.sealer = Sealer(ring)
 
-    async def print(self, start: int, follow: bool) -> None:
-        world, index = self.world, start
-        while True:
-            chunks, done = await world.read_chunks(self.run_id, self.namespace, start_index=index)
-            for chunk in chunks:
-                await self._emit(chunk, follow)
-                index = chunk.index + 1
-            if done or (not chunks and not follow):
-                return
-            if chunks:
-                continue
-            rec = await world.get_run(self.run_id)
-            if rec is None or rec.status in TERMINAL_STATUSES:
-                # Ended: its streams are closed (one never opened stays empty); read
-                # what was written before the end, then stop.
-                final, _ = await world.read_chunks(self.run_id, self.namespace, start_index=index)
-                if not final:
-                    return
-                continue
-            await world.wait_for_chunks(self.run_id, self.namespace, after_count=index, timeout=5.0)
+    async def print(self, start: int, follow: bool, committed: bool = False) -> None:
+        async for chunk in read_stream(
+            self.world, self.run_id, self.namespace, start, committed=committed, follow=follow
+        ):
+            await self._emit(chunk, follow)
 
     async def _emit(self, chunk: StreamChunk, follow: bool) -> None:
         value: Any
@@ -343,7 +341,13 @@ class _ChunkPrinter:
 
             plain = self.sealer.open_chunk(self.run_id, self.namespace, chunk.index, chunk.payload)
             value = to_json_data(serde.decode(plain, where=self.where), where=self.where)
-        line = {"index": chunk.index, "value": value, "created_at": chunk.created_at}
+        line = {
+            "index": chunk.index,
+            "value": value,
+            "created_at": chunk.created_at,
+            "call": chunk.call,
+            "attempt": chunk.attempt,
+        }
         click.echo(json.dumps(line, ensure_ascii=False))
 
 

@@ -7,8 +7,12 @@
 ``GET /runs/{run_id}``          the run: status, workflow, timestamps, attributes,
                                 streams, and ``result`` / ``error`` once it ended.
 ``GET /runs/{run_id}/stream``   the run's stream as server-sent events (see
-                                :mod:`durably.http.sse`); ``?start_index=N``,
-                                ``?namespace=NS``, and the ``Last-Event-ID`` header.
+                                :mod:`durably.http.sse`); ``?start_index=N`` (negative
+                                counts from the end: ``-1`` is the last chunk written
+                                so far), ``?namespace=NS``, ``?committed=true`` (only
+                                chunks of step attempts whose completion is recorded,
+                                as ``Run.readable(committed=True)``), and the
+                                ``Last-Event-ID`` header.
 ``POST /runs/{run_id}/cancel``  ask the run to stop; optional body ``{"reason"}``.
                                 200 ``{"run_id", "cancel_requested"}`` (false, with the
                                 status, when the run already ended: nothing to do).
@@ -185,16 +189,25 @@ async def _json_body(request: Request, default: Any, max_bytes: int) -> Any:
         ) from None
 
 
-def _int_param(value: str | None, name: str) -> int | None:
+def _int_param(value: str | None, name: str, *, negative: bool = False) -> int | None:
     if value is None or value == "":
         return None
     try:
         n = int(value)
     except ValueError:
-        n = -1
-    if n < 0:
-        raise _BadRequest("invalid_request", f"{name} must be a whole number >= 0, got {value!r}")
+        n = None
+    if n is None or (n < 0 and not negative):
+        what = "a whole number" if negative else "a whole number >= 0"
+        raise _BadRequest("invalid_request", f"{name} must be {what}, got {value!r}")
     return n
+
+
+def _bool_param(value: str | None, name: str) -> bool:
+    if value is None or value.lower() in ("", "false", "0"):
+        return False
+    if value.lower() in ("true", "1"):
+        return True
+    raise _BadRequest("invalid_request", f"{name} must be true or false, got {value!r}")
 
 
 class _Api:
@@ -271,7 +284,9 @@ class _Api:
 
     async def stream(self, request: Request) -> Response:
         try:
-            start = _int_param(request.query_params.get("start_index"), "start_index") or 0
+            query = request.query_params
+            start = _int_param(query.get("start_index"), "start_index", negative=True) or 0
+            committed = _bool_param(query.get("committed"), "committed")
             last = _int_param(request.headers.get("last-event-id"), "Last-Event-ID")
         except _BadRequest as e:
             return e.response
@@ -283,7 +298,7 @@ class _Api:
         run = await self.wf.get_run(request.path_params["run_id"])
         where = f"a chunk of stream {namespace or '(default)'!r} of run {run.run_id}"
         events = sse_events(
-            run.chunks(start_index=start, namespace=namespace),
+            run.chunks(start_index=start, namespace=namespace, committed=committed),
             where=where,
             heartbeat=self.heartbeat,
         )

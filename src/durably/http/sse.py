@@ -6,6 +6,12 @@ the last id it saw as ``Last-Event-ID`` (browsers' ``EventSource`` does it by it
 gets exactly the rest. When the stream is closed a last event of type ``end`` (without an
 id) says so: an ``EventSource`` should ``close()`` on it rather than reconnect. A comment
 line is sent while nothing is written, so that proxies keep the connection open.
+
+With ``?committed=true`` the events are those of a committed reader
+(``Run.readable(committed=True)``): only chunks of step attempts whose completion is
+recorded, each sent once its attempt completed; ids are still chunk indexes (with gaps
+where a failed or killed attempt's chunks were skipped), so ``Last-Event-ID`` resumes
+exactly as well.
 """
 
 from __future__ import annotations

@@ -57,6 +57,8 @@ class StepMetadata:
         step_name: the registered step name.
         attempt: 1 for the first attempt, 2 for the first retry, ...
         step_started_at: when this attempt started (UTC).
+        call: the step's durable call in its run (what stream chunks it writes record,
+            with ``attempt``, as the attempt that wrote them).
     """
 
     run_id: str
@@ -64,6 +66,7 @@ class StepMetadata:
     step_name: str
     attempt: int
     step_started_at: datetime
+    call: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

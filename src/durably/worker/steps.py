@@ -217,6 +217,7 @@ class Steps:
             step_name=spec.name,
             attempt=attempt,
             step_started_at=datetime.fromtimestamp(started, UTC),
+            call=sc.call,
         )
         running = self.cancels.begin(run_id, sc.call)
         token = STEP.set(meta)

@@ -157,11 +157,24 @@ class HookRecord:
 
 @dataclass(slots=True)
 class StreamChunk:
-    """One chunk of a run's stream."""
+    """One chunk of a run's stream.
+
+    ``call`` and ``attempt`` say which step attempt of the run wrote it (``call`` is the
+    step's durable call, ``attempt`` 1 for its first attempt, 2 for the first retry, ...).
+    ``call`` ``None`` and ``attempt`` 0: not written by a step attempt of this run (a
+    chunk stored before attempts were recorded, or written for another run): such a
+    chunk counts as committed. ``committed`` is filled by readers
+    (:meth:`durably.Run.chunks`): ``True`` when the attempt's completion is recorded,
+    ``False`` when it failed or was superseded, ``None`` when not known (a live reader
+    does not wait to find out); worlds return ``None``.
+    """
 
     index: int
     payload: bytes
     created_at: float
+    call: int | None = None
+    attempt: int = 0
+    committed: bool | None = None
 
 
 @dataclass(slots=True)
@@ -211,12 +224,21 @@ class DeploymentRecord:
 @dataclass(slots=True)
 class ChunkBatch:
     """Chunks to append to one stream (``namespace`` ``""`` is the default stream);
-    ``close`` closes it after them. Indexes are given by the world, from 0, in order."""
+    ``close`` closes it after them. Indexes are given by the world, from 0, in order.
+
+    ``writers`` holds, per chunk, the step attempt that wrote it as ``(call, attempt)``
+    (``(None, 0)``: not a step attempt of this run); a chunk past its end has none.
+    """
 
     run_id: str
     namespace: str
     chunks: list[bytes]
     close: bool = False
+    writers: list[tuple[int | None, int]] = field(default_factory=list)
+
+    def writer(self, i: int) -> tuple[int | None, int]:
+        """The ``(call, attempt)`` that wrote chunk ``i`` of the batch."""
+        return self.writers[i] if i < len(self.writers) else (None, 0)
 
 
 @dataclass(slots=True)

@@ -63,8 +63,8 @@ class EncryptedWorld:
             run_id, namespace, start_index=start_index, limit=limit
         )
         opened = [
-            StreamChunk(
-                c.index, self.sealer.open_chunk(run_id, namespace, c.index, c.payload), c.created_at
+            dataclasses.replace(
+                c, payload=self.sealer.open_chunk(run_id, namespace, c.index, c.payload)
             )
             for c in chunks
         ]

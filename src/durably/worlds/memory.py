@@ -377,11 +377,12 @@ class MemoryWorld:
                 stream = d.streams.get(key)
                 if stream is None:
                     stream = d.streams[key] = _Stream(now)
-                for payload in b.chunks:
+                for i, payload in enumerate(b.chunks):
                     index = len(stream.chunks)
                     if sealer is not None:
                         payload = sealer.seal_chunk(b.run_id, b.namespace, index, payload)
-                    stream.chunks.append(StreamChunk(index, payload, now))
+                    call, attempt = b.writer(i)
+                    stream.chunks.append(StreamChunk(index, payload, now, call, attempt))
                 stream.updated_at = now
                 counts.append(len(stream.chunks))
                 if b.close:
@@ -541,6 +542,8 @@ class MemoryWorld:
                 if stream is not None and 0 <= idx < len(stream.chunks):
                     c = stream.chunks[idx]
                     if c.payload == old:
-                        stream.chunks[idx] = StreamChunk(c.index, new, c.created_at)
+                        stream.chunks[idx] = StreamChunk(
+                            c.index, new, c.created_at, c.call, c.attempt
+                        )
                         n += 1
         return n

@@ -489,14 +489,14 @@ ORDER BY s.run_id, s.namespace
 FOR UPDATE OF s
 """
 
-# The chunks ($1-$4), the streams' new counts ($5-$7) and the wake-ups ($9: a JSON list
-# of [channel, payload]).
+# The chunks ($1-$4, and the attempts that wrote them: $10-$11), the streams' new counts
+# ($5-$7) and the wake-ups ($9: a JSON list of [channel, payload]).
 WRITE_CHUNKS = """
 WITH c AS (
-    INSERT INTO {schema}.chunks (run_id, namespace, idx, payload, created_at)
-    SELECT u.run_id, u.namespace, u.idx, u.payload, $8
-    FROM unnest($1::text[], $2::text[], $3::int[], $4::bytea[])
-        AS u(run_id, namespace, idx, payload)
+    INSERT INTO {schema}.chunks (run_id, namespace, idx, payload, created_at, call, attempt)
+    SELECT u.run_id, u.namespace, u.idx, u.payload, $8, u.call, u.attempt
+    FROM unnest($1::text[], $2::text[], $3::int[], $4::bytea[], $10::int[], $11::int[])
+        AS u(run_id, namespace, idx, payload, call, attempt)
 ), s AS (
     UPDATE {schema}.streams AS s SET count = u.count, updated_at = $8
     FROM unnest($5::text[], $6::text[], $7::int[]) AS u(run_id, namespace, count)
@@ -517,10 +517,10 @@ GET_STREAM = "SELECT count, closed FROM {schema}.streams WHERE run_id = $1 AND n
 # The stream's state, then its chunks from $3 on (state columns repeat on every row; a
 # stream without chunks there gives one row with NULL chunk columns).
 READ_CHUNKS = """
-SELECT s.count, s.closed, c.idx, c.payload, c.created_at
+SELECT s.count, s.closed, c.idx, c.payload, c.created_at, c.call, c.attempt
 FROM {schema}.streams AS s
 LEFT JOIN LATERAL (
-    SELECT idx, payload, created_at FROM {schema}.chunks
+    SELECT idx, payload, created_at, call, attempt FROM {schema}.chunks
     WHERE run_id = $1 AND namespace = $2 AND idx >= $3 ORDER BY idx LIMIT $4
 ) AS c ON true
 WHERE s.run_id = $1 AND s.namespace = $2
@@ -582,7 +582,7 @@ LIMIT $3
 """
 
 SCAN_CHUNK_PAYLOADS = """
-SELECT run_id, namespace, idx, payload, created_at FROM {schema}.chunks
+SELECT run_id, namespace, idx, payload, created_at, call, attempt FROM {schema}.chunks
 WHERE (run_id, namespace, idx) > ($1::text, $2::text, $3::int)
 ORDER BY run_id, namespace, idx
 LIMIT $4

@@ -33,6 +33,10 @@ Fetch = Callable[..., Awaitable[list[asyncpg.Record]]]
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
+#: A chunk to insert: run_id, namespace, index, payload, and the (call, attempt) that
+#: wrote it.
+_Written = tuple[str, str, int, bytes, int | None, int]
+
 #: An append that keeps meeting other appenders gives up after this.
 MAX_APPEND_ATTEMPTS = 10
 
@@ -44,7 +48,7 @@ class _Appended:
 
     def __init__(
         self,
-        written: list[tuple[str, str, int, bytes]],
+        written: list[_Written],
         closing: list[tuple[str, str]],
         counts: list[int],
     ) -> None:
@@ -89,7 +93,7 @@ class Streams:
         races = 0
         while True:
             attempt = CommitAttempt()
-            written: list[tuple[str, str, int, bytes]] = []
+            written: list[_Written] = []
             closing_keys: list[tuple[str, str]] = []
             counts: list[int] = []
             try:
@@ -121,6 +125,8 @@ class Streams:
                             [new_counts[k] for k in keys],
                             now,
                             _dumps(hub.notifications((), {}, keys)),
+                            [w[4] for w in written],
+                            [w[5] for w in written],
                         )
                         if closing:
                             await close(conn, Commit(closing, sealer=sealer), attempt)
@@ -205,7 +211,7 @@ def _plan_chunks(
     batches: Sequence[ChunkBatch],
     state: dict[tuple[str, str], tuple[int, bool]],
     sealer: PayloadSealer | None,
-) -> tuple[list[int], list[RunWrite], list[tuple[str, str, int, bytes]]]:
+) -> tuple[list[int], list[RunWrite], list[_Written]]:
     """Give the chunks their indexes (and seal them); ``state`` (count, closed) of each
     locked stream is updated in place. Returns the counts after each batch, the writes
     that close streams, and the chunks to insert."""
@@ -214,14 +220,14 @@ def _plan_chunks(
         refuse_write(b, exists=got is not None, closed=got is not None and got[1])
     counts: list[int] = []
     closing: list[RunWrite] = []
-    written: list[tuple[str, str, int, bytes]] = []
+    written: list[_Written] = []
     for b in batches:
         key = (b.run_id, b.namespace)
         count, closed = state[key]
-        for payload in b.chunks:
+        for i, payload in enumerate(b.chunks):
             if sealer is not None:
                 payload = sealer.seal_chunk(b.run_id, b.namespace, count, payload)
-            written.append((b.run_id, b.namespace, count, payload))
+            written.append((b.run_id, b.namespace, count, payload, *b.writer(i)))
             count += 1
         state[key] = (count, closed)
         counts.append(count)

@@ -132,8 +132,9 @@ def event_from_row(r: Sequence[Any]) -> Event:
 
 
 def chunk_from_row(r: Sequence[Any], at: int = 0) -> StreamChunk:
-    """A :class:`StreamChunk` from ``idx, payload, created_at`` starting at ``at``."""
-    return StreamChunk(r[at], r[at + 1], r[at + 2])
+    """A :class:`StreamChunk` from ``idx, payload, created_at, call, attempt`` starting
+    at ``at``."""
+    return StreamChunk(r[at], r[at + 1], r[at + 2], r[at + 3], r[at + 4] or 0)
 
 
 def stream_info_from_row(r: Sequence[Any]) -> StreamInfo:

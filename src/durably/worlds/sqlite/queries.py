@@ -210,11 +210,12 @@ CLOSE_RUN_STREAMS = (
 )
 
 INSERT_CHUNK = (
-    "INSERT INTO chunks (run_id, namespace, idx, payload, created_at) VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO chunks (run_id, namespace, idx, payload, created_at, call, attempt)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
 READ_CHUNKS = (
-    "SELECT idx, payload, created_at FROM chunks"
+    "SELECT idx, payload, created_at, call, attempt FROM chunks"
     " WHERE run_id = ? AND namespace = ? AND idx >= ? ORDER BY idx LIMIT ?"
 )
 
@@ -261,7 +262,7 @@ SCAN_EVENT_PAYLOADS = (
 )
 
 SCAN_CHUNK_PAYLOADS = (
-    "SELECT run_id, namespace, idx, payload, created_at FROM chunks"
+    "SELECT run_id, namespace, idx, payload, created_at, call, attempt FROM chunks"
     " WHERE (run_id, namespace, idx) > (?, ?, ?) ORDER BY run_id, namespace, idx LIMIT ?"
 )
 

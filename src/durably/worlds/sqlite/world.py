@@ -274,6 +274,7 @@ class SqliteWorld(SqlWorld):
                                 count + i,
                                 seal(b.run_id, b.namespace, count + i, p) if seal else p,
                                 now,
+                                *b.writer(i),
                             )
                             for i, p in enumerate(b.chunks)
                         ],
