@@ -48,9 +48,7 @@ def test_readme_quickstart_runs_as_printed_and_says_how_to_look(tmp_path: Path) 
     # The command it prints shows the run: `durably` is this environment's script.
     argv = shlex.split(hint.removeprefix("look at it: "))
     argv[0] = str(Path(sys.executable).parent / "durably")
-    shown = subprocess.run(
-        argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
+    shown = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "completed" in shown.stdout
     for step in ("fetch_user_profile", "create_dns_record", "sleep", "send_email"):
