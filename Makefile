@@ -1,22 +1,33 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   - runs a workflow end to end on the embedded SQLite world
-#   make test   - lint (ruff), types (mypy), the whole test suite (pytest) and the examples
-# Each creates .venv and installs what it needs.
+#   make demo   - installs durably alone (no extras) and runs a workflow end to end on the
+#                 embedded SQLite world
+#   make test   - installs the dev extras; lint (ruff), types (mypy), the whole test suite
+#                 (pytest) and the examples
+# Both use .venv: `make demo` installs the core only (.venv/.installed-core), `make test` adds
+# every extra and the tools (.venv/.installed). Afterwards: .venv/bin/durably, or
+# `source .venv/bin/activate`.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CORE_STAMP := $(VENV)/.installed-core
 
-.PHONY: demo test lint chromium bench bench-quick chaos chaos-quick clean
+.PHONY: demo test lint chromium screenshots dist bench bench-quick chaos chaos-quick clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+
+$(CORE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(CORE_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(CORE_STAMP)
 
-demo: $(STAMP)
+demo: $(CORE_STAMP)
 	$(BIN)/durably demo
 
 lint: $(STAMP)
@@ -34,6 +45,18 @@ chromium:
 
 test: lint chromium
 	$(BIN)/pytest -q
+
+# Tests write their screenshots to a temporary folder, so a test run leaves the clone
+# clean; this refreshes the ones docs/ and the README show.
+screenshots: $(STAMP) chromium
+	DURABLY_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -q tests/web/test_browser.py
+
+# A wheel and an sdist in dist/ (tests/test_install.py builds them too, installs the wheel
+# in a fresh venv and runs the demo).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist
+	@ls -l dist
 
 # The benchmarks run in a venv of their own, bench/.venv: durably (editable) and the peers
 # it is measured against (bench/requirements.txt), which are no dependency of durably.
@@ -71,4 +94,4 @@ chaos-quick: $(STAMP)
 	done; exit $$rc
 
 clean:
-	rm -rf $(VENV) .durably .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .durably .mypy_cache .ruff_cache .pytest_cache build dist

@@ -16,6 +16,7 @@ __all__ = [
     "FatalError",
     "HookConflictError",
     "HookNotFoundError",
+    "MissingExtraError",
     "NonDeterminismError",
     "PayloadTooLargeError",
     "RetryableError",
@@ -166,3 +167,18 @@ class SandboxError(DurablyError, RuntimeError):
 
 class DecryptionError(DurablyError):
     """A payload cannot be decrypted with the key given; nothing was changed."""
+
+
+class MissingExtraError(DurablyError, ImportError):
+    """A feature needs an optional part of durably that is not installed; the message
+    names the extra to install (``pip install "durably[postgres]"``)."""
+
+    def __init__(self, feature: str, extra: str, missing: str) -> None:
+        self.feature = feature
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the optional dependencies of durably[{extra}], which are not "
+            f"installed (no module named {missing!r}). Install them with: "
+            f'pip install "durably[{extra}]"',
+            name=missing,
+        )

@@ -1,7 +1,7 @@
 """The databases the chaos suite runs on, and the faults it inflicts on them.
 
 Postgres faults (restart, ``pg_terminate_backend``) only ever hit a throwaway cluster that
-the suite makes itself (``initdb``/``pg_ctl`` on a free port, as tests/postgres/support.py
+the suite makes itself (``initdb``/``pg_ctl`` on a free port, as tests/worlds/postgres/support.py
 does); the shared server only gets a fresh schema of its own, dropped after. SQLite faults:
 another process holding the write lock (``BEGIN IMMEDIATE`` then sleeping), and a full disk
 (the database on a small tmpfs that the suite mounts, then fills).

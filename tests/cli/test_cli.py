@@ -101,3 +101,36 @@ def test_python_dash_m_and_help(tmp_path: Path) -> None:
     assert out.returncode == 0
     for cmd in ("demo", "worker", "inspect", "cancel"):
         assert cmd in out.stdout
+
+
+def _hint_lines(stdout: str) -> list[str]:
+    lines = stdout.splitlines()
+    return [line.strip() for line in lines[lines.index("look at it:") + 1 :]]
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_demo_hint_is_a_command_that_works_without_the_venv_on_path(
+    tmp_path: Path, how: str
+) -> None:
+    # As after `make demo`: the venv's bin is not on the PATH, yet the hint must run.
+    bin_dir = Path(sys.executable).parent
+    path = os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != bin_dir
+    )
+    env = {**os.environ, "PATH": path}
+    env.pop("DURABLY_WORLD", None)
+    argv = [str(bin_dir / "durably")] if how == "script" else [sys.executable, "-m", "durably"]
+    out = subprocess.run(
+        [*argv, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    hints = _hint_lines(out.stdout)
+    assert hints and "inspect run run_" in hints[0]
+    outputs = []
+    for hint in hints:
+        shown = subprocess.run(
+            hint, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert shown.returncode == 0, f"{hint!r}: {shown.stdout}{shown.stderr}"
+        outputs.append(shown.stdout)
+    assert "provision_site" in outputs[0]

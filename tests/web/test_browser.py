@@ -31,7 +31,15 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: a temporary folder, so that a test run leaves the clone clean;
+    `make screenshots` sets $DURABLY_SCREENSHOTS to docs/ to refresh the README's."""
+    folder = Path(os.environ.get("DURABLY_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _unavailable(reason: str) -> None:
@@ -63,7 +71,7 @@ async def page() -> AsyncIterator[Any]:
 
 
 async def test_runs_timeline_cancel_and_resume_in_a_browser(
-    page: Any, dashboard_url: str, scenario: Scenario
+    page: Any, dashboard_url: str, scenario: Scenario, shots: Path
 ) -> None:
     s = scenario
     from playwright.async_api import expect
@@ -83,9 +91,8 @@ async def test_runs_timeline_cancel_and_resume_in_a_browser(
     await expect(row.locator("rect.attempt.completed")).to_have_count(1)
     await expect(timeline.locator("tr.kind-child a.child-link")).to_be_visible()
     await expect(page.locator("#streams")).to_contain_text("lamp")
-    DOCS.mkdir(exist_ok=True)
-    await page.locator("#run-live").screenshot(path=str(DOCS / "timeline.png"))
-    assert (DOCS / "timeline.png").stat().st_size > 5000
+    await page.locator("#run-live").screenshot(path=str(shots / "timeline.png"))
+    assert (shots / "timeline.png").stat().st_size > 5000
 
     # A step's detail: its error and traceback, per attempt.
     await page.goto(f"{dashboard_url}/runs/{s.failed.run_id}")

@@ -7,8 +7,11 @@ import contextlib
 import importlib
 import logging
 import os
+import shlex
+import shutil
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -103,6 +106,23 @@ def cancel(run_id: str, reason: str | None, world_url: str | None) -> None:
     run_async(with_world(world_url, go))
 
 
+def durably_command() -> str:
+    """How to run this very ``durably`` again from the current shell: ``durably`` when that
+    is what the PATH finds, else the path of the script running (``.venv/bin/durably``
+    after ``make demo``), else ``python -m durably`` with this interpreter."""
+    script = sys.argv[0] if sys.argv else ""
+    if Path(script).stem == "durably":
+        on_path = shutil.which("durably")
+        if on_path and Path(on_path).resolve() == Path(script).resolve():
+            return "durably"
+        return shlex.quote(script)
+    python = sys.executable
+    on_path = shutil.which("python")
+    if on_path and Path(on_path).resolve() == Path(python).resolve():
+        python = "python"
+    return f"{shlex.quote(python)} -m durably"
+
+
 @click.command()
 @world_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -119,7 +139,8 @@ def demo(world_url: str | None, as_json: bool) -> None:
     click.echo(f"result:  {result['result']}")
     click.echo("")
     click.echo("look at it:")
-    world_arg = "" if world_url is None else f" --world {world_url}"
-    click.echo(f"  durably inspect run {result['run_id']}{world_arg}")
-    click.echo(f"  durably inspect events {result['run_id']}{world_arg}")
-    click.echo(f"  durably inspect runs{world_arg}")
+    cmd = durably_command()
+    world_arg = "" if world_url is None else f" --world {shlex.quote(world_url)}"
+    click.echo(f"  {cmd} inspect run {result['run_id']}{world_arg}")
+    click.echo(f"  {cmd} inspect events {result['run_id']}{world_arg}")
+    click.echo(f"  {cmd} inspect runs{world_arg}")

@@ -43,6 +43,13 @@ def web(world_url: str | None, host: str, port: int, token: str | None, key: str
     a step's page offer Decrypt: the payloads in plaintext for that response only, after a
     data_decrypted record (who, via which client, when, which events) is appended to the run.
     """
+    from .._extras import require
+    from ..errors import MissingExtraError
+
+    try:
+        require("web", "`durably web` (the dashboard)")
+    except MissingExtraError as e:
+        fail(str(e))
     import uvicorn
 
     from ..crypto import KeyRing

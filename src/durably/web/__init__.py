@@ -12,13 +12,18 @@ live hooks. Actions: cancel, wake a sleeping run, rerun with the same input, res
 and decrypt: with the key at hand, a run's or a call's page once more with its payloads in
 plaintext, for that response only, after a ``data_decrypted`` record (who, via, when,
 what) is appended to the run. See :mod:`durably.web.security` for the token, the host
-check and the cross-site protection.
+check and the cross-site protection. Needs the ``durably[web]`` extra.
 """
 
-from .app import create_app
-from .payloads import Decryption, PayloadView, render_payload
-from .state import Dashboard
-from .timeline import Timeline, build_timeline
+from .._extras import require
+
+# Before anything imports Starlette: without the extra, say which one to install.
+require("web", "The dashboard (durably.web, `durably web`)")
+
+from .app import create_app  # noqa: E402
+from .payloads import Decryption, PayloadView, render_payload  # noqa: E402
+from .state import Dashboard  # noqa: E402
+from .timeline import Timeline, build_timeline  # noqa: E402
 
 __all__ = [
     "Dashboard",

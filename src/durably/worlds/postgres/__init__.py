@@ -8,7 +8,12 @@ The schema lives in ``migrations/`` as numbered ``.sql`` files (applied on open,
 
 from __future__ import annotations
 
-from .config import PostgresConfig, parse_postgres_url
-from .world import PostgresWorld
+from ..._extras import require
+
+# Before anything imports asyncpg: without the extra, say which one to install.
+require("postgres", "The PostgreSQL world (postgresql:// URLs)")
+
+from .config import PostgresConfig, parse_postgres_url  # noqa: E402
+from .world import PostgresWorld  # noqa: E402
 
 __all__ = ["PostgresConfig", "PostgresWorld", "parse_postgres_url"]
