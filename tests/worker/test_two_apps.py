@@ -40,10 +40,13 @@ async def test_each_app_takes_only_its_own_work(tmp_path: Path) -> None:
     @app_b.workflow
     async def b_flow(n: int) -> list[int]:
         # More ready steps than B's one slot: the rest wait in the queue, where A's
-        # idle worker must leave them. The ad-hoc step is B's too (its workflow's).
+        # idle worker must leave them. Ad-hoc steps, registered nowhere, are B's too
+        # (their run's workflow is), and are claimed from the queue by B's worker.
         doubled = await asyncio.gather(*(b_step(i) for i in range(n)))
-        tenfold = await durably.run_step("b_ad_hoc", _ad_hoc, (n,))
-        return [*doubled, tenfold]
+        tenfold = await asyncio.gather(
+            *(durably.run_step("b_ad_hoc", _ad_hoc, (i,)) for i in range(3))
+        )
+        return [*doubled, *tenfold]
 
     try:
         # A's worker runs (and idles) before B queues anything.
@@ -54,7 +57,7 @@ async def test_each_app_takes_only_its_own_work(tmp_path: Path) -> None:
         a_runs = [await a_flow.start(3) for _ in range(3)]
         # Before the fix, B's runs failed steps or hung on leases A held (30 s each).
         results = await asyncio.gather(*(run.return_value(timeout=30) for run in b_runs))
-        assert results == [[0, 2, 4, 6, 8, 10, 60]] * 3
+        assert results == [[0, 2, 4, 6, 8, 10, 0, 10, 20]] * 3
         results = await asyncio.gather(*(run.return_value(timeout=30) for run in a_runs))
         assert results == [[1, 2, 3]] * 3
 
