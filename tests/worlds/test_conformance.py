@@ -12,7 +12,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import pytest
@@ -94,6 +94,8 @@ async def claim(
     lease_seconds: float = 30.0,
     namespace: str = NS,
     deployment: str = DEP,
+    workflows: Collection[str] | None = None,
+    steps: Collection[str] | None = None,
 ) -> Claim:
     return await world.claim(
         owner=owner,
@@ -102,15 +104,19 @@ async def claim(
         max_runs=runs,
         max_tasks=tasks,
         lease_seconds=lease_seconds,
+        workflows=workflows,
+        steps=steps,
     )
 
 
-async def run_with_calls(world: World, *commands: NewEvent, claim_calls: Sequence[int] = ()) -> str:
+async def run_with_calls(
+    world: World, *commands: NewEvent, claim_calls: Sequence[int] = (), workflow: str = "wf"
+) -> str:
     """A run whose first turn (by worker A, lease handed back) recorded ``commands``.
 
     Its log is then: 1 run_created, 2 run_started, 3.. the commands.
     """
-    run_id = (await create_run(world)).run_id
+    run_id = (await create_run(world, workflow=workflow)).run_id
     assert (await claim(world, runs=1, tasks=0)).runs == [run_id]
     res = await write(
         world,
@@ -638,6 +644,82 @@ async def test_claims_stay_within_namespace_and_deployment(world: World) -> None
     assert (await claim(world, A, namespace="ns2")).runs == ["other-ns"]
     assert (await claim(world, A, deployment="dep2")).runs == ["other-dep"]
     assert await world.next_due(namespace="ns3", deployment=DEP) is None
+
+
+# Two apps on one world, same namespace and deployment: app A has workflow "wa" and step
+# "sa", app B workflow "wb" and step "sb".
+APP_A = {"workflows": ["wa"], "steps": ["sa"]}
+APP_B = {"workflows": ["wb"], "steps": ["sb"]}
+
+
+async def test_claims_hand_out_only_runs_of_known_workflows(world: World) -> None:
+    await create_run(world, "b-run", workflow="wb")
+    await create_run(world, "a-run", workflow="wa")
+    assert (await claim(world, A, tasks=0, **APP_A)).runs == ["a-run"]
+    assert (await claim(world, A, tasks=0, **APP_A)).runs == []
+    assert (await claim(world, B, tasks=0, **APP_B)).runs == ["b-run"]
+    # A step of the same name does not make a worker able to run a workflow's turn.
+    await create_run(world, "b-run-2", workflow="wb")
+    assert (await claim(world, A, tasks=0, workflows=[], steps=["sb"])).runs == []
+    assert (await claim(world, A, tasks=0)).runs == ["b-run-2"]  # names not given: any
+
+
+async def test_claims_hand_out_only_tasks_of_known_steps_and_workflows(world: World) -> None:
+    past = time.time() - 1
+    b_run = await run_with_calls(
+        world,
+        ev(E.STEP_CREATED, 0, name="sb"),
+        ev(E.WAIT_CREATED, 1, due_at=past, name="nap"),
+        workflow="wb",
+    )
+    a_run = await run_with_calls(world, ev(E.STEP_CREATED, 0, name="sa"), workflow="wa")
+    nobody = {"workflows": ["wc"], "steps": ["sc"]}
+    assert await world.next_due(namespace=NS, deployment=DEP, **nobody) is None
+    assert await world.next_due(namespace=NS, deployment=DEP, **APP_A) is not None
+    assert (await claim(world, A, **nobody)).tasks == []
+
+    got = await claim(world, A, **APP_A)
+    assert [(t.run_id, t.call) for t in got.tasks] == [(a_run, 0)]
+    assert (await claim(world, A, **APP_A)).tasks == []
+    got = await claim(world, B, **APP_B)
+    assert sorted((t.run_id, t.call, t.kind) for t in got.tasks) == [
+        (b_run, 0, "step"),
+        (b_run, 1, "timer"),
+    ]
+
+
+async def test_a_step_task_is_claimed_by_its_name_or_by_its_runs_workflow(world: World) -> None:
+    # A step not registered anywhere (an ad-hoc step, durably.run_step) is run by
+    # whoever runs its workflow; a registered step by whoever has it, even without the
+    # workflow; a timer only by whoever has the workflow.
+    past = time.time() - 1
+    b_run = await run_with_calls(
+        world,
+        ev(E.STEP_CREATED, 0, name="adhoc"),
+        ev(E.STEP_CREATED, 1, name="sb"),
+        ev(E.WAIT_CREATED, 2, due_at=past),
+        workflow="wb",
+    )
+    assert (await claim(world, A, **APP_A)).tasks == []
+    got = await claim(world, A, workflows=["wa"], steps=["sa", "sb"])
+    assert [(t.run_id, t.call) for t in got.tasks] == [(b_run, 1)]
+    got = await claim(world, B, **APP_B)
+    assert sorted(t.call for t in got.tasks) == [0, 2]
+
+
+async def test_an_expired_lease_goes_only_to_a_worker_that_knows_the_work(world: World) -> None:
+    b_run = await run_with_calls(world, ev(E.STEP_CREATED, 0, name="sb"), workflow="wb")
+    await create_run(world, "b-turn", workflow="wb")
+    got = await claim(world, B, lease_seconds=SHORT_LEASE, **APP_B)
+    assert got.runs == ["b-turn"] and [t.attempt for t in got.tasks] == [1]
+    await asyncio.sleep(PAST_LEASE)  # B is lost
+    got = await claim(world, A, **APP_A)
+    assert (got.runs, got.tasks) == ([], [])
+    [step] = await world.list_steps(b_run)
+    assert step.attempts == 1  # nobody else counted an attempt
+    got = await claim(world, "worker-b2", **APP_B)
+    assert got.runs == ["b-turn"]
+    assert [(t.run_id, t.attempt) for t in got.tasks] == [(b_run, 2)]
 
 
 # -- run leases ------------------------------------------------------------------------

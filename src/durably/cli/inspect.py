@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from typing import Any
 
 import click
@@ -29,6 +30,7 @@ from .common import (
     world_option,
 )
 from .payloads import decrypt_events, decrypt_option, key_option, show_payload
+from .waiting import describe, waiting_for_worker
 
 __all__ = ["inspect"]
 
@@ -117,7 +119,11 @@ def runs_cmd(
 @world_option
 @json_option
 def run_cmd(run_id: str, world_url: str | None, as_json: bool, follow: bool = False) -> None:
-    """Show one run: its status and its steps (status, attempts, timings)."""
+    """Show one run: its status and its steps (status, attempts, timings).
+
+    Work of the run due for a few seconds that no worker claimed (no live worker of its
+    namespace and deployment has its workflow or step) shows as "waiting".
+    """
     if follow:
         return live.follow(world_url, run_id, as_json)
 
@@ -126,8 +132,9 @@ def run_cmd(run_id: str, world_url: str | None, as_json: bool, follow: bool = Fa
         if rec is None:
             raise RunNotFoundError(run_id, resolve_world_url(world_url))
         steps = await world.list_steps(run_id)
+        waiting = await waiting_for_worker(world, rec, steps, time.time())
         if as_json:
-            print_json({**rec.to_json(), "steps": [s.to_json() for s in steps]})
+            print_json({**rec.to_json(), "waiting": waiting, "steps": [s.to_json() for s in steps]})
             return
         click.echo(f"run       {rec.run_id}")
         click.echo(f"workflow  {rec.workflow_name}")
@@ -142,6 +149,8 @@ def run_cmd(run_id: str, world_url: str | None, as_json: bool, follow: bool = Fa
         if rec.attributes:
             attrs = " ".join(f"{k}={v}" for k, v in sorted(rec.attributes.items()))
             click.echo(f"attrs     {attrs}")
+        if waiting is not None:
+            click.echo(f"waiting   {describe(waiting)}")
         click.echo("")
         print_table(
             ["#", "kind", "name", "status", "attempts", "started", "took", "detail"],

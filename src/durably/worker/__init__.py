@@ -111,6 +111,10 @@ class Worker:
             owner=self.owner,
             namespace=self.namespace,
             deployment=self.deployment,
+            # Live views: a workflow or step registered after the worker started is
+            # claimed from then on.
+            workflows=registry.workflows.keys(),
+            steps=registry.steps.keys(),
             lease_seconds=lease_seconds,
             poll_interval=poll_interval,
             wake=self._wake,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from ..worlds.base import Task, World
 from .slots import Slots
@@ -32,6 +32,9 @@ class Claims:
         slots: what the worker holds (how much more it may claim).
         owner: the worker's lease owner name.
         namespace, deployment: the work this worker serves.
+        workflows, steps: the names its registry has: it claims only runs of these
+            workflows and tasks of these steps or of runs of these workflows, so work of
+            another app sharing the world waits for that app's workers.
         lease_seconds: how long a lease lasts without a heartbeat.
         poll_interval: the longest idle wait between two claims.
         wake: set when there may be work to claim now.
@@ -50,6 +53,8 @@ class Claims:
         owner: str,
         namespace: str,
         deployment: str,
+        workflows: Collection[str],
+        steps: Collection[str],
         lease_seconds: float,
         poll_interval: float,
         wake: asyncio.Event,
@@ -64,6 +69,8 @@ class Claims:
         self.owner = owner
         self.namespace = namespace
         self.deployment = deployment
+        self.workflows = workflows
+        self.steps = steps
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.wake = wake
@@ -89,6 +96,8 @@ class Claims:
                     max_runs=slots.turns_free,
                     max_tasks=max(free, 0),
                     lease_seconds=self.lease_seconds,
+                    workflows=self.workflows,
+                    steps=self.steps,
                 )
                 for run_id in claim.runs:
                     self._on_run(run_id)
@@ -112,7 +121,12 @@ class Claims:
     async def _idle(self, can_take_tasks: bool) -> None:
         self.slots.starved = not can_take_tasks
         timeout = self.poll_interval
-        due = await self.world.next_due(namespace=self.namespace, deployment=self.deployment)
+        due = await self.world.next_due(
+            namespace=self.namespace,
+            deployment=self.deployment,
+            workflows=self.workflows,
+            steps=self.steps,
+        )
         if due is not None and can_take_tasks:
             timeout = min(timeout, max(due - time.time(), 0.0))
         if timeout <= 0:

@@ -14,7 +14,7 @@ conformance suite in ``tests/worlds`` is the definition of a correct world.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -390,8 +390,19 @@ class World(Protocol):
         max_runs: int,
         max_tasks: int,
         lease_seconds: float,
+        workflows: Collection[str] | None = None,
+        steps: Collection[str] | None = None,
     ) -> Claim:
-        """Lease runs that need a turn and tasks that are due, oldest first."""
+        """Lease runs that need a turn and tasks that are due, oldest first.
+
+        Only work the claiming worker can do is handed out: runs and timer tasks of
+        runs whose workflow is in ``workflows``, and step tasks whose step name is in
+        ``steps`` or whose run's workflow is in ``workflows`` (an ad-hoc step,
+        ``durably.run_step``, is executed by replaying its run's body). A lease that
+        expired is taken over on the same terms. ``None`` means any (tools and tests);
+        a worker always passes its registry's names, so work no live worker has waits
+        in the queue (``durably inspect run`` shows it) instead of failing elsewhere.
+        """
 
     async def extend_leases(
         self,
@@ -409,8 +420,16 @@ class World(Protocol):
         """Hand back leases early: they become claimable again at once, and a step task
         handed back does not count as an attempt (its ``attempt`` goes back down)."""
 
-    async def next_due(self, *, namespace: str, deployment: str) -> float | None:
-        """When the earliest queued run turn or task becomes claimable, if any."""
+    async def next_due(
+        self,
+        *,
+        namespace: str,
+        deployment: str,
+        workflows: Collection[str] | None = None,
+        steps: Collection[str] | None = None,
+    ) -> float | None:
+        """When the earliest queued run turn or task that :meth:`claim` with the same
+        arguments would hand out becomes claimable, if any."""
 
     async def wait_for_work(self, *, namespace: str, timeout: float) -> None:
         """Return when new work may be claimable, or after ``timeout`` seconds."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import ClassVar
 
@@ -130,6 +130,16 @@ def _publish(d: _Data, txn: OverlayStore, now: float) -> set[str]:
     return changed
 
 
+def _takes(
+    d: _Data, t: TaskRow, workflows: Collection[str] | None, steps: Collection[str] | None
+) -> bool:
+    """Whether a worker with these workflows and steps can do task ``t`` (see
+    ``World.claim``): a step by its name, or any task of a run of its workflows."""
+    if workflows is None or d.runs[t.run_id].record.workflow_name in workflows:
+        return True
+    return t.kind == "step" and (steps is None or d.steps[t.run_id][t.call].name in steps)
+
+
 class MemoryWorld:
     """A world in process memory. ``memory://`` is private to the registry that opens
     it; ``memory://NAME`` is shared by every registry of the process that names it."""
@@ -181,6 +191,8 @@ class MemoryWorld:
         max_runs: int,
         max_tasks: int,
         lease_seconds: float,
+        workflows: Collection[str] | None = None,
+        steps: Collection[str] | None = None,
     ) -> Claim:
         now = time.time()
         until = now + lease_seconds
@@ -196,6 +208,7 @@ class MemoryWorld:
                     and row.record.namespace == namespace
                     and row.record.deployment == deployment
                     and (row.lease_until is None or row.lease_until < now)
+                    and (workflows is None or row.record.workflow_name in workflows)
                 ]
                 due.sort(key=lambda r: r.turn_due_at or 0.0)
                 for row in due[:max_runs]:
@@ -210,6 +223,7 @@ class MemoryWorld:
                     and t.namespace == namespace
                     and t.deployment == deployment
                     and (t.lease_until is None or t.lease_until < now)
+                    and _takes(d, t, workflows, steps)
                 ]
                 ready.sort(key=lambda t: t.visible_at)
                 for t in ready[:max_tasks]:
@@ -263,7 +277,14 @@ class MemoryWorld:
                         t.attempt -= 1  # handed back, not lost: the attempt does not count
         d.work.fire()
 
-    async def next_due(self, *, namespace: str, deployment: str) -> float | None:
+    async def next_due(
+        self,
+        *,
+        namespace: str,
+        deployment: str,
+        workflows: Collection[str] | None = None,
+        steps: Collection[str] | None = None,
+    ) -> float | None:
         d = self._d
         best: float | None = None
         with d.lock:
@@ -273,10 +294,14 @@ class MemoryWorld:
                     continue
                 if r.deployment != deployment:
                     continue
+                if workflows is not None and r.workflow_name not in workflows:
+                    continue
                 at = max(row.turn_due_at, row.lease_until or 0.0)
                 best = at if best is None else min(best, at)
             for t in d.tasks.values():
                 if t.namespace != namespace or t.deployment != deployment:
+                    continue
+                if not _takes(d, t, workflows, steps):
                     continue
                 at = max(t.visible_at, t.lease_until or 0.0)
                 best = at if best is None else min(best, at)

@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -41,7 +41,7 @@ import asyncpg
 from ..notify import Signal, WatchedSignals
 from .config import PostgresConfig
 
-__all__ = ["POLL_FALLBACK", "Hub"]
+__all__ = ["POLL_FALLBACK", "Hub", "queue_key"]
 
 _log = logging.getLogger("durably.worlds.postgres")
 
@@ -55,6 +55,18 @@ LINGER = 10.0
 TRACKED_RUNS = 10_000
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def queue_key(
+    deployment: str, workflows: Collection[str] | None, steps: Collection[str] | None
+) -> str:
+    """What the hub keeps a queue's idle state under, beside its namespace: the
+    deployment and the names claimed (registries of other names share the hub, and a
+    queue idle for one of them may hold work for another)."""
+    if workflows is None and steps is None:
+        return deployment
+    names = [None if n is None else sorted(n) for n in (workflows, steps)]
+    return _dumps([deployment, *names])
 
 
 @dataclass(slots=True)

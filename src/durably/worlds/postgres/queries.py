@@ -345,11 +345,15 @@ JOIN unnest($1::text[], $2::int[]) AS k(run_id, seq) ON e.run_id = k.run_id AND 
 # transaction holds (so claims never wait, and never deadlock). A step task's steps row
 # is locked with it and marked running: this claim is a new attempt. Rows come back
 # tagged 'r' or 't' with the time they became claimable, to order them.
+# Only work the worker can do is leased (see World.claim): run turns and timers of its
+# workflows ($8), step tasks of its steps ($9) or of runs of its workflows (ad-hoc steps
+# are run by replaying the body); NULL for any. The names filter rows the indexes find.
 CLAIM = """
 WITH due_runs AS (
     SELECT run_id, turn_ready_at FROM {schema}.runs
     WHERE namespace = $1 AND deployment = $2 AND turn_ready_at <= $3::float8
       AND (lease_until IS NULL OR lease_until < $3::float8)
+      AND ($8::text[] IS NULL OR workflow_name = ANY($8::text[]))
     ORDER BY turn_ready_at
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -360,8 +364,11 @@ WITH due_runs AS (
 ), due_tasks AS (
     SELECT t.run_id, t.call, t.ready_at FROM {schema}.tasks AS t
     JOIN {schema}.steps AS s ON s.run_id = t.run_id AND s.call = t.call
+    JOIN {schema}.runs AS r ON r.run_id = t.run_id
     WHERE t.namespace = $1 AND t.deployment = $2 AND t.ready_at <= $3::float8
       AND (t.lease_until IS NULL OR t.lease_until < $3::float8)
+      AND ($8::text[] IS NULL OR r.workflow_name = ANY($8::text[])
+           OR (t.kind = 'step' AND ($9::text[] IS NULL OR s.name = ANY($9::text[]))))
     ORDER BY t.ready_at
     LIMIT $5
     FOR UPDATE OF t, s SKIP LOCKED
@@ -449,12 +456,21 @@ UNION ALL
 SELECT 'w', ns, NULL::int FROM notified, woken, unnest(woken.namespaces) AS ns
 """
 
-# When the earliest run turn or task of a queue becomes claimable (both from indexes).
+# When the earliest run turn or task of a queue that CLAIM with the same names ($3, $4)
+# would lease becomes claimable (both in index order, the names filtering).
 NEXT_DUE = """
 SELECT
-  (SELECT min(turn_ready_at) FROM {schema}.runs
-    WHERE namespace = $1 AND deployment = $2 AND turn_ready_at IS NOT NULL),
-  (SELECT min(ready_at) FROM {schema}.tasks WHERE namespace = $1 AND deployment = $2)
+  (SELECT turn_ready_at FROM {schema}.runs
+    WHERE namespace = $1 AND deployment = $2 AND turn_ready_at IS NOT NULL
+      AND ($3::text[] IS NULL OR workflow_name = ANY($3::text[]))
+    ORDER BY turn_ready_at LIMIT 1),
+  (SELECT t.ready_at FROM {schema}.tasks AS t
+    JOIN {schema}.steps AS s ON s.run_id = t.run_id AND s.call = t.call
+    JOIN {schema}.runs AS r ON r.run_id = t.run_id
+    WHERE t.namespace = $1 AND t.deployment = $2
+      AND ($3::text[] IS NULL OR r.workflow_name = ANY($3::text[])
+           OR (t.kind = 'step' AND ($4::text[] IS NULL OR s.name = ANY($4::text[]))))
+    ORDER BY t.ready_at LIMIT 1)
 """
 
 # -- hooks -----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, ClassVar
 
 import asyncpg
@@ -46,7 +46,7 @@ from ..sql.world import SqlWorld
 from ..urls import NO_DEFAULT_KEY, KeyPolicy
 from .config import PostgresConfig, parse_postgres_url
 from .connections import LOST_RACE, Connections, Outage, is_disconnect
-from .hub import POLL_FALLBACK, Hub
+from .hub import POLL_FALLBACK, Hub, queue_key
 from .queries import Statements
 from .schema import migrate
 from .store import (
@@ -278,12 +278,16 @@ class PostgresWorld(SqlWorld):
         max_runs: int,
         max_tasks: int,
         lease_seconds: float,
+        workflows: Collection[str] | None = None,
+        steps: Collection[str] | None = None,
     ) -> Claim:
-        """Lease runs that need a turn and tasks that are due, oldest first."""
+        """Lease runs that need a turn and tasks that are due, oldest first: only
+        those of ``workflows`` and ``steps`` (see ``World.claim``)."""
         if max_runs <= 0 and max_tasks <= 0:
             return Claim()
         hub = await self._live()
-        if hub.idle_until(namespace, deployment) is not None:
+        queue = queue_key(deployment, workflows, steps)
+        if hub.idle_until(namespace, queue) is not None:
             return Claim()  # known idle: no query
         token = hub.work_token(namespace)
         now = time.time()
@@ -297,12 +301,14 @@ class PostgresWorld(SqlWorld):
             max(max_tasks, 0),
             owner,
             now + lease_seconds,
+            _names(workflows),
+            _names(steps),
         )
         runs = sorted((r for r in rows if r[0] == "r"), key=lambda r: (r[6], r[1]))
         tasks = sorted((r for r in rows if r[0] == "t"), key=lambda r: (r[6], r[1], r[2]))
         found = bool(rows)
         if found or (max_runs > 0 and max_tasks > 0):
-            hub.claimed(namespace, deployment, token, found)
+            hub.claimed(namespace, queue, token, found)
         return Claim(
             runs=[r[1] for r in runs],
             tasks=[Task(r[1], r[2], r[3], r[4], r[5]) for r in tasks],
@@ -367,18 +373,34 @@ class PostgresWorld(SqlWorld):
         if woken:
             hub.work_arrived(woken)
 
-    async def next_due(self, *, namespace: str, deployment: str) -> float | None:
-        """When the earliest queued run turn or task becomes claimable, if any."""
+    async def next_due(
+        self,
+        *,
+        namespace: str,
+        deployment: str,
+        workflows: Collection[str] | None = None,
+        steps: Collection[str] | None = None,
+    ) -> float | None:
+        """When the earliest queued run turn or task that ``claim`` with the same
+        arguments would hand out becomes claimable, if any."""
         hub = await self._live()
-        idle = hub.idle_until(namespace, deployment)
+        queue = queue_key(deployment, workflows, steps)
+        idle = hub.idle_until(namespace, queue)
         if idle is not None:
             return idle.due
         token = hub.work_token(namespace)
         at = time.time()
-        rows = await self.db.fetch("read the queue", self.sql.NEXT_DUE, namespace, deployment)
+        rows = await self.db.fetch(
+            "read the queue",
+            self.sql.NEXT_DUE,
+            namespace,
+            deployment,
+            _names(workflows),
+            _names(steps),
+        )
         due = [float(x) for x in rows[0] if x is not None]
         best = min(due) if due else None
-        hub.learned_next_due(namespace, deployment, token, best, at)
+        hub.learned_next_due(namespace, queue, token, best, at)
         return best
 
     async def wait_for_work(self, *, namespace: str, timeout: float) -> None:
@@ -555,3 +577,8 @@ def _like_prefix(prefix: str | None) -> str | None:
     if prefix is None:
         return None
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _names(names: Collection[str] | None) -> list[str] | None:
+    """A claim filter as a query parameter (a text array), ``None`` for any."""
+    return None if names is None else sorted(names)

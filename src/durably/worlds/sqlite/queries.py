@@ -121,20 +121,32 @@ DELETE_RUN_TASKS = "DELETE FROM tasks WHERE run_id = ?"
 
 # -- the queue: claims and leases ------------------------------------------------------
 
+# A worker is handed only work it can do (see World.claim): run turns and timers of its
+# workflows, step tasks of its steps or of runs of its workflows (ad-hoc steps are run by
+# replaying the body). :workflows and :steps are JSON arrays of names, NULL for any.
+_KNOWN_WORKFLOW = "(:workflows IS NULL OR {col} IN (SELECT value FROM json_each(:workflows)))"
+_TASK_TAKEN = (
+    "(" + _KNOWN_WORKFLOW.format(col="r.workflow_name") + " OR (t.kind = 'step' AND"
+    " (:steps IS NULL OR s.name IN (SELECT value FROM json_each(:steps)))))"
+)
+
 DUE_RUNS = (
     "SELECT run_id FROM runs"
     " WHERE namespace = :namespace AND deployment = :deployment AND turn_due_at <= :now"
     " AND (lease_until IS NULL OR lease_until < :now)"
-    " ORDER BY turn_due_at LIMIT :limit"
+    " AND " + _KNOWN_WORKFLOW.format(col="workflow_name") + " ORDER BY turn_due_at LIMIT :limit"
 )
 
 LEASE_RUN = "UPDATE runs SET lease_owner = ?, lease_until = ? WHERE run_id = ?"
 
 DUE_TASKS = (
-    "SELECT run_id, call, kind, attempt, visible_at FROM tasks"
-    " WHERE namespace = :namespace AND deployment = :deployment AND visible_at <= :now"
-    " AND (lease_until IS NULL OR lease_until < :now)"
-    " ORDER BY visible_at LIMIT :limit"
+    "SELECT t.run_id, t.call, t.kind, t.attempt, t.visible_at FROM tasks AS t"
+    " JOIN runs AS r ON r.run_id = t.run_id"
+    " JOIN steps AS s ON s.run_id = t.run_id AND s.call = t.call"
+    " WHERE t.namespace = :namespace AND t.deployment = :deployment AND t.visible_at <= :now"
+    " AND (t.lease_until IS NULL OR t.lease_until < :now) AND "
+    + _TASK_TAKEN
+    + " ORDER BY t.visible_at LIMIT :limit"
 )
 
 LEASE_TASK = (
@@ -163,13 +175,22 @@ BUMP_WORK_CLOCK = "UPDATE work_clock SET version = version + 1 WHERE id = 1"
 GET_WORK_CLOCK = "SELECT version FROM work_clock WHERE id = 1"
 
 # When the earliest run turn or task becomes claimable (a lease delays it to its expiry).
-NEXT_DUE = """
+NEXT_DUE = (
+    """
 SELECT
   (SELECT min(max(turn_due_at, coalesce(lease_until, 0.0))) FROM runs
-    WHERE namespace = :namespace AND deployment = :deployment AND turn_due_at IS NOT NULL),
-  (SELECT min(max(visible_at, coalesce(lease_until, 0.0))) FROM tasks
-    WHERE namespace = :namespace AND deployment = :deployment)
+    WHERE namespace = :namespace AND deployment = :deployment AND turn_due_at IS NOT NULL
+      AND """
+    + _KNOWN_WORKFLOW.format(col="workflow_name")
+    + """),
+  (SELECT min(max(t.visible_at, coalesce(t.lease_until, 0.0))) FROM tasks AS t
+    JOIN runs AS r ON r.run_id = t.run_id
+    JOIN steps AS s ON s.run_id = t.run_id AND s.call = t.call
+    WHERE t.namespace = :namespace AND t.deployment = :deployment AND """
+    + _TASK_TAKEN
+    + """)
 """
+)
 
 # -- hooks -----------------------------------------------------------------------------
 

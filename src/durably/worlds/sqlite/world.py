@@ -20,7 +20,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -116,16 +116,20 @@ class SqliteWorld(SqlWorld):
         max_runs: int,
         max_tasks: int,
         lease_seconds: float,
+        workflows: Collection[str] | None = None,
+        steps: Collection[str] | None = None,
     ) -> Claim:
-        """Lease runs that need a turn and tasks that are due, oldest first."""
+        """Lease runs that need a turn and tasks that are due, oldest first: only
+        those of ``workflows`` and ``steps`` (see ``World.claim``)."""
         if max_runs <= 0 and max_tasks <= 0:
             return Claim()
+        names = _names(workflows, steps)
 
         def work(conn: sqlite3.Connection) -> Claim:
             now = time.time()
             until = now + lease_seconds
             out = Claim()
-            where = {"namespace": namespace, "deployment": deployment, "now": now}
+            where = {"namespace": namespace, "deployment": deployment, "now": now, **names}
             if max_runs > 0:
                 runs = conn.execute(q.DUE_RUNS, {**where, "limit": max_runs}).fetchall()
                 out.runs = [r[0] for r in runs]
@@ -180,9 +184,17 @@ class SqliteWorld(SqlWorld):
 
     # -- reads -------------------------------------------------------------------------
 
-    async def next_due(self, *, namespace: str, deployment: str) -> float | None:
-        """When the earliest queued run turn or task becomes claimable, if any."""
-        params = {"namespace": namespace, "deployment": deployment}
+    async def next_due(
+        self,
+        *,
+        namespace: str,
+        deployment: str,
+        workflows: Collection[str] | None = None,
+        steps: Collection[str] | None = None,
+    ) -> float | None:
+        """When the earliest queued run turn or task that ``claim`` with the same
+        arguments would hand out becomes claimable, if any."""
+        params = {"namespace": namespace, "deployment": deployment, **_names(workflows, steps)}
         runs, tasks = self.db.read(q.NEXT_DUE, params)[0]
         due = [float(at) for at in (runs, tasks) if at is not None]
         return min(due) if due else None
@@ -384,3 +396,11 @@ class SqliteWorld(SqlWorld):
             return n
 
         return self.db.write(work)[0]
+
+
+def _names(workflows: Collection[str] | None, steps: Collection[str] | None) -> dict[str, Any]:
+    """The claim filter as query parameters: JSON arrays of names, ``None`` for any."""
+    return {
+        "workflows": None if workflows is None else json.dumps(sorted(workflows)),
+        "steps": None if steps is None else json.dumps(sorted(steps)),
+    }
