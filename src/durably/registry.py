@@ -105,6 +105,26 @@ class Workflow(Generic[P, R]):
         return f"<durably workflow {self.name!r}>"
 
 
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
+
+
+def _worker_flag(worker: bool | None) -> bool:
+    """``worker=``, else ``$DURABLY_WORKER``, else on: one module can then serve both the
+    processes that start runs (``DURABLY_WORKER=0``) and the workers."""
+    if worker is not None:
+        return worker
+    raw = os.environ.get("DURABLY_WORKER", "").strip().lower()
+    if not raw or raw in _ON:
+        return True
+    if raw in _OFF:
+        return False
+    raise ConfigurationError(
+        f"DURABLY_WORKER={raw!r} is not understood: set it to 1 (this process runs an "
+        "embedded worker) or 0 (it only starts and reads runs)"
+    )
+
+
 def _seconds(value: Any, what: str) -> float | None:
     if value is None:
         return None
@@ -125,7 +145,10 @@ class Workflows:
             (``durably keygen``), several comma separated for rotation (newest first);
             default ``$DURABLY_ENCRYPTION_KEY``, else a key file beside an SQLite
             database. ``False`` stores payloads in plaintext.
-        worker: run an embedded worker in this process (started on first use).
+        worker: run an embedded worker in this process (started on first use); default
+            ``$DURABLY_WORKER`` (``1``/``0``), else ``True``. A process that only starts
+            and reads runs (a script, a web app beside ``durably worker`` processes) sets
+            it off, so that it never begins a run it will not stay up to finish.
         concurrency: how many steps the embedded worker runs at once (default 16).
         limits: payload size limits.
     """
@@ -137,7 +160,7 @@ class Workflows:
         namespace: str | None = None,
         deployment: str | None = None,
         encryption_key: str | bytes | bool | None = None,
-        worker: bool = True,
+        worker: bool | None = None,
         concurrency: int | None = None,
         limits: Limits | None = None,
     ) -> None:
@@ -145,7 +168,7 @@ class Workflows:
         self.namespace = namespace or os.environ.get("DURABLY_NAMESPACE") or "default"
         self.deployment = deployment or os.environ.get("DURABLY_DEPLOYMENT") or "default"
         self.encryption_key = encryption_key
-        self.embedded_worker = worker
+        self.embedded_worker = _worker_flag(worker)
         self.concurrency = concurrency or int(os.environ.get("DURABLY_CONCURRENCY", "16"))
         self.limits = limits or Limits()
         self.workflows: dict[str, Workflow[Any, Any]] = {}
@@ -277,7 +300,8 @@ class Workflows:
         loop = asyncio.get_running_loop()
         if self._open_loop is not loop:
             # A new event loop (asyncio.run called again, a new test): what ran on the
-            # old one is gone; its leases expire on their own.
+            # old one is gone; the worker handed its leases back as that loop ended (or,
+            # if the loop was dropped without ending its tasks, they expire).
             if self._worker is not None:
                 self._worker.abandon()
                 self._worker = None
