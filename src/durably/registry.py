@@ -17,6 +17,8 @@ import contextlib
 import functools
 import inspect
 import os
+import sys
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
@@ -25,6 +27,7 @@ from .crypto import Sealer, resolve_keyring
 from .durations import parse_duration
 from .errors import (
     ConfigurationError,
+    DurablyWarning,
     PayloadTooLargeError,
     RunNotFoundError,
     WorkflowNotRegisteredError,
@@ -72,7 +75,10 @@ class Step(Generic[P, R]):
         if inst is None:
             return self.fn(*args, **kwargs)
         assert self.spec.shape is not None
-        return inst.call_step(self.spec, self.spec.shape, args, kwargs)
+        fut = inst.call_step(self.spec, self.spec.shape, args, kwargs)
+        caller = sys._getframe(1)
+        fut.site = (caller.f_code.co_filename, caller.f_lineno)  # named if never awaited
+        return fut
 
     def __repr__(self) -> str:
         return f"<durably step {self.name!r}>"
@@ -90,9 +96,17 @@ class Workflow(Generic[P, R]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
-        """Call the workflow: as a child run inside a workflow body, else the plain function."""
+        """Call the workflow: as a child run inside a workflow body, else the plain
+        function, with a :class:`DurablyWarning` (nothing is recorded then)."""
         inst = current_instance()
         if inst is None:
+            warnings.warn(
+                f"this ran {self.name} as a plain function: nothing was recorded. "
+                f"Use `await start({self.name}, ...)` for a durable run (or call it "
+                "inside a workflow body for a child run).",
+                DurablyWarning,
+                stacklevel=2,
+            )
             return self.fn(*args, **kwargs)
         return inst.call_child(self.spec, args, kwargs)
 
