@@ -20,6 +20,16 @@ def test_world_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Workflows(world="memory://arg").world_url == "memory://arg"
 
 
+def test_embedded_worker_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Workflows(world="memory://").embedded_worker is True
+    monkeypatch.setenv("DURABLY_WORKER", "0")
+    assert Workflows(world="memory://").embedded_worker is False
+    assert Workflows(world="memory://", worker=True).embedded_worker is True  # argument first
+    monkeypatch.setenv("DURABLY_WORKER", "maybe")
+    with pytest.raises(ConfigurationError, match=r"DURABLY_WORKER='maybe'.*1.*0"):
+        Workflows(world="memory://")
+
+
 def test_default_world_is_embedded_sqlite() -> None:
     assert Workflows().world_url == "sqlite:///.durably/durably.db"
 

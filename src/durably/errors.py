@@ -13,6 +13,7 @@ __all__ = [
     "ConfigurationError",
     "DecryptionError",
     "DurablyError",
+    "DurablyWarning",
     "FatalError",
     "HookConflictError",
     "HookNotFoundError",
@@ -182,3 +183,9 @@ class MissingExtraError(DurablyError, ImportError):
             f'pip install "durably[{extra}]"',
             name=missing,
         )
+
+
+class DurablyWarning(UserWarning):
+    """A likely mistake that durably cannot refuse outright: a workflow called as a plain
+    function, a step call never awaited, the wall clock or global ``random`` read in a
+    workflow body. The message names the line and what to use instead."""

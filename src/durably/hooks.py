@@ -35,6 +35,7 @@ import asyncio
 import collections
 import dataclasses
 import json
+import sys
 from collections.abc import AsyncIterator, Generator
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -46,7 +47,14 @@ from .registry import Workflows, default_registry
 from .runtime.context import current_instance
 from .worlds.base import HookRecord
 
-__all__ = ["BaseHook", "HookWait", "get_hook_by_token", "resume_hook", "resume_webhook"]
+__all__ = [
+    "BaseHook",
+    "HookWait",
+    "get_hook_by_token",
+    "hook_type_named",
+    "resume_hook",
+    "resume_webhook",
+]
 
 H = TypeVar("H", bound="BaseHook")
 
@@ -117,8 +125,52 @@ class BaseHook:
 
 def _type_key(cls: type) -> str:
     """How a hook's payload type is recorded: ``module:qualname`` (two classes of one
-    name in different modules are different types)."""
-    return f"{cls.__module__}:{cls.__qualname__}"
+    name in different modules are different types).
+
+    A class defined in the module run as ``__main__`` is recorded under the name other
+    processes import that module by, when Python knows it (``python -m pkg.mod``
+    records ``pkg.mod``): a worker or the HTTP app that imports the module then finds
+    the type. A plain script's classes stay ``__main__:...`` and are resolved by their
+    qualified name (see :func:`hook_type_named`).
+    """
+    module = cls.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        name = getattr(spec, "name", None)
+        if name and name != "__main__":
+            module = name
+    return f"{module}:{cls.__qualname__}"
+
+
+def hook_type_named(key: str) -> type[BaseHook] | None:
+    """The hook payload type this process defines under the recorded ``key``, if any.
+
+    A type recorded from a script run as ``__main__`` (``python app.py``) is looked up
+    by its qualified name, when exactly one hook type of this process has it: the
+    script's name as ``__main__`` means nothing to the HTTP app or a worker, which
+    import it as ``app``.
+    """
+    cls = BaseHook._types.get(key)
+    if cls is not None or not key.startswith("__main__:"):
+        return cls
+    qualname = key.partition(":")[2]
+    found = {c for k, c in BaseHook._types.items() if k.partition(":")[2] == qualname}
+    return found.pop() if len(found) == 1 else None
+
+
+def _not_defined(token: str, key: str) -> ConfigurationError:
+    if key.startswith("__main__:"):
+        qualname = key.partition(":")[2]
+        return ConfigurationError(
+            f"hook {token!r} waits for a {qualname!r} payload defined in the script run as "
+            f"__main__; this process defines no single hook type named {qualname!r} "
+            "(none, or several). Import the script's module here, or better, define "
+            f"{qualname} in an importable module that both processes import"
+        )
+    return ConfigurationError(
+        f"hook {token!r} waits for a {key!r} payload, a type this process "
+        "does not define; import the module that defines it where the hook is resumed"
+    )
 
 
 def _check_payload_type(cls: type) -> None:
@@ -228,7 +280,7 @@ async def _deliver(
     if hook is None:
         hook = await control.live_hook(token)
     name = _type_key(type(payload))
-    if hook.hook_type != name:
+    if hook.hook_type != name and hook_type_named(hook.hook_type) is not type(payload):
         raise TypeError(
             f"hook {token!r} waits for a {_short(hook.hook_type)!r} payload "
             f"({hook.hook_type}), got a {_short(name)!r} ({name})"
@@ -294,12 +346,9 @@ async def _resume(token: str, data: Any, registry: Workflows | None, *, webhook:
     hook = await control.live_hook(
         token, namespace=reg.namespace if webhook else None, webhook=webhook
     )
-    cls = BaseHook._types.get(hook.hook_type)
+    cls = hook_type_named(hook.hook_type)
     if cls is None:
-        raise ConfigurationError(
-            f"hook {token!r} waits for a {hook.hook_type!r} payload, a type this process "
-            "does not define; import the module that defines it where the hook is resumed"
-        )
+        raise _not_defined(token, hook.hook_type)
     return await _deliver(cls.validate(data), token, reg, hook)
 
 

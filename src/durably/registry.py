@@ -17,6 +17,8 @@ import contextlib
 import functools
 import inspect
 import os
+import sys
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
@@ -25,6 +27,7 @@ from .crypto import Sealer, resolve_keyring
 from .durations import parse_duration
 from .errors import (
     ConfigurationError,
+    DurablyWarning,
     PayloadTooLargeError,
     RunNotFoundError,
     WorkflowNotRegisteredError,
@@ -72,7 +75,10 @@ class Step(Generic[P, R]):
         if inst is None:
             return self.fn(*args, **kwargs)
         assert self.spec.shape is not None
-        return inst.call_step(self.spec, self.spec.shape, args, kwargs)
+        fut = inst.call_step(self.spec, self.spec.shape, args, kwargs)
+        caller = sys._getframe(1)
+        fut.site = (caller.f_code.co_filename, caller.f_lineno)  # named if never awaited
+        return fut
 
     def __repr__(self) -> str:
         return f"<durably step {self.name!r}>"
@@ -90,9 +96,17 @@ class Workflow(Generic[P, R]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
-        """Call the workflow: as a child run inside a workflow body, else the plain function."""
+        """Call the workflow: as a child run inside a workflow body, else the plain
+        function, with a :class:`DurablyWarning` (nothing is recorded then)."""
         inst = current_instance()
         if inst is None:
+            warnings.warn(
+                f"this ran {self.name} as a plain function: nothing was recorded. "
+                f"Use `await start({self.name}, ...)` for a durable run (or call it "
+                "inside a workflow body for a child run).",
+                DurablyWarning,
+                stacklevel=2,
+            )
             return self.fn(*args, **kwargs)
         return inst.call_child(self.spec, args, kwargs)
 
@@ -103,6 +117,26 @@ class Workflow(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<durably workflow {self.name!r}>"
+
+
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
+
+
+def _worker_flag(worker: bool | None) -> bool:
+    """``worker=``, else ``$DURABLY_WORKER``, else on: one module can then serve both the
+    processes that start runs (``DURABLY_WORKER=0``) and the workers."""
+    if worker is not None:
+        return worker
+    raw = os.environ.get("DURABLY_WORKER", "").strip().lower()
+    if not raw or raw in _ON:
+        return True
+    if raw in _OFF:
+        return False
+    raise ConfigurationError(
+        f"DURABLY_WORKER={raw!r} is not understood: set it to 1 (this process runs an "
+        "embedded worker) or 0 (it only starts and reads runs)"
+    )
 
 
 def _seconds(value: Any, what: str) -> float | None:
@@ -125,7 +159,10 @@ class Workflows:
             (``durably keygen``), several comma separated for rotation (newest first);
             default ``$DURABLY_ENCRYPTION_KEY``, else a key file beside an SQLite
             database. ``False`` stores payloads in plaintext.
-        worker: run an embedded worker in this process (started on first use).
+        worker: run an embedded worker in this process (started on first use); default
+            ``$DURABLY_WORKER`` (``1``/``0``), else ``True``. A process that only starts
+            and reads runs (a script, a web app beside ``durably worker`` processes) sets
+            it off, so that it never begins a run it will not stay up to finish.
         concurrency: how many steps the embedded worker runs at once (default 16).
         limits: payload size limits.
     """
@@ -137,7 +174,7 @@ class Workflows:
         namespace: str | None = None,
         deployment: str | None = None,
         encryption_key: str | bytes | bool | None = None,
-        worker: bool = True,
+        worker: bool | None = None,
         concurrency: int | None = None,
         limits: Limits | None = None,
     ) -> None:
@@ -145,7 +182,7 @@ class Workflows:
         self.namespace = namespace or os.environ.get("DURABLY_NAMESPACE") or "default"
         self.deployment = deployment or os.environ.get("DURABLY_DEPLOYMENT") or "default"
         self.encryption_key = encryption_key
-        self.embedded_worker = worker
+        self.embedded_worker = _worker_flag(worker)
         self.concurrency = concurrency or int(os.environ.get("DURABLY_CONCURRENCY", "16"))
         self.limits = limits or Limits()
         self.workflows: dict[str, Workflow[Any, Any]] = {}
@@ -285,7 +322,8 @@ class Workflows:
         loop = asyncio.get_running_loop()
         if self._open_loop is not loop:
             # A new event loop (asyncio.run called again, a new test): what ran on the
-            # old one is gone; its leases expire on their own.
+            # old one is gone; the worker handed its leases back as that loop ended (or,
+            # if the loop was dropped without ending its tasks, they expire).
             if self._worker is not None:
                 self._worker.abandon()
                 self._worker = None

@@ -8,7 +8,17 @@ from typing import Any
 
 from ..events import COMMAND_TYPES, TERMINAL_RUN_TYPES, Event, EventType, NewEvent, require_handlers
 
-__all__ = ["describe", "divergence_message"]
+__all__ = ["USUAL_CAUSES", "describe", "divergence_message"]
+
+#: Appended to every divergence message: what usually makes a body diverge, and the
+#: durable replacements (the same value on every replay).
+USUAL_CAUSES = (
+    " The usual causes: a branch on `random` (use durably.random()), on the clock "
+    "(`time.time()`, `datetime.now()`: use durably.now()), on `uuid.uuid4()` (use "
+    "durably.uuid4()), on the iteration order of a set or of unordered data, or on "
+    "state read outside the run (a file, a database, a global): read it in a step, "
+    "whose result is recorded."
+)
 
 #: How a divergence message names each command the body can make.
 _DESCRIBE: dict[EventType, Callable[[Any], str]] = {
@@ -50,10 +60,11 @@ def divergence_message(
             f"{recorded} (event {ev.seq}) but the workflow {workflow_name!r} now "
             f"{now}. Workflow code must make the same durable calls in the same order "
             "on every replay; start a new run (or a new deployment) for changed code."
+            + USUAL_CAUSES
         )
     return (
         f"run {run_id} diverged from its history at {where}: the log records "
         f"{recorded} (event {ev.seq}) but the workflow {workflow_name!r} now calls "
         f"{describe(issued.type, issued.data)}. Workflow code must make the same durable "
-        "calls in the same order on every replay."
+        "calls in the same order on every replay." + USUAL_CAUSES
     )

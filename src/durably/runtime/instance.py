@@ -41,6 +41,7 @@ from .calls import CallShape
 from .context import WorkflowMetadata
 from .divergence import divergence_message
 from .failures import encode_error, error_type_name, rebuild_error
+from .futures import StepFuture
 from .loop import WorkflowLoop
 
 if TYPE_CHECKING:
@@ -408,7 +409,7 @@ class RunInstance:
 
     def call_step(
         self, spec: StepSpec, shape: CallShape, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> asyncio.Future[Any]:
+    ) -> StepFuture:
         """Record the intent to run a step and return the future of its result."""
         payload = shape.encode_args(args, kwargs)
         self._charge(payload, f"the arguments of step {spec.name!r}")
@@ -422,7 +423,8 @@ class RunInstance:
             data["timeout"] = spec.timeout
         self._issued[("step_created", n)] = NewEvent(EventType.STEP_CREATED, n, data, payload)
         self.steps[n] = StepCall(n, spec, payload)
-        fut = self.loop.create_future()
+        fut = StepFuture(loop=self.loop)
+        fut.name = spec.name
         self._pending[n] = (fut, shape.decode_result)
         return fut
 

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from ..errors import SandboxError
+from . import guards
 
 __all__ = ["TimerHost", "WorkflowLoop"]
 
@@ -293,3 +294,4 @@ def _forbid_the_rest() -> None:
 
 
 _forbid_the_rest()
+guards.install(WorkflowLoop)

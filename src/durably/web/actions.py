@@ -22,7 +22,7 @@ from .. import serde
 from ..crypto import Sealer
 from ..errors import DecryptionError, DurablyError, HookNotFoundError
 from ..events import EventType
-from ..hooks import BaseHook
+from ..hooks import hook_type_named
 from ..worlds.encrypted import record_decryption, who
 from . import views
 from .payloads import Decryption
@@ -159,7 +159,7 @@ async def resume(request: Request) -> Response:
             hook = await control.indexed_hook(token, run_id=run_id)
         except HookNotFoundError:
             hook = await control.live_hook(token, run_id=run_id)
-        cls = BaseHook._types.get(hook.hook_type)
+        cls = hook_type_named(hook.hook_type)
         value = cls.validate(data) if cls is not None else data
         where = f"the payload resuming hook {hook.hook_type!r} (call {hook.call})"
         payload = serde.encode(value, where=where)

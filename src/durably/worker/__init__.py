@@ -142,7 +142,7 @@ class Worker:
         """Start claiming work on the running loop."""
         self.loop = asyncio.get_running_loop()
         self._main = self.loop.create_task(self.claims.loop(), name="durably-worker")
-        self._heartbeat = self.loop.create_task(self.claims.heartbeat(), name="durably-heartbeat")
+        self._heartbeat = self.loop.create_task(self._keep_alive(), name="durably-heartbeat")
 
     @property
     def running(self) -> bool:
@@ -216,7 +216,37 @@ class Worker:
     # -- the parts' background tasks ---------------------------------------------------
 
     def _is_stopping(self) -> bool:
-        return self._stopping
+        return self._stopping or self._torn_down()
+
+    def _torn_down(self) -> bool:
+        """Whether the event loop is ending under the worker without :meth:`stop`:
+        ``asyncio.run()`` returned from its main coroutine and cancels every task. A
+        step cancelled so is then handed back, not recorded as failed."""
+        main = self._main
+        return main is not None and (main.done() or main.cancelling() > 0)
+
+    async def _keep_alive(self) -> None:
+        """The heartbeat; when the loop ends without :meth:`stop` (a script that
+        started a run and returned), hand back what the worker holds, so that another
+        worker takes it over at once instead of when the leases expire."""
+        try:
+            await self.claims.heartbeat()
+        except asyncio.CancelledError:
+            if not self._stopping:
+                await self._hand_back_at_exit()
+            raise
+
+    async def _hand_back_at_exit(self) -> None:
+        self._stopping = True
+        # The loop cancelled every task at once: let them unwind (a step attempt in a
+        # thread cannot be stopped; its task lease is handed back all the same).
+        pending = [t for t in self._step_tasks | self._bg if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
+        runs, tasks = self.slots.held()
+        if runs or tasks:
+            with contextlib.suppress(Exception):
+                await self.world.release(owner=self.owner, run_ids=runs, tasks=tasks)
 
     def _take_step(self, task: Task) -> None:
         self._spawn_step(self.steps.claimed(task))
