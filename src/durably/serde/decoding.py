@@ -58,8 +58,15 @@ def decode(data: bytes, annotation: Any = None, *, where: str = "payload") -> An
             value = binascii.unhexlify(data[19:-2])  # encode()'s fast path, read back
         elif data[:19] == _BYTES_HEAD and data[-2:] == b'"}' and b'"' not in data[19:-2]:
             value = _unbase64(data[19:-2])  # encode()'s fast path for bytes, read back
-        elif data[:1] == b'"' and data[-1:] == b'"' and len(data) > 1 and b"\\" not in data:
-            # A str with nothing escaped: the JSON text is the string itself.
+        elif (
+            data[:1] == b'"'
+            and data[-1:] == b'"'
+            and len(data) > 1
+            and b"\\" not in data
+            and data.find(b'"', 1, -1) == -1
+        ):
+            # A str with nothing escaped: the JSON text is the string itself (an unescaped
+            # quote inside would make it two strings, corrupt: the scanner says so).
             value = bytes(data[1:-1]).decode("utf-8")
         else:
             text = bytes(data).decode("utf-8")
@@ -182,7 +189,16 @@ def _with_zone(v: Any, d: dict[str, Any]) -> Any:
     return zoned if v.tzinfo is None else v
 
 
-_FLOATS = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+_FLOATS = frozenset({"nan", "inf", "-inf"})
+
+
+def _dec_float(d: dict[str, Any]) -> float:
+    # A new float each time: NaNs differ from each other, so two stored NaNs must be
+    # two objects again (one shared NaN would merge them in a set or as dict keys).
+    if not isinstance(d["v"], str) or d["v"] not in _FLOATS:
+        raise ValueError(f"not one of nan, inf, -inf: {d['v']!r}")
+    return float(d["v"])
+
 
 _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "dict": lambda d: {k: x for k, x in d["v"]},
@@ -191,7 +207,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "frozenset": lambda d: frozenset(d["v"]),
     "bytes": lambda d: _bytes_of(d),
     "bytearray": lambda d: bytearray(_bytes_of(d)),
-    "float": lambda d: _FLOATS[d["v"]],
+    "float": _dec_float,
     "datetime": lambda d: _with_zone(datetime.fromisoformat(d["v"]), d),
     "date": lambda d: date.fromisoformat(d["v"]),
     "time": lambda d: _with_zone(time.fromisoformat(d["v"]), d),
