@@ -182,11 +182,10 @@ def _with_zone(v: Any, d: dict[str, Any]) -> Any:
         zoned = v.replace(tzinfo=zi.ZoneInfo(key))
     except Exception:
         return v
-    if isinstance(v, datetime):
-        # Keep the zone only if it agrees with the stored offset.
-        return zoned if v.tzinfo is not None and zoned.utcoffset() == v.utcoffset() else v
-    # A time with a ZoneInfo has no offset (isoformat wrote none), so it reads back naive.
-    return zoned if v.tzinfo is None else v
+    # Keep the zone only if it agrees with the stored offset. A time has an offset only
+    # in a zone without transitions ("UTC", "Etc/GMT+5"); in any other zone isoformat
+    # wrote none, and both sides are None.
+    return zoned if zoned.utcoffset() == v.utcoffset() else v
 
 
 _FLOATS = frozenset({"nan", "inf", "-inf"})
