@@ -7,17 +7,30 @@ start of its log: each runtime test then doubles as a replay-determinism test.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from hypothesis import settings
 
 from durably import Workflows
 from tests.worlds.postgres import support as pg
 
 WORLDS = ["memory", "sqlite", "postgres"]
+
+# Property tests (hypothesis): no deadline (the machine is shared and noisy), a bounded
+# number of examples each so the suite stays quick; in CI the examples are derived from
+# each test's name (derandomize) so a run is repeatable, and no example database is kept.
+# HYPOTHESIS_PROFILE=thorough runs many more examples by hand.
+settings.register_profile("dev", max_examples=150, deadline=None)
+settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True, database=None)
+settings.register_profile("thorough", max_examples=2000, deadline=None)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 
 def world_url_for(kind: str, tmp_path: Path) -> str:

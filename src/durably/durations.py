@@ -71,7 +71,10 @@ def parse_duration(value: str | int | float | timedelta) -> float:
     if isinstance(value, bool):
         raise _bad(value, "a bool is not a duration")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int past the largest float
+            raise _bad(value, "it is not finite") from None
     elif isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, str):

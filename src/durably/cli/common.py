@@ -24,11 +24,32 @@ __all__ = [
     "print_json",
     "print_table",
     "run_async",
+    "text_type",
     "with_world",
     "world_option",
 ]
 
 T = TypeVar("T")
+
+
+class _Text(click.ParamType[str]):
+    """Text a world can be asked about: what the shell passes as undecodable bytes
+    (lone surrogates) and NUL bytes are refused as a usage error, not a traceback."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            self.fail(f"{text!r} is not UTF-8 text (check the terminal's encoding)", param, ctx)
+        if "\x00" in text:
+            self.fail(f"{text!r} holds a NUL character", param, ctx)
+        return text
+
+
+text_type = _Text()
 
 world_option = click.option(
     "--world",

@@ -26,6 +26,7 @@ from .common import (
     print_json,
     print_table,
     run_async,
+    text_type,
     with_world,
     world_option,
 )
@@ -59,9 +60,11 @@ def _parse_attrs(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--status", type=click.Choice(["pending", "running", "completed", "failed", "cancelled"])
 )
-@click.option("--workflow", default=None, help="Only runs of this workflow.")
-@click.option("--namespace", default=None, help="Only runs of this namespace.")
-@click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE", help="Attribute filter.")
+@click.option("--workflow", default=None, type=text_type, help="Only runs of this workflow.")
+@click.option("--namespace", default=None, type=text_type, help="Only runs of this namespace.")
+@click.option(
+    "--attr", "attrs", multiple=True, type=text_type, metavar="KEY=VALUE", help="Attribute filter."
+)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--watch", is_flag=True, help="Redraw as runs change (--json: a line per change).")
 @world_option
@@ -114,7 +117,7 @@ def runs_cmd(
 
 
 @inspect.command("run")
-@click.argument("run_id")
+@click.argument("run_id", type=text_type)
 @click.option("--follow", is_flag=True, help="Redraw until it ends (--json: a line per change).")
 @world_option
 @json_option
@@ -175,7 +178,7 @@ def run_cmd(run_id: str, world_url: str | None, as_json: bool, follow: bool = Fa
 
 
 @inspect.command("events")
-@click.argument("run_id")
+@click.argument("run_id", type=text_type)
 @decrypt_option
 @key_option
 @world_option
@@ -214,8 +217,13 @@ def events_cmd(
 
 
 @inspect.command("streams")
-@click.argument("run_id")
-@click.option("--namespace", default=None, help="The stream (default: the run's default one).")
+@click.argument("run_id", type=text_type)
+@click.option(
+    "--namespace",
+    default=None,
+    type=text_type,
+    help="The stream (default: the run's default one).",
+)
 @click.option(
     "--follow",
     "-f",
@@ -227,7 +235,7 @@ def events_cmd(
     "--start-index",
     "start",
     default=None,
-    type=int,
+    type=click.IntRange(-(2**63), 2**63 - 1),  # the range a SQL world can be asked for
     metavar="N",
     help="Print the chunks from index N (without --follow: those written so far); a "
     "negative N counts from the end: -1 is the last chunk written so far.",
@@ -361,8 +369,10 @@ class _ChunkPrinter:
 
 
 @inspect.command("hooks")
-@click.option("--run", "run_id", default=None, help="Only the hooks of this run.")
-@click.option("--namespace", default=None, help="Only hooks of runs of this namespace.")
+@click.option("--run", "run_id", default=None, type=text_type, help="Only the hooks of this run.")
+@click.option(
+    "--namespace", default=None, type=text_type, help="Only hooks of runs of this namespace."
+)
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
 @decrypt_option
 @key_option

@@ -53,6 +53,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..control import hook_not_found
 from ..errors import (
     DurablyError,
     HookNotFoundError,
@@ -210,6 +211,13 @@ def _bool_param(value: str | None, name: str) -> bool:
     raise _BadRequest("invalid_request", f"{name} must be true or false, got {value!r}")
 
 
+def _run_id(request: Request) -> str:
+    run_id: str = request.path_params["run_id"]
+    if "\x00" in run_id:  # no id holds one, and Postgres refuses even to look one up
+        raise RunNotFoundError(run_id)
+    return run_id
+
+
 class _Api:
     """The endpoints, bound to one registry."""
 
@@ -266,7 +274,7 @@ class _Api:
         )
 
     async def get_run(self, request: Request) -> Response:
-        run = await self.wf.get_run(request.path_params["run_id"])
+        run = await self.wf.get_run(_run_id(request))
         rec = await run.record()
         body = rec.to_json()
         body["cancel_requested"] = rec.cancel_requested
@@ -295,7 +303,7 @@ class _Api:
             # its start_index, is the one it first connected with).
             start = last + 1
         namespace = request.query_params.get("namespace") or None
-        run = await self.wf.get_run(request.path_params["run_id"])
+        run = await self.wf.get_run(_run_id(request))
         where = f"a chunk of stream {namespace or '(default)'!r} of run {run.run_id}"
         events = sse_events(
             run.chunks(start_index=start, namespace=namespace, committed=committed),
@@ -309,7 +317,7 @@ class _Api:
         )
 
     async def cancel(self, request: Request) -> Response:
-        run = await self.wf.get_run(request.path_params["run_id"])
+        run = await self.wf.get_run(_run_id(request))
         try:
             body = await _json_body(request, {}, self.max_body_bytes)
         except _BadRequest as e:
@@ -325,6 +333,8 @@ class _Api:
 
     async def webhook(self, request: Request) -> Response:
         token = request.path_params["token"]
+        if "\x00" in token:  # no token holds one (and Postgres refuses to look one up)
+            raise HookNotFoundError(hook_not_found(token))
         try:
             data = await _json_body(request, {}, self.max_body_bytes)
         except _BadRequest as e:

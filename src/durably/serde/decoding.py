@@ -58,8 +58,15 @@ def decode(data: bytes, annotation: Any = None, *, where: str = "payload") -> An
             value = binascii.unhexlify(data[19:-2])  # encode()'s fast path, read back
         elif data[:19] == _BYTES_HEAD and data[-2:] == b'"}' and b'"' not in data[19:-2]:
             value = _unbase64(data[19:-2])  # encode()'s fast path for bytes, read back
-        elif data[:1] == b'"' and data[-1:] == b'"' and len(data) > 1 and b"\\" not in data:
-            # A str with nothing escaped: the JSON text is the string itself.
+        elif (
+            data[:1] == b'"'
+            and data[-1:] == b'"'
+            and len(data) > 1
+            and b"\\" not in data
+            and data.find(b'"', 1, -1) == -1
+        ):
+            # A str with nothing escaped: the JSON text is the string itself (an unescaped
+            # quote inside would make it two strings, corrupt: the scanner says so).
             value = bytes(data[1:-1]).decode("utf-8")
         else:
             text = bytes(data).decode("utf-8")
@@ -175,14 +182,22 @@ def _with_zone(v: Any, d: dict[str, Any]) -> Any:
         zoned = v.replace(tzinfo=zi.ZoneInfo(key))
     except Exception:
         return v
-    if isinstance(v, datetime):
-        # Keep the zone only if it agrees with the stored offset.
-        return zoned if v.tzinfo is not None and zoned.utcoffset() == v.utcoffset() else v
-    # A time with a ZoneInfo has no offset (isoformat wrote none), so it reads back naive.
-    return zoned if v.tzinfo is None else v
+    # Keep the zone only if it agrees with the stored offset. A time has an offset only
+    # in a zone without transitions ("UTC", "Etc/GMT+5"); in any other zone isoformat
+    # wrote none, and both sides are None.
+    return zoned if zoned.utcoffset() == v.utcoffset() else v
 
 
-_FLOATS = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+_FLOATS = frozenset({"nan", "inf", "-inf"})
+
+
+def _dec_float(d: dict[str, Any]) -> float:
+    # A new float each time: NaNs differ from each other, so two stored NaNs must be
+    # two objects again (one shared NaN would merge them in a set or as dict keys).
+    if not isinstance(d["v"], str) or d["v"] not in _FLOATS:
+        raise ValueError(f"not one of nan, inf, -inf: {d['v']!r}")
+    return float(d["v"])
+
 
 _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "dict": lambda d: {k: x for k, x in d["v"]},
@@ -191,7 +206,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "frozenset": lambda d: frozenset(d["v"]),
     "bytes": lambda d: _bytes_of(d),
     "bytearray": lambda d: bytearray(_bytes_of(d)),
-    "float": lambda d: _FLOATS[d["v"]],
+    "float": _dec_float,
     "datetime": lambda d: _with_zone(datetime.fromisoformat(d["v"]), d),
     "date": lambda d: date.fromisoformat(d["v"]),
     "time": lambda d: _with_zone(time.fromisoformat(d["v"]), d),

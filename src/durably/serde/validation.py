@@ -5,7 +5,10 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from ..errors import SerializationError
 from .tags import type_name
@@ -56,7 +59,9 @@ def _build_adapter(annotation: Any) -> Any:
 
 
 _NONE_TYPE = type(None)
-_EXACT = frozenset({str, int, float, bool, bytes})
+# A value of exactly one of these types is its own validation (and pydantic would refuse
+# a Decimal('Infinity') or NaN that encode() stores: its Decimal is finite by default).
+_EXACT = frozenset({str, int, float, bool, bytes, Decimal, datetime, date, time, timedelta, UUID})
 
 
 def validate(value: Any, annotation: Any, *, where: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ...errors import WorldError
 from ..urls import scheme_of
@@ -97,6 +97,17 @@ def parse_postgres_url(url: str) -> PostgresConfig:
         )
     if scheme_of(url) not in _SCHEMES:
         raise WorldError(f"not a postgres world URL: {shown!r}; write it as {_EXAMPLE}")
+    try:
+        url.encode("utf-8")
+        unquoted_nul = "\x00" in unquote(url)
+    except UnicodeEncodeError:
+        unquoted_nul = True
+    if unquoted_nul:
+        # The server takes neither in a name, a password or a setting.
+        raise WorldError(
+            f"the postgres world URL {shown!r} holds a NUL byte or a lone surrogate "
+            f"(maybe percent-encoded); write it as {_EXAMPLE}"
+        )
     if not parts.path.strip("/") and not parts.hostname:
         raise WorldError(
             f"the postgres world URL {shown!r} names no host and no database; write it as "

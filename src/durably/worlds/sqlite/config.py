@@ -50,6 +50,11 @@ def parse_sqlite_url(url: str) -> SqliteConfig:
             f"so it starts with three slashes: {_EXAMPLE}"
         )
     path = unquote(rest[1:])
+    if "\x00" in path or not _utf8(path):
+        raise WorldError(
+            f"the sqlite URL {url!r} names a path SQLite cannot open (a NUL byte or a lone "
+            f"surrogate); write it as {_EXAMPLE}"
+        )
     if not path or path.endswith(("/", os.sep)):
         raise WorldError(f"the sqlite URL {url!r} names no database file; write it as {_EXAMPLE}")
     if path == ":memory:":
@@ -83,6 +88,14 @@ def parse_sqlite_url(url: str) -> SqliteConfig:
                 "known parameters are synchronous=full|normal|off and busy_timeout_ms=N"
             )
     return SqliteConfig(os.path.abspath(path), synchronous, busy_timeout_ms)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def key_policy(url: str) -> KeyPolicy:
