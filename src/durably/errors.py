@@ -16,6 +16,7 @@ __all__ = [
     "FatalError",
     "HookConflictError",
     "HookNotFoundError",
+    "KeyFileMissingError",
     "NonDeterminismError",
     "PayloadTooLargeError",
     "RetryableError",
@@ -29,6 +30,8 @@ __all__ = [
     "WorkflowNotRegisteredError",
     "WorkflowRunFailedError",
     "WorldError",
+    "WorldFullError",
+    "WorldUnavailableError",
 ]
 
 
@@ -144,6 +147,17 @@ class WorldError(DurablyError):
     """The world (storage backend) is misconfigured or failed."""
 
 
+class WorldUnavailableError(WorldError):
+    """The world cannot take a write for now (another process holds its write lock, its
+    disk is full): nothing of the write was stored, and the same write may succeed later.
+    The worker retries such writes with backoff until they go through."""
+
+
+class WorldFullError(WorldUnavailableError):
+    """The world's storage is full (disk full): nothing of the write was stored; free
+    space (or give the database more room) and the same write goes through."""
+
+
 class ConfigurationError(DurablyError, ValueError, TypeError):
     """A registry, decorator or command was given bad options (a bad value or a value of
     the wrong kind: it is both a ``ValueError`` and a ``TypeError``)."""
@@ -155,3 +169,9 @@ class SandboxError(DurablyError, RuntimeError):
 
 class DecryptionError(DurablyError):
     """A payload cannot be decrypted with the key given; nothing was changed."""
+
+
+class KeyFileMissingError(DecryptionError, ConfigurationError):
+    """The key file of a database that holds encrypted payloads is missing: no new key is
+    made beside data it could not read. Put the key file back, or give the key with
+    ``encryption_key=`` or ``$DURABLY_ENCRYPTION_KEY``."""

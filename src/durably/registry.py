@@ -35,7 +35,7 @@ from .runtime.calls import CallShape
 from .runtime.context import current_instance
 from .runtime.instance import StepSpec, WorkflowSpec
 from .runtime.limits import Limits
-from .worlds import open_world, resolve_world_url
+from .worlds import key_policy, open_world, resolve_world_url
 from .worlds.base import World
 from .worlds.encrypted import EncryptedWorld
 
@@ -158,7 +158,7 @@ class Workflows:
         # Fail fast on a bad URL, before anything is recorded.
         self._world: World | None = None
         open_world(self.world_url)
-        if self.world_url.split("://", 1)[0].lower() not in ("sqlite", "memory"):
+        if key_policy(self.world_url).source == "none":
             # A world with no default key (Postgres, plug-ins) refuses to start without
             # one, here rather than at first use; the message names `durably keygen`.
             resolve_keyring(self.world_url, encryption_key, create=False)

@@ -12,6 +12,7 @@ class method returning a :class:`KeyPolicy`; one that does not has no default ke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -34,10 +35,14 @@ class KeyPolicy:
             made for this process and forgotten with it) or ``"none"`` (no default:
             starting without a key fails, naming ``durably keygen``).
         path: the key file, for ``"file"``.
+        stored_key_id: for ``"file"``, asked before the key file is made: the id of the
+            key that payloads already stored need (``None``: none is stored). A key file
+            is never made beside data it could not read.
     """
 
     source: Literal["file", "process", "none"]
     path: Path | None = None
+    stored_key_id: Callable[[], str | None] | None = None
 
 
 NO_DEFAULT_KEY = KeyPolicy("none")
