@@ -112,7 +112,7 @@ def key_file_for(db_path: str) -> Path:
 
 
 def load_or_create_key_file(
-    path: Path, stored_key_id: Callable[[], str | None] | None = None
+    path: Path, stored_key_id: Callable[[], str | None] | None = None, *, create: bool = True
 ) -> str:
     """Read the key file, or create it (mode 0600) and say so once on stderr.
 
@@ -120,10 +120,11 @@ def load_or_create_key_file(
         path: the key file.
         stored_key_id: the id of the key that data already stored beside it needs
             (``None``: none stored); asked only when the file is missing.
+        create: whether a missing file may be created (not by commands that only read).
 
     Raises:
-        KeyFileMissingError: the file is missing but stored payloads are encrypted: a
-            new key could not read them, so none is made.
+        KeyFileMissingError: the file is missing and stored payloads are encrypted (a
+            new key could not read them, so none is made), or ``create`` is false.
     """
     if path.exists():
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -137,6 +138,11 @@ def load_or_create_key_file(
             f"encrypted with key {needed!r}; no new key was made, since it could not read "
             f"them. Put the key file back at {path} (a line 'KEY_ID:BASE64', mode 0600), or "
             f"give key {needed!r} with encryption_key= or $DURABLY_ENCRYPTION_KEY."
+        )
+    if not create:
+        raise KeyFileMissingError(
+            f"no key: there is no key file {path}; put it back there, or give the key "
+            "with --key / encryption_key= or $DURABLY_ENCRYPTION_KEY"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     key = new_key()
@@ -336,10 +342,13 @@ def resolve_keyring(
     """The key ring for a world: the argument, then ``$DURABLY_ENCRYPTION_KEY``, then the
     world's default (a key file beside an SQLite database, created on first use; an
     in-process key for ``memory://``). ``False`` (or the variable set to ``off``) turns
-    encryption off. Other worlds have no default.
+    encryption off. Other worlds have no default. ``create=False`` (commands that only
+    read) never makes a key file.
 
     Raises:
         ConfigurationError: no key for a world that needs one given (names `durably keygen`).
+        KeyFileMissingError: the key file is missing and the database beside it holds
+            encrypted payloads (or ``create`` is false).
     """
     if key is False:
         return None
@@ -354,7 +363,8 @@ def resolve_keyring(
     if policy.source == "process":
         return KeyRing.parse(_memory_keys.setdefault(world_url, new_key("mem")))
     if policy.source == "file" and policy.path is not None:
-        return KeyRing.parse(load_or_create_key_file(policy.path, policy.stored_key_id))
+        text = load_or_create_key_file(policy.path, policy.stored_key_id, create=create)
+        return KeyRing.parse(text)
     raise ConfigurationError(
         f"the world {redact_url(world_url)!r} needs an encryption key: every payload is "
         "encrypted before it is stored. Make one with `durably keygen` and pass it as "

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from durably import BaseHook, Workflows, Writable, get_writable, start
+from durably.worlds import open_world
 
 
 @dataclass
@@ -174,6 +175,9 @@ async def test_inspect_streams_and_hooks(tmp_path: Path) -> None:
 
 async def test_unknown_run(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
+    world = open_world(url)  # a database without that run (without one: "no database")
+    await world.open()
+    await world.close()
     for args in (
         ["inspect", "streams", "run_missing"],
         ["inspect", "streams", "run_missing", "--follow"],

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from ...crypto import MAGIC, key_file_for, sealed_key_id
 from ...errors import WorldError
-from ..urls import KeyPolicy, scheme_of
+from ..urls import KeyPolicy, check_text, scheme_of
 from . import queries as q
 
 __all__ = ["SqliteConfig", "key_policy", "parse_sqlite_url", "stored_key_id"]
@@ -52,7 +52,9 @@ def parse_sqlite_url(url: str) -> SqliteConfig:
             f"the sqlite URL {url!r} has a host part ({host!r}); a sqlite URL has no host, "
             f"so it starts with three slashes: {_EXAMPLE}"
         )
+    check_text(url)
     path = unquote(rest[1:])
+    check_text(path, "database path of the sqlite URL")  # %00 decodes to a NUL byte
     if not path or path.endswith(("/", os.sep)):
         raise WorldError(f"the sqlite URL {url!r} names no database file; write it as {_EXAMPLE}")
     if path == ":memory:":
