@@ -25,6 +25,7 @@ import secrets
 import stat
 import sys
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import ConfigurationError, DecryptionError
+from .errors import ConfigurationError, DecryptionError, KeyFileMissingError, redact_url
 from .worlds.urls import key_policy
 
 __all__ = [
@@ -110,16 +111,46 @@ def key_file_for(db_path: str) -> Path:
     return Path(db_path + ".key")
 
 
-def load_or_create_key_file(path: Path) -> str:
-    """Read the key file, or create it (mode 0600) and say so once on stderr."""
+def load_or_create_key_file(
+    path: Path, stored_key_id: Callable[[], str | None] | None = None, *, create: bool = True
+) -> str:
+    """Read the key file, or create it (mode 0600) and say so once on stderr.
+
+    Args:
+        path: the key file.
+        stored_key_id: the id of the key that data already stored beside it needs
+            (``None``: none stored); asked only when the file is missing.
+        create: whether a missing file may be created (not by commands that only read).
+
+    Raises:
+        KeyFileMissingError: the file is missing and stored payloads are encrypted (a
+            new key could not read them, so none is made), or ``create`` is false.
+    """
     if path.exists():
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
             os.chmod(path, 0o600)
         return path.read_text().strip()
+    needed = stored_key_id() if stored_key_id is not None else None
+    if needed is not None:
+        raise KeyFileMissingError(
+            f"the key file {path} is missing, and the database beside it holds payloads "
+            f"encrypted with key {needed!r}; no new key was made, since it could not read "
+            f"them. Put the key file back at {path} (a line 'KEY_ID:BASE64', mode 0600), or "
+            f"give key {needed!r} with encryption_key= or $DURABLY_ENCRYPTION_KEY."
+        )
+    if not create:
+        raise KeyFileMissingError(
+            f"no key: there is no key file {path}; put it back there, or give the key "
+            "with --key / encryption_key= or $DURABLY_ENCRYPTION_KEY"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     key = new_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another process made it meanwhile: use theirs.
+        return path.read_text().strip()
     try:
         os.write(fd, (key + "\n").encode())
     finally:
@@ -311,10 +342,13 @@ def resolve_keyring(
     """The key ring for a world: the argument, then ``$DURABLY_ENCRYPTION_KEY``, then the
     world's default (a key file beside an SQLite database, created on first use; an
     in-process key for ``memory://``). ``False`` (or the variable set to ``off``) turns
-    encryption off. Other worlds have no default.
+    encryption off. Other worlds have no default. ``create=False`` (commands that only
+    read) never makes a key file.
 
     Raises:
         ConfigurationError: no key for a world that needs one given (names `durably keygen`).
+        KeyFileMissingError: the key file is missing and the database beside it holds
+            encrypted payloads (or ``create`` is false).
     """
     if key is False:
         return None
@@ -329,9 +363,10 @@ def resolve_keyring(
     if policy.source == "process":
         return KeyRing.parse(_memory_keys.setdefault(world_url, new_key("mem")))
     if policy.source == "file" and policy.path is not None:
-        return KeyRing.parse(load_or_create_key_file(policy.path))
+        text = load_or_create_key_file(policy.path, policy.stored_key_id, create=create)
+        return KeyRing.parse(text)
     raise ConfigurationError(
-        f"the world {world_url.split('@')[-1]!r} needs an encryption key: every payload is "
+        f"the world {redact_url(world_url)!r} needs an encryption key: every payload is "
         "encrypted before it is stored. Make one with `durably keygen` and pass it as "
         "Workflows(encryption_key=...) or $DURABLY_ENCRYPTION_KEY (the same key on every "
         "worker); set it to 'off' to store payloads in plaintext."

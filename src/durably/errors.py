@@ -17,6 +17,7 @@ __all__ = [
     "FatalError",
     "HookConflictError",
     "HookNotFoundError",
+    "KeyFileMissingError",
     "MissingExtraError",
     "NonDeterminismError",
     "PayloadTooLargeError",
@@ -32,6 +33,8 @@ __all__ = [
     "WorkflowNotRegisteredError",
     "WorkflowRunFailedError",
     "WorldError",
+    "WorldFullError",
+    "WorldUnavailableError",
 ]
 
 
@@ -157,6 +160,17 @@ class WorldError(DurablyError):
     """The world (storage backend) is misconfigured or failed."""
 
 
+class WorldUnavailableError(WorldError):
+    """The world cannot take a write for now (another process holds its write lock, its
+    disk is full): nothing of the write was stored, and the same write may succeed later.
+    The worker retries such writes with backoff until they go through."""
+
+
+class WorldFullError(WorldUnavailableError):
+    """The world's storage is full (disk full): nothing of the write was stored; free
+    space (or give the database more room) and the same write goes through."""
+
+
 class ConfigurationError(DurablyError, ValueError, TypeError):
     """A registry, decorator or command was given bad options (a bad value or a value of
     the wrong kind: it is both a ``ValueError`` and a ``TypeError``)."""
@@ -189,3 +203,9 @@ class DurablyWarning(UserWarning):
     """A likely mistake that durably cannot refuse outright: a workflow called as a plain
     function, a step call never awaited, the wall clock or global ``random`` read in a
     workflow body. The message names the line and what to use instead."""
+
+
+class KeyFileMissingError(DecryptionError, ConfigurationError):
+    """The key file of a database that holds encrypted payloads is missing: no new key is
+    made beside data it could not read. Put the key file back, or give the key with
+    ``encryption_key=`` or ``$DURABLY_ENCRYPTION_KEY``."""

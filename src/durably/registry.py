@@ -38,7 +38,7 @@ from .runtime.calls import CallShape
 from .runtime.context import current_instance
 from .runtime.instance import StepSpec, WorkflowSpec
 from .runtime.limits import Limits
-from .worlds import open_world, resolve_world_url
+from .worlds import key_policy, open_world, resolve_world_url
 from .worlds.base import World
 from .worlds.encrypted import EncryptedWorld
 
@@ -195,7 +195,7 @@ class Workflows:
         # Fail fast on a bad URL, before anything is recorded.
         self._world: World | None = None
         open_world(self.world_url)
-        if self.world_url.split("://", 1)[0].lower() not in ("sqlite", "memory"):
+        if key_policy(self.world_url).source == "none":
             # A world with no default key (Postgres, plug-ins) refuses to start without
             # one, here rather than at first use; the message names `durably keygen`.
             resolve_keyring(self.world_url, encryption_key, create=False)
@@ -362,18 +362,26 @@ class Workflows:
             self._worker = None
 
     async def aclose(self) -> None:
-        """Stop the embedded worker (handing back what it holds) and close the world."""
-        if self._worker is not None:
-            with contextlib.suppress(RuntimeError):
-                if self._open_loop is asyncio.get_running_loop():
-                    await self._worker.stop()
-                else:
-                    self._worker.abandon()
-            self._worker = None
-        if self._world is not None and self._world_opened:
-            await self._world.close()
+        """Stop the embedded worker (handing back what it holds) and close the world.
+
+        Cancelled meanwhile (``asyncio.wait_for(wf.aclose(), timeout)``), it still
+        closes the world, so nothing of it (a Postgres listener) outlives the registry.
+        """
+        worker, self._worker = self._worker, None
+        try:
+            if worker is not None:
+                with contextlib.suppress(RuntimeError):
+                    if self._open_loop is asyncio.get_running_loop():
+                        await worker.stop()
+                    else:
+                        worker.abandon()
+        finally:
+            world, opened = self._world, self._world_opened
             self._world_opened = False
-        self._open_loop = None
+            self._open_loop = None
+            if world is not None and opened:
+                # A world stops its background work (listener) before its first await.
+                await world.close()
 
     async def __aenter__(self) -> Workflows:
         await self.open()

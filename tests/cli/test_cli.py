@@ -79,6 +79,31 @@ def test_unknown_world_scheme(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        ["inspect", "runs"],
+        ["inspect", "runs", "--world", "sqlite:///dev/null/x.db"],
+        ["inspect", "run", "run_x", "--world", "sqlite:///typo/x.db"],
+        ["inspect", "events", "run_x", "--world", "sqlite:///typo/x.db"],
+        ["inspect", "hooks", "--world", "sqlite:///typo/x.db"],
+        ["inspect", "deployments", "--world", "sqlite:///typo/x.db"],
+    ],
+)
+def test_read_only_commands_create_no_database(tmp_path: Path, args: list[str]) -> None:
+    out = durably(*args, cwd=tmp_path)
+    assert out.returncode == 1, out.stdout
+    assert "no database at " in out.stderr and "no runs" not in out.stdout
+    assert "--world" in out.stderr and "DURABLY_WORLD" in out.stderr
+    assert list(tmp_path.iterdir()) == []  # no folder, no database, no key file
+
+
+def test_a_url_missing_its_slashes_shows_the_forms(tmp_path: Path) -> None:
+    out = durably("inspect", "runs", "--world", "sqlite:/x.db", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "sqlite:////abs/path.db" in out.stderr and "(none)" not in out.stderr
+
+
+@pytest.mark.parametrize(
     ("target", "message"),
     [
         ("no_such_module:wf", "cannot import module 'no_such_module'"),

@@ -21,6 +21,7 @@ from durably import (
     get_writable,
     start,
 )
+from durably.worlds import open_world
 
 
 @dataclass
@@ -235,6 +236,9 @@ async def test_inspect_streams_committed_and_from_the_end(tmp_path: Path) -> Non
 
 async def test_unknown_run(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
+    world = open_world(url)  # a database without that run (without one: "no database")
+    await world.open()
+    await world.close()
     for args in (
         ["inspect", "streams", "run_missing"],
         ["inspect", "streams", "run_missing", "--follow"],

@@ -15,6 +15,7 @@ import pytest
 import durably
 from durably import DecryptionError, Workflows, get_writable, start
 from durably.crypto import new_key
+from durably.errors import KeyFileMissingError
 
 SECRET = "4111-1111-1111-1111"
 RESULT = "ssn-078-05-1120"
@@ -229,8 +230,10 @@ def test_a_world_without_default_key_names_keygen(monkeypatch: pytest.MonkeyPatc
     from durably.crypto import resolve_keyring
 
     monkeypatch.delenv("DURABLY_ENCRYPTION_KEY", raising=False)
-    with pytest.raises(durably.ConfigurationError, match="durably keygen"):
-        resolve_keyring("postgresql://u@h/db", None)
+    with pytest.raises(durably.ConfigurationError, match="durably keygen") as e:
+        resolve_keyring("postgresql://u:secret@h/db", None)
+    # The world is named as written (scheme included), without its password.
+    assert "'postgresql://u:***@h/db'" in str(e.value) and "secret" not in str(e.value)
     assert resolve_keyring("postgresql://u@h/db", False) is None
     monkeypatch.setenv("DURABLY_ENCRYPTION_KEY", "off")
     assert resolve_keyring("postgresql://u@h/db", None) is None
@@ -243,3 +246,64 @@ def test_a_postgres_registry_without_a_key_fails_at_startup(
     with pytest.raises(durably.ConfigurationError, match="durably keygen"):
         Workflows(world="postgresql://postgres@127.0.0.1:5432/test")
     Workflows(world="postgresql://postgres@127.0.0.1:5432/test", encryption_key=new_key())
+
+
+# -- a missing key file ------------------------------------------------------------------
+
+
+async def test_a_missing_key_file_is_refused_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DURABLY_ENCRYPTION_KEY", raising=False)
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    key_file = tmp_path / "w.db.key"
+    wf = _registry(url)
+    try:
+        run = await start(wf.workflows["pay"], SECRET)
+        assert await run.return_value(timeout=30) == RESULT
+    finally:
+        await wf.aclose()
+    key_id = key_file.read_text().split(":", 1)[0]
+    key_file.rename(tmp_path / "moved-away.key")
+
+    again = _registry(url)
+    try:
+        with pytest.raises(KeyFileMissingError) as refused:
+            await start(again.workflows["pay"], SECRET)
+    finally:
+        await again.aclose()
+    msg = str(refused.value)
+    # It names the key the data needs, the file expected and both ways to restore it.
+    assert repr(key_id) in msg and str(key_file) in msg
+    assert "DURABLY_ENCRYPTION_KEY" in msg and "encryption_key=" in msg
+    assert isinstance(refused.value, DecryptionError)
+    assert not key_file.exists()  # no new key beside data it could not read
+
+    # Putting the key file back (or giving the key) is all it takes.
+    (tmp_path / "moved-away.key").rename(key_file)
+    back = _registry(url)
+    try:
+        assert await (await back.get_run(run.run_id)).return_value(timeout=5) == RESULT
+    finally:
+        await back.aclose()
+
+
+async def test_a_new_or_plaintext_database_still_gets_a_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from durably.crypto import resolve_keyring
+
+    monkeypatch.delenv("DURABLY_ENCRYPTION_KEY", raising=False)
+    # An empty database file (and one whose tables hold no encrypted payload) is new.
+    (tmp_path / "empty.db").touch()
+    assert resolve_keyring(f"sqlite:///{tmp_path / 'empty.db'}", None) is not None
+    assert (tmp_path / "empty.db.key").exists()
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    plain = _registry(url, key=False)
+    try:
+        run = await start(plain.workflows["pay"], SECRET)
+        await run.return_value(timeout=30)
+    finally:
+        await plain.aclose()
+    assert resolve_keyring(url, None) is not None
+    assert (tmp_path / "plain.db.key").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from durably.crypto import resolve_keyring
-from durably.errors import ConfigurationError, WorldError
+from durably.errors import ConfigurationError, KeyFileMissingError, WorldError
 from durably.worlds import key_policy, open_world, scheme_of
 from durably.worlds.memory import MemoryWorld
 from durably.worlds.postgres import PostgresWorld
@@ -115,9 +115,34 @@ def test_each_scheme_names_its_world() -> None:
     assert world_class("POSTGRES://h/db") is PostgresWorld
 
 
-@pytest.mark.parametrize("url", ["mysql://h/db", "x.db", "://nothing"])
+@pytest.mark.parametrize("url", ["mysql://h/db", "ftp://x"])
 def test_an_unknown_scheme_lists_the_known_ones(url: str) -> None:
     with pytest.raises(WorldError, match=r"is not one of .*memory://.*sqlite://"):
+        open_world(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("sqlite:/x.db", "'sqlite:' must be followed by '//'"),
+        ("memory:", "'memory:' must be followed by '//'"),
+        ("x.db", "not of the form SCHEME://"),
+        ("://nothing", "not of the form SCHEME://"),
+    ],
+)
+def test_a_url_without_scheme_shows_the_forms_that_work(url: str, hint: str) -> None:
+    with pytest.raises(WorldError) as e:
+        open_world(url)
+    msg = str(e.value)
+    assert hint in msg and "(none)" not in msg
+    for form in ("sqlite:///relative/path.db", "sqlite:////abs/path.db", "memory://"):
+        assert form in msg
+
+
+@pytest.mark.parametrize("url", ["sqlite:///a\x00b.db", "sqlite:///a%00b.db", "memory://a\nb"])
+def test_a_control_character_in_a_url_is_a_world_error(url: str) -> None:
+    # A NUL byte used to surface as a bare ValueError when the file was opened.
+    with pytest.raises(WorldError, match="control character"):
         open_world(url)
 
 
@@ -156,3 +181,12 @@ def test_resolving_keys_follows_each_worlds_policy(
         resolve_keyring("postgresql://u@h/db", None)
     with pytest.raises(WorldError, match="names no database file"):
         resolve_keyring("sqlite:///", None)
+
+
+def test_a_command_that_only_reads_never_makes_a_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DURABLY_ENCRYPTION_KEY", raising=False)
+    with pytest.raises(KeyFileMissingError, match="no key file"):
+        resolve_keyring(f"sqlite:///{tmp_path / 'typo' / 'x.db'}", None, create=False)
+    assert list(tmp_path.iterdir()) == []

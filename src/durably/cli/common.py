@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import DurablyError
+from ..errors import DurablyError, WorldError
 from ..worlds import World, open_world, resolve_world_url
 
 __all__ = [
@@ -78,9 +78,32 @@ def run_async(coro: Awaitable[T]) -> T:
         fail(str(e))
 
 
-async def with_world(url: str | None, fn: Callable[[World], Awaitable[T]]) -> T:
-    """Open the world for ``url``, run ``fn`` with it, close it."""
-    world = open_world(resolve_world_url(url))
+async def with_world(
+    url: str | None, fn: Callable[[World], Awaitable[T]], *, read_only: bool = False
+) -> T:
+    """Open the world for ``url``, run ``fn`` with it, close it.
+
+    Args:
+        url: the ``--world`` option (``None``: ``$DURABLY_WORLD``, else the default).
+        fn: what to do with the open world.
+        read_only: the command only reads: a world that is not there (no database
+            file) is an error, not created empty.
+
+    Raises:
+        WorldError: ``read_only`` and the world is not there; the message says where
+            it was looked for and how to point at another.
+    """
+    resolved = resolve_world_url(url)
+    world = open_world(resolved)
+    missing = getattr(world, "missing", None)
+    where = missing() if read_only and callable(missing) else None
+    if where is not None:
+        raise WorldError(
+            f"no database at {where}: nothing to read (this command creates none). Pass "
+            "--world URL or set $DURABLY_WORLD to the world your app uses "
+            "(sqlite:///relative/path.db is relative to the current folder, "
+            "sqlite:////abs/path.db is absolute)"
+        )
     await world.open()
     try:
         return await fn(world)

@@ -71,7 +71,7 @@ def deployments_cmd(
                 "them with `durably runs move --from OLD --to NEW` if the code is compatible"
             )
 
-    run_async(with_world(world_url, go))
+    run_async(with_world(world_url, go, read_only=True))
 
 
 @click.group()

@@ -113,7 +113,7 @@ def runs_cmd(
         if not runs:
             click.echo(f"no runs in {resolve_world_url(world_url)}")
 
-    run_async(with_world(world_url, go))
+    run_async(with_world(world_url, go, read_only=True))
 
 
 @inspect.command("run")
@@ -174,7 +174,7 @@ def run_cmd(run_id: str, world_url: str | None, as_json: bool, follow: bool = Fa
             ],
         )
 
-    run_async(with_world(world_url, go))
+    run_async(with_world(world_url, go, read_only=True))
 
 
 @inspect.command("events")
@@ -213,7 +213,7 @@ def events_cmd(
             ],
         )
 
-    run_async(with_world(world_url, go))
+    run_async(with_world(world_url, go, read_only=True))
 
 
 @inspect.command("streams")
@@ -301,7 +301,7 @@ def streams_cmd(
             click.echo(f"run {run_id} has no streams")
 
     try:
-        run_async(with_world(world_url, go))
+        run_async(with_world(world_url, go, read_only=True))
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -421,7 +421,7 @@ def hooks_cmd(
         if not hooks:
             click.echo(f"no live hooks in {resolve_world_url(world_url)}")
 
-    run_async(with_world(world_url, go))
+    run_async(with_world(world_url, go, read_only=True))
 
 
 async def _reveal(

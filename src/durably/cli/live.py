@@ -50,7 +50,7 @@ def follow(world_url: str | None, run_id: str, as_json: bool, interval: float = 
         await follow_run(world, run_id, as_json=as_json, interval=interval, url=world_url)
 
     with contextlib.suppress(KeyboardInterrupt):
-        run_async(with_world(world_url, go))
+        run_async(with_world(world_url, go, read_only=True))
 
 
 def watch(world_url: str | None, flt: RunFilter, as_json: bool, interval: float = 1.0) -> None:
@@ -60,7 +60,7 @@ def watch(world_url: str | None, flt: RunFilter, as_json: bool, interval: float 
         await watch_runs(world, flt, as_json=as_json, interval=interval)
 
     with contextlib.suppress(KeyboardInterrupt):
-        run_async(with_world(world_url, go))
+        run_async(with_world(world_url, go, read_only=True))
 
 
 # -- one run ----------------------------------------------------------------------------

@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..control import Control
-from ..crypto import KeyRing, Sealer, is_sealed, key_file_for, resolve_keyring
+from ..crypto import KeyRing, Sealer, is_sealed, resolve_keyring
 from ..errors import DecryptionError, DurablyError
 from ..registry import Workflows
-from ..worlds import World, open_world
+from ..worlds import World, key_policy, open_world
 from ..worlds.encrypted import EncryptedWorld
 from .security import new_secret
 from .timeline import human_duration
@@ -127,14 +127,13 @@ class Dashboard:
         if key is False:
             raise DecryptionError("the registry has encryption off (encryption_key=False)")
         env = os.environ.get("DURABLY_ENCRYPTION_KEY")
-        if not key and not env and self.world_url.lower().startswith("sqlite:"):
-            from ..worlds.sqlite import parse_sqlite_url
-
+        if not key and not env:
             try:
-                path = key_file_for(parse_sqlite_url(self.world_url).path)
+                policy = key_policy(self.world_url)  # the world says where its key lives
             except DurablyError as e:
                 raise DecryptionError(f"no key: {e}") from None
-            if not path.exists():
+            path = policy.path
+            if policy.source == "file" and path is not None and not path.exists():
                 raise DecryptionError(
                     f"no key: neither --key nor $DURABLY_ENCRYPTION_KEY is set, and there is "
                     f"no key file {path}"

@@ -191,18 +191,26 @@ class Worker:
         for t in (self._main, self._heartbeat):
             if t is not None:
                 t.cancel()
-        pending = [t for t in self._step_tasks | self._bg if not t.done()]
-        if pending:
-            _, late = await asyncio.wait(pending, timeout=grace)
-            for t in late:
+        try:
+            pending = [t for t in self._step_tasks | self._bg if not t.done()]
+            if pending:
+                _, late = await asyncio.wait(pending, timeout=grace)
+                for t in late:
+                    t.cancel()
+                if late:
+                    await asyncio.wait(late, timeout=2.0)
+            await self.streams.aclose()
+            runs, tasks = self.slots.held()
+            with contextlib.suppress(Exception):
+                await self.world.release(owner=self.owner, run_ids=runs, tasks=tasks)
+        except asyncio.CancelledError:
+            # Cancelled while stopping (aclose() under a timeout): stop what still runs
+            # without waiting for it; the leases it held expire on their own.
+            for t in self._step_tasks | self._bg:
                 t.cancel()
-            if late:
-                await asyncio.wait(late, timeout=2.0)
-        await self.streams.aclose()
-        runs, tasks = self.slots.held()
-        with contextlib.suppress(Exception):
-            await self.world.release(owner=self.owner, run_ids=runs, tasks=tasks)
-        self.turns.close()
+            raise
+        finally:
+            self.turns.close()
 
     def abandon(self) -> None:
         """Forget everything without touching the world (its loop is gone); the leases

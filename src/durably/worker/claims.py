@@ -16,7 +16,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 
+from ..errors import WorldUnavailableError
 from ..worlds.base import Task, World
+from .outage import Outage
 from .slots import Slots
 
 __all__ = ["Claims"]
@@ -79,6 +81,8 @@ class Claims:
         self._on_step = on_step
         self._on_timer = on_timer
         self._on_beat = on_beat
+        self._claiming = Outage("claiming")
+        self._beating = Outage("extending leases")
 
     async def loop(self) -> None:
         """Claim work until stopped (or cancelled)."""
@@ -108,12 +112,16 @@ class Claims:
                         self._on_step(task)
                     else:
                         self._on_timer(task)
+                self._claiming.recovered()
                 if claim.runs or claim.tasks:
                     await asyncio.sleep(0)
                     continue
                 await self._idle(free > 0)
             except asyncio.CancelledError:
                 raise
+            except WorldUnavailableError as e:
+                # Disk full, or the write lock held elsewhere: wait it out, quietly.
+                await asyncio.sleep(self._claiming.failed(e))
             except Exception:
                 _log.exception("durably worker: claiming failed; retrying in 1s")
                 await asyncio.sleep(1.0)
@@ -152,6 +160,9 @@ class Claims:
                 # The world keeps when each deployment's workers were last alive, so
                 # runs pinned to a deployment nobody serves any more are visible.
                 await self.world.touch_deployment(self.namespace, self.deployment)
+                self._beating.recovered()
+            except WorldUnavailableError as e:
+                self._beating.failed(e)  # logged once per outage; the next beat retries
             except Exception:
                 _log.exception("durably worker: recording the deployment failed")
             await asyncio.sleep(self.lease_seconds / 3)
@@ -164,6 +175,9 @@ class Claims:
                         tasks=tasks,
                         lease_seconds=self.lease_seconds,
                     )
+                    self._beating.recovered()
+            except WorldUnavailableError as e:
+                self._beating.failed(e)
             except Exception:
                 _log.exception("durably worker: extending leases failed")
             try:

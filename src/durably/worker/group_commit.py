@@ -4,7 +4,9 @@ Every turn a worker commits (a step's result with the run's next commands) would
 transaction of its own; under load most of a transaction's cost is the round trip, not
 the rows. The first caller leads: it yields once so the others that are ready join, then
 commits everyone's writes together, and keeps committing what queued meanwhile until
-nothing is left. Each caller gets back the results of its own writes.
+nothing is left. Each caller gets back the results of its own writes. While the world
+cannot take writes (disk full, a lock held elsewhere) it retries with backoff (see
+:mod:`.outage`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ..worlds.base import Commit, RunWrite, World, WriteResult
+from ..errors import WorldUnavailableError
+from ..worlds.base import Commit, CommitResult, RunWrite, World, WriteResult
+from .outage import Outage
 
 __all__ = ["GroupCommit"]
 
@@ -36,6 +40,7 @@ class GroupCommit:
         self._queue: list[tuple[list[RunWrite], _Waiter]] = []
         self._leading = False
         self.concurrent = 0  # how many callers are likely to commit soon
+        self.outage = Outage("committing")
 
     async def commit(self, writes: list[RunWrite]) -> list[WriteResult]:
         """Commit ``writes`` atomically (possibly together with other callers' writes)."""
@@ -54,7 +59,7 @@ class GroupCommit:
             while batch:
                 flat = [w for ws, _ in batch for w in ws]
                 try:
-                    result = await self.world.commit(
+                    result = await self._commit(
                         Commit(flat, owner=self.owner, lease_seconds=self.lease_seconds)
                     )
                 except BaseException as e:
@@ -83,3 +88,16 @@ class GroupCommit:
             return mine
         finally:
             self._leading = False
+
+    async def _commit(self, commit: Commit) -> CommitResult:
+        """Commit, retrying while the world cannot take writes (disk full, its write
+        lock held elsewhere): nothing was stored, so the same commit is safe to retry,
+        and the runs go on as soon as it goes through."""
+        while True:
+            try:
+                result = await self.world.commit(commit)
+            except WorldUnavailableError as e:
+                await asyncio.sleep(self.outage.failed(e))
+                continue
+            self.outage.recovered()
+            return result

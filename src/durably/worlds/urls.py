@@ -12,6 +12,7 @@ class method returning a :class:`KeyPolicy`; one that does not has no default ke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, Literal
 from ..errors import WorldError
 from .base import World
 
-__all__ = ["KeyPolicy", "key_policy", "open_world", "scheme_of", "world_class"]
+__all__ = ["KeyPolicy", "check_text", "key_policy", "open_world", "scheme_of", "world_class"]
 
 _POSTGRES = ("postgresql", "postgres")
 
@@ -34,10 +35,14 @@ class KeyPolicy:
             made for this process and forgotten with it) or ``"none"`` (no default:
             starting without a key fails, naming ``durably keygen``).
         path: the key file, for ``"file"``.
+        stored_key_id: for ``"file"``, asked before the key file is made: the id of the
+            key that payloads already stored need (``None``: none is stored). A key file
+            is never made beside data it could not read.
     """
 
     source: Literal["file", "process", "none"]
     path: Path | None = None
+    stored_key_id: Callable[[], str | None] | None = None
 
 
 NO_DEFAULT_KEY = KeyPolicy("none")
@@ -48,13 +53,45 @@ def scheme_of(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else ""
 
 
+#: The forms of the built-in worlds' URLs, for messages.
+FORMS = (
+    "sqlite:///relative/path.db (relative to the current folder), "
+    "sqlite:////abs/path.db (absolute) or memory://"
+)
+
+
+def check_text(url: str, what: str = "world URL") -> None:
+    """Refuse a URL (or a part of one, once decoded) holding a control character such as
+    a NUL byte, which no file name or server address can hold.
+
+    Raises:
+        WorldError: names the character and where it is.
+    """
+    for i, ch in enumerate(url):
+        if ord(ch) < 32 or ch == "\x7f":
+            raise WorldError(
+                f"the {what} {url!r} contains the control character {ch!r} at position "
+                f"{i}; a world URL is plain text: check --world / $DURABLY_WORLD for stray "
+                f"bytes. Write it as {FORMS}"
+            )
+
+
 def world_class(url: str) -> Any:
     """The class of the world ``url`` names (not yet made).
 
     Raises:
-        WorldError: the scheme is not known; the message lists the ones that are.
+        WorldError: the URL holds a control character, has no ``SCHEME://``, or its
+            scheme is not known; the message shows the forms that work.
     """
+    check_text(url)
     scheme = scheme_of(url)
+    if not scheme:
+        head = url.split(":", 1)[0].lower() if ":" in url else ""
+        slashes = f" ('{head}:' must be followed by '//')" if head.isalnum() and head else ""
+        raise WorldError(
+            f"the world URL {url!r} is not of the form SCHEME://...{slashes}; write it as "
+            f"{FORMS}, or postgresql://USER@HOST/DB"
+        )
     if scheme == "memory":
         from .memory import MemoryWorld
 
@@ -73,7 +110,7 @@ def world_class(url: str) -> Any:
         return plugins[scheme].load()
     known = sorted({"memory", "sqlite", *plugins})
     raise WorldError(
-        f"unknown world URL {url!r}: the scheme {scheme or '(none)'!r} is not one of "
+        f"unknown world URL {url!r}: the scheme {scheme!r} is not one of "
         f"{', '.join(s + '://' for s in known)}. Use for example 'sqlite:///.durably/durably.db' "
         "or 'memory://', or install the package that provides that world."
     )

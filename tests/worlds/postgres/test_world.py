@@ -5,6 +5,7 @@ the database alone."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from durably.worlds import open_world
 from durably.worlds.base import Commit, RunMeta, RunWrite
 from durably.worlds.postgres import PostgresWorld, parse_postgres_url
 from durably.worlds.postgres import world as pg_world
+from durably.worlds.postgres.hub import Hub
 from durably.worlds.postgres.schema import latest_version
 
 from . import support as pg
@@ -172,3 +174,39 @@ async def test_a_timer_fires_within_a_second_of_its_due_time(pg_url: str) -> Non
         done = time.time()
     assert done - t0 < 1.5 + 1.0
     assert woke >= t0 + 1.5 - 0.01
+
+
+async def test_a_cancelled_aclose_still_stops_the_listener(pg_url: str) -> None:
+    schema = parse_postgres_url(pg_url).schema
+    name = f"durably-listen-{schema}"
+
+    def listeners() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == name and t.is_alive()]
+
+    wf = Workflows(world=pg_url)
+    entered = asyncio.Event()
+
+    @wf.step
+    async def slow() -> None:
+        entered.set()
+        await asyncio.sleep(3600)  # aclose() waits for it, and is cancelled meanwhile
+
+    @wf.workflow
+    async def job() -> None:
+        await slow()
+
+    run = await start(job)
+    await asyncio.wait_for(entered.wait(), 30)
+    await run.status()
+    for _ in range(200):  # the idle worker's wait for work starts the listener
+        if listeners():
+            break
+        await asyncio.sleep(0.05)
+    assert listeners()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(wf.aclose(), 0.05)
+    # Nothing of the registry outlives it: no listener (which would log reconnection
+    # attempts forever once the database is gone), no hub holding the schema.
+    assert not listeners()
+    assert not [k for k in Hub._hubs if k[1] == schema]
+    assert wf.worker is None

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
-from ...crypto import key_file_for
+from ...crypto import MAGIC, key_file_for, sealed_key_id
 from ...errors import WorldError
-from ..urls import KeyPolicy, scheme_of
+from ..urls import KeyPolicy, check_text, scheme_of
+from . import queries as q
 
-__all__ = ["SqliteConfig", "key_policy", "parse_sqlite_url"]
+__all__ = ["SqliteConfig", "key_policy", "parse_sqlite_url", "stored_key_id"]
 
 _SYNCHRONOUS = ("full", "normal", "off")
+_SEALED_PAYLOADS = (("events", q.SEALED_EVENT_PAYLOAD), ("chunks", q.SEALED_CHUNK_PAYLOAD))
 _EXAMPLE = "sqlite:///.durably/durably.db (relative) or sqlite:////var/app/durably.db (absolute)"
 
 
@@ -49,11 +52,13 @@ def parse_sqlite_url(url: str) -> SqliteConfig:
             f"the sqlite URL {url!r} has a host part ({host!r}); a sqlite URL has no host, "
             f"so it starts with three slashes: {_EXAMPLE}"
         )
+    check_text(url)
     path = unquote(rest[1:])
-    if "\x00" in path or not _utf8(path):
+    check_text(path, "database path of the sqlite URL")  # %00 decodes to a NUL byte
+    if not _utf8(path):
         raise WorldError(
-            f"the sqlite URL {url!r} names a path SQLite cannot open (a NUL byte or a lone "
-            f"surrogate); write it as {_EXAMPLE}"
+            f"the sqlite URL {url!r} names a path SQLite cannot open (a lone surrogate, "
+            f"not text); write it as {_EXAMPLE}"
         )
     if not path or path.endswith(("/", os.sep)):
         raise WorldError(f"the sqlite URL {url!r} names no database file; write it as {_EXAMPLE}")
@@ -105,4 +110,37 @@ def key_policy(url: str) -> KeyPolicy:
     Raises:
         WorldError: the URL is malformed.
     """
-    return KeyPolicy("file", key_file_for(parse_sqlite_url(url).path))
+    path = parse_sqlite_url(url).path
+    return KeyPolicy("file", key_file_for(path), stored_key_id=lambda: stored_key_id(path))
+
+
+def stored_key_id(path: str) -> str | None:
+    """The id of the key the encrypted payloads stored in the database at ``path`` need
+    (``None``: there is no database there, or it holds no encrypted payload).
+
+    Never creates the file: it is asked before a key file is made, so that a new key is
+    never made beside data it could not read. A file that cannot be read as a database
+    counts as holding none (opening the world reports what is wrong with it).
+    """
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return None
+    uri = "file:" + quote(path)
+    for mode in ("rw", "ro"):  # rw may make the WAL's -shm file; ro for a read-only folder
+        try:
+            conn = sqlite3.connect(f"{uri}?mode={mode}", uri=True, timeout=5.0)
+        except sqlite3.Error:
+            continue
+        try:
+            conn.execute(q.PRAGMA_QUERY_ONLY)
+            for table, sql in _SEALED_PAYLOADS:
+                if not conn.execute(q.HAS_TABLE, (table,)).fetchall():
+                    continue
+                rows = conn.execute(sql, (MAGIC,)).fetchall()
+                if rows:
+                    return sealed_key_id(bytes(rows[0][0]))
+            return None
+        except (sqlite3.Error, IndexError, UnicodeDecodeError):
+            continue
+        finally:
+            conn.close()
+    return None

@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ...errors import WorldError
+from ...errors import WorldError, WorldFullError, WorldUnavailableError
 from . import queries as q
 from .config import SqliteConfig
 from .hub import WAL_SAFETY_PAGES, Hub
@@ -142,13 +142,27 @@ class Connections:
         return conn
 
     def error(self, action: str, e: sqlite3.Error) -> WorldError:
-        """The error for a failed ``action`` ("open", "read", "write")."""
-        msg = f"sqlite world {self.config.path}: cannot {action}: {e}"
-        if "locked" in str(e) or "busy" in str(e):
-            msg += (
-                f"; another process held the database longer than busy_timeout_ms="
-                f"{self.config.busy_timeout_ms}: raise it in the URL "
-                "(?busy_timeout_ms=N) or find the process holding the file"
+        """The error for a failed ``action`` ("open", "read", "write"): a
+        :class:`WorldFullError` for a full disk, a :class:`WorldUnavailableError` for a
+        lock another process held too long (nothing was written: the same write may
+        succeed later), a :class:`WorldError` else."""
+        path = self.config.path
+        code = (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF
+        if code == sqlite3.SQLITE_FULL or "disk is full" in str(e):
+            folder = os.path.dirname(path) or "."
+            return WorldFullError(
+                f"sqlite world {path}: cannot {action}: disk full (no space left on the "
+                f"file system of {folder}); nothing was written. Free space there, or move "
+                "the database to a disk with room (--world / $DURABLY_WORLD); a worker "
+                "retries its writes and goes on once there is room."
+            )
+        msg = f"sqlite world {path}: cannot {action}: {e}"
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(e):
+            return WorldUnavailableError(
+                f"{msg}; another process held the database's write lock longer than "
+                f"busy_timeout_ms={self.config.busy_timeout_ms}; nothing was written. Raise "
+                "it in the URL (?busy_timeout_ms=N) or find the process holding the file; "
+                "a worker retries its writes until the lock is free."
             )
         return WorldError(msg)
 
@@ -174,8 +188,19 @@ class Connections:
                 conn.execute(q.COMMIT)
                 if hub.checkpointer is not None:
                     hub.checkpointer.dirty.set()
+            except sqlite3.OperationalError as e:
+                # A full disk, or a lock held too long: say which, as a WorldError.
+                self._rollback(conn)
+                raise self.error("write", e) from e
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute(q.ROLLBACK)
+                self._rollback(conn)
                 raise
         return result, hub
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute(q.ROLLBACK)
+            except sqlite3.Error:
+                pass  # SQLite rolled the transaction back itself (as on a full disk)

@@ -21,6 +21,11 @@ PRAGMA_WAL_AUTOCHECKPOINT = "PRAGMA wal_autocheckpoint={pages:d}"
 WAL_CHECKPOINT_PASSIVE = "PRAGMA wal_checkpoint(PASSIVE)"
 GET_USER_VERSION = "PRAGMA user_version"
 SET_USER_VERSION = "PRAGMA user_version={version:d}"
+# One stored payload that is encrypted (starts with crypto.MAGIC), if any: the key id it
+# names is the key the database needs. Asked only when its key file is missing.
+HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+SEALED_EVENT_PAYLOAD = "SELECT payload FROM events WHERE substr(payload, 1, 4) = ? LIMIT 1"
+SEALED_CHUNK_PAYLOAD = "SELECT payload FROM chunks WHERE substr(payload, 1, 4) = ? LIMIT 1"
 
 BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
 COMMIT = "COMMIT"

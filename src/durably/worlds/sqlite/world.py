@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Collection, Sequence
@@ -77,6 +78,12 @@ class SqliteWorld(SqlWorld):
         return key_policy(url)
 
     # -- lifecycle ---------------------------------------------------------------------
+
+    def missing(self) -> str | None:
+        """The database file, if it does not exist yet (opening would create it);
+        ``None`` if it does. Read-only commands ask, to create nothing."""
+        path = self.config.path
+        return None if os.path.isfile(path) else path
 
     async def open(self) -> None:
         """Create the file and its folder if needed, and bring the schema up to date."""
