@@ -32,6 +32,8 @@ from .errors import (
     FatalError,
     HookConflictError,
     HookNotFoundError,
+    KeyFileMissingError,
+    MissingExtraError,
     NonDeterminismError,
     PayloadTooLargeError,
     RetryableError,
@@ -46,6 +48,8 @@ from .errors import (
     WorkflowNotRegisteredError,
     WorkflowRunFailedError,
     WorldError,
+    WorldFullError,
+    WorldUnavailableError,
 )
 from .hooks import BaseHook, HookWait, get_hook_by_token, resume_hook
 from .registry import Step, Workflow, Workflows
@@ -80,7 +84,9 @@ __all__ = [
     "HookNotFoundError",
     "HookRecord",
     "HookWait",
+    "KeyFileMissingError",
     "Limits",
+    "MissingExtraError",
     "NonDeterminismError",
     "PayloadTooLargeError",
     "RetryableError",
@@ -102,6 +108,8 @@ __all__ = [
     "WorkflowRunFailedError",
     "Workflows",
     "WorldError",
+    "WorldFullError",
+    "WorldUnavailableError",
     "Writable",
     "__version__",
     "get_hook_by_token",
