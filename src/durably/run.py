@@ -11,6 +11,7 @@ from .errors import RunCancelledError, RunNotFoundError, WorkflowRunFailedError
 from .events import TERMINAL_RUN_TYPES, Event
 from .runtime.failures import rebuild_error
 from .streams import read_stream
+from .waiting import Waiting, waiting_of
 from .worlds.base import TERMINAL_STATUSES, RunRecord, StepRecord, StreamChunk, StreamInfo
 
 if TYPE_CHECKING:
@@ -45,6 +46,16 @@ class Run:
     async def status(self) -> str:
         """``"pending"``, ``"running"``, ``"completed"``, ``"failed"`` or ``"cancelled"``."""
         return (await self.record()).status
+
+    async def waiting(self) -> Waiting:
+        """What the run waits for now, and since when: finer than :meth:`status`, which
+        says ``running`` for all of these. ``kind`` is ``"step"`` (a step attempt runs on
+        a worker, under a lease), ``"retry"``, ``"sleep"``, ``"hook"``, ``"child"``,
+        ``"turn"`` (its body runs), ``"worker"`` (ready work no worker holds: none of
+        its namespace and deployment is running, or all are busy) or ``None`` (ended).
+        See :mod:`durably.waiting`."""
+        world = await self.registry.open()
+        return await waiting_of(world, await self.record())
 
     async def steps(self) -> list[StepRecord]:
         """The run's durable calls (steps, waits, child runs) with their status."""

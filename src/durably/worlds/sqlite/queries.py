@@ -119,6 +119,11 @@ DELETE_TASK = "DELETE FROM tasks WHERE run_id = ? AND call = ?"
 
 DELETE_RUN_TASKS = "DELETE FROM tasks WHERE run_id = ?"
 
+RUN_TASKS = (
+    "SELECT call, kind, visible_at, attempt, lease_owner, lease_until FROM tasks"
+    " WHERE run_id = ? ORDER BY call"
+)
+
 # -- the queue: claims and leases ------------------------------------------------------
 
 DUE_RUNS = (
