@@ -33,13 +33,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import DecryptionError
+from .events import TERMINAL_RUN_TYPES, Event
 from .worlds.base import TERMINAL_STATUSES, QueuedTask, RunRecord, StepRecord
 
 if TYPE_CHECKING:
-    from .errors import DecryptionError
-from .worlds.base import World
+    from .worlds.base import World
 
-__all__ = ["STALLED_AFTER", "WaitKind", "Waiting", "waiting_of"]
+__all__ = ["STALLED_AFTER", "WaitKind", "Waiting", "end_event", "failing_step", "waiting_of"]
 
 #: What a run waits for (``None``: nothing, it has ended).
 WaitKind = Literal["step", "retry", "sleep", "hook", "child", "turn", "worker"]
@@ -108,6 +108,24 @@ class Waiting:
             what += f" (and {len(self.also)} more)"
         return what
 
+    def summary(self) -> str:
+        """A few words for a table cell: ``"sleep until 10:00:00"``, ``"step 'charge'"``."""
+        name = repr(self.name) if self.name else ""
+        if self.kind is None:
+            return ""
+        if self.kind == "worker":
+            return "a worker" + (" (stalled)" if self.stalled else "")
+        if self.kind in ("sleep", "retry"):
+            what = "sleep" if self.kind == "sleep" else f"retry {name}"
+            return f"{what} until {_clock(self.until)}"
+        if self.kind == "hook":
+            return ("webhook " if self.webhook else "hook ") + (self.hook_type or name)
+        if self.kind == "child":
+            return f"child {self.child_run_id}"
+        if self.kind == "turn":
+            return "its turn"
+        return f"step {name}"
+
     def to_json(self) -> dict[str, Any]:
         """The wait as JSON-ready data (``also`` as a list of the same)."""
         return {
@@ -130,7 +148,8 @@ class Waiting:
 
 
 def _clock(at: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "-"
+    """A time as the CLI shows times: UTC, to the second."""
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(at)) if at else "-"
 
 
 def _ago(now: float, at: float | None) -> str:
@@ -146,13 +165,13 @@ def _ago(now: float, at: float | None) -> str:
 
 def _describe_one(w: Waiting, now: float) -> str:
     name = repr(w.name) if w.name else ""
+    if w.kind == "sleep":
+        return f"sleep {name + ' ' if w.name != 'sleep' else ''}until {_clock(w.until)}"
     if w.kind == "step":
         return f"step {name} (attempt {w.attempt}) on {w.worker}, lease until {_clock(w.until)}"
     if w.kind == "retry":
         err = f" after {w.error_type}" if w.error_type else ""
         return f"retry of step {name}{err} at {_clock(w.until)}"
-    if w.kind == "sleep":
-        return f"sleep {name} until {_clock(w.until)}"
     if w.kind == "hook":
         how = "webhook" if w.webhook else "hook"
         return f"{how} {name} of type {w.hook_type or '?'}"
@@ -321,3 +340,29 @@ async def _hook_facts(
                 bool(created.data.get("webhook")),
             )
     return out
+
+
+def failing_step(rec: RunRecord, steps: list[StepRecord]) -> StepRecord | None:
+    """The durable call whose error failed the run: the last failed step or child (or
+    conflicting hook) with the run's error type; ``None`` when the run did not fail or the
+    body itself raised (no call failed with that error)."""
+    if rec.status != "failed" or rec.error_type is None:
+        return None
+    for step in reversed(steps):
+        if step.status in ("failed", "conflict") and step.error_type == rec.error_type:
+            return step
+    return None
+
+
+async def end_event(world: World, rec: RunRecord) -> Event | None:
+    """The event that ended the run (``run_completed``, ``run_failed``, ``run_cancelled``),
+    or ``None`` while it runs. Payloads are as ``world`` returns them."""
+    if rec.status not in TERMINAL_STATUSES:
+        return None
+    # The end is among the last events (late facts may follow it); look back a little
+    # before reading the whole log.
+    for after in (max(rec.last_seq - 16, 0), 0):
+        for ev in reversed(await world.read_events(rec.run_id, after_seq=after)):
+            if ev.type in TERMINAL_RUN_TYPES:
+                return ev
+    return None
