@@ -32,14 +32,23 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import DecryptionError
+from .errors import DecryptionError, RunNotFoundError
 from .events import TERMINAL_RUN_TYPES, Event
-from .worlds.base import TERMINAL_STATUSES, QueuedTask, RunRecord, StepRecord
+from .worlds.base import TERMINAL_STATUSES, QueuedTask, RunRecord, StepRecord, StreamInfo
 
 if TYPE_CHECKING:
     from .worlds.base import World
 
-__all__ = ["STALLED_AFTER", "WaitKind", "Waiting", "end_event", "failing_step", "waiting_of"]
+__all__ = [
+    "STALLED_AFTER",
+    "WaitKind",
+    "Waiting",
+    "absent_stream",
+    "end_event",
+    "failing_step",
+    "no_stream_message",
+    "waiting_of",
+]
 
 #: What a run waits for (``None``: nothing, it has ended).
 WaitKind = Literal["step", "retry", "sleep", "hook", "child", "turn", "worker"]
@@ -366,3 +375,42 @@ async def end_event(world: World, rec: RunRecord) -> Event | None:
             if ev.type in TERMINAL_RUN_TYPES:
                 return ev
     return None
+
+
+async def absent_stream(world: World, run_id: str, namespace: str) -> list[StreamInfo] | None:
+    """The run's streams when a reader of stream ``namespace`` would wait in vain (the
+    usual cause: a missing or misspelt namespace), else ``None``.
+
+    The rule: the stream has no chunk and is not closed, and either the run has ended
+    (its streams are final) or it has written other streams. A live run that has written
+    no stream at all may still write this one (its default stream, typically): a reader
+    may follow it. A stream a run writes only after its others have chunks must be read
+    once it has begun (or after the run ended).
+
+    Raises:
+        RunNotFoundError: the run does not exist.
+    """
+    rec = await world.get_run(run_id)
+    if rec is None:
+        raise RunNotFoundError(run_id, world.url)
+    infos = await world.stream_info(run_id)
+    mine = next((i for i in infos if i.namespace == namespace), None)
+    if mine is not None and (mine.count > 0 or mine.closed):
+        return None
+    others = [i for i in infos if i.namespace != namespace]
+    if rec.status in TERMINAL_STATUSES or others:
+        return others
+    return None
+
+
+def no_stream_message(run_id: str, namespace: str, streams: list[StreamInfo]) -> str:
+    """``run X has no stream 'NS'; its streams: 'ui' (12 chunks), ...``."""
+    shown = ", ".join(
+        f"{i.namespace or '(default)'!r} ({i.count} chunk{'' if i.count == 1 else 's'})"
+        for i in streams
+    )
+    what = f"run {run_id} has no stream {namespace or '(default)'!r}"
+    if not shown:
+        return f"{what}; it has no streams (it ended without writing one)"
+    hint = "" if namespace else " (pass the namespace)"
+    return f"{what}; its streams: {shown}{hint}"

@@ -132,3 +132,41 @@ async def test_inspect_shows_waiting_failures_and_cancel_reasons(tmp_path: Path)
         gate.set()
         await wf.aclose()
         await idle.aclose()
+
+
+async def test_streams_without_their_namespace_name_the_runs_streams(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / '.durably' / 'durably.db'}"
+    wf = Workflows(world=url)
+
+    @wf.step
+    async def write_ui() -> None:
+        ui = durably.get_writable("ui")
+        for part in ("a", "b", "c"):
+            await ui.write(part)
+
+    @wf.workflow
+    async def chatty() -> None:
+        await write_ui()
+
+    @wf.workflow
+    async def silent() -> None:
+        pass
+
+    try:
+        run = await wf.start(chatty)
+        await run.wait(timeout=30)
+        quiet = await wf.start(silent)
+        await quiet.wait(timeout=30)
+    finally:
+        await wf.aclose()
+    for args in (("--follow",), ("--from", "0"), ("--namespace", "UI")):
+        out = await asyncio.to_thread(cli, "inspect", "streams", run.run_id, *args, cwd=tmp_path)
+        assert out.returncode == 1, out
+        ns = "'UI'" if "UI" in args else "'(default)'"
+        assert f"run {run.run_id} has no stream {ns}; its streams: 'ui' (3 chunks)" in out.stderr
+    out = await _cli(
+        "inspect", "streams", run.run_id, "--namespace", "ui", "--follow", cwd=tmp_path
+    )
+    assert [json.loads(line)["index"] for line in out.stdout.splitlines()] == [0, 1, 2]
+    out = await asyncio.to_thread(cli, "inspect", "streams", quiet.run_id, "-f", cwd=tmp_path)
+    assert out.returncode == 1 and "it has no streams" in out.stderr

@@ -14,7 +14,14 @@ from ..crypto import Sealer, is_sealed, resolve_keyring
 from ..errors import DecryptionError, RunNotFoundError
 from ..runtime.failures import decode_error_doc
 from ..streams import read_stream
-from ..waiting import Waiting, end_event, failing_step, waiting_of
+from ..waiting import (
+    Waiting,
+    absent_stream,
+    end_event,
+    failing_step,
+    no_stream_message,
+    waiting_of,
+)
 from ..worlds import World, resolve_world_url
 from ..worlds.base import HookRecord, RunFilter, StepRecord, StreamChunk
 from ..worlds.encrypted import record_decryption
@@ -336,7 +343,14 @@ def streams_cmd(
     async def go(world: World) -> None:
         if await world.get_run(run_id) is None:
             raise RunNotFoundError(run_id, resolve_world_url(world_url))
-        if follow or start is not None or decrypt or committed:
+        reading = follow or start is not None or decrypt or committed
+        if reading or namespace is not None:
+            # Reading a stream the run does not have would print nothing (and --follow
+            # would wait for ever): name the streams it has instead.
+            others = await absent_stream(world, run_id, namespace or "")
+            if others is not None:
+                fail(no_stream_message(run_id, namespace or "", others))
+        if reading:
             reader = _ChunkPrinter(world, world_url, run_id, namespace or "", decrypt, key)
             await reader.print(start or 0, follow, committed)
             return
