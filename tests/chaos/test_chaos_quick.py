@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres.support import require_postgres
+from tests.worlds.postgres.support import require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--kills", "20", "--db-faults", "2", "--drain", "180"]
