@@ -69,6 +69,7 @@ from .runtime.context import (
 )
 from .runtime.limits import Limits
 from .streams import Writable, get_writable
+from .waiting import Waiting
 from .worlds.base import HookRecord, StreamInfo
 
 __version__ = "0.1.0"
@@ -102,6 +103,7 @@ __all__ = [
     "StepNotRegisteredError",
     "StepTimeoutError",
     "StreamInfo",
+    "Waiting",
     "Workflow",
     "WorkflowMetadata",
     "WorkflowNotRegisteredError",

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import serde
 from .errors import RunCancelledError, RunNotFoundError, WorkflowRunFailedError
-from .events import TERMINAL_RUN_TYPES, Event
+from .events import Event
 from .runtime.failures import rebuild_error
 from .streams import read_stream
+from .waiting import Waiting, end_event, waiting_of
 from .worlds.base import TERMINAL_STATUSES, RunRecord, StepRecord, StreamChunk, StreamInfo
 
 if TYPE_CHECKING:
@@ -45,6 +46,16 @@ class Run:
     async def status(self) -> str:
         """``"pending"``, ``"running"``, ``"completed"``, ``"failed"`` or ``"cancelled"``."""
         return (await self.record()).status
+
+    async def waiting(self) -> Waiting:
+        """What the run waits for now, and since when: finer than :meth:`status`, which
+        says ``running`` for all of these. ``kind`` is ``"step"`` (a step attempt runs on
+        a worker, under a lease), ``"retry"``, ``"sleep"``, ``"hook"``, ``"child"``,
+        ``"turn"`` (its body runs), ``"worker"`` (ready work no worker holds: none of
+        its namespace and deployment is running, or all are busy) or ``None`` (ended).
+        See :mod:`durably.waiting`."""
+        world = await self.registry.open()
+        return await waiting_of(world, await self.record())
 
     async def steps(self) -> list[StepRecord]:
         """The run's durable calls (steps, waits, child runs) with their status."""
@@ -102,15 +113,7 @@ class Run:
         return serde.decode(end.payload, where=f"the result of run {self.run_id}")
 
     async def _end_event(self, rec: RunRecord) -> Event | None:
-        world = await self.registry.open()
-        # The end is among the last events (late facts may follow it); look back a little
-        # before reading the whole log.
-        for after in (max(rec.last_seq - 16, 0), 0):
-            events = await world.read_events(self.run_id, after_seq=after)
-            for ev in reversed(events):
-                if ev.type in TERMINAL_RUN_TYPES:
-                    return ev
-        return None
+        return await end_event(await self.registry.open(), rec)
 
     async def cancel(self, reason: str | None = None) -> None:
         """Ask the run to stop: its body gets ``asyncio.CancelledError`` at its current

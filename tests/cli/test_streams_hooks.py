@@ -268,7 +268,9 @@ async def test_run_without_streams(tmp_path: Path) -> None:
     code, out, err = await durably(
         "inspect", "streams", run.run_id, "--follow", "--json", "--world", url, cwd=tmp_path
     )
-    assert code == 0 and out == ""  # the run ended without opening its stream
+    # The run ended without opening its stream: nothing will come, and it says so.
+    assert code == 1 and out == ""
+    assert f"run {run.run_id} has no stream '(default)'; it has no streams" in err
 
 
 async def test_decrypt_with_a_wrong_key(tmp_path: Path) -> None:

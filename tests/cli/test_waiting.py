@@ -119,7 +119,8 @@ def test_inspect_run_shows_a_run_no_worker_has(
     assert out.exit_code == 0, out.output
     shown = json.loads(out.output)
     assert shown["status"] == "pending"
-    waiting = shown["waiting"]
+    assert shown["waiting"]["kind"] == "worker"  # the general view: ready work nobody holds
+    waiting = shown["unclaimed"]  # the detail: what a worker would need to take it
     assert (waiting["kind"], waiting["name"], waiting["needs"]) == (
         "run",
         "b_flow",
@@ -130,7 +131,7 @@ def test_inspect_run_shows_a_run_no_worker_has(
 
     out = runner.invoke(cli, ["inspect", "run", run_id, "--world", url])
     assert out.exit_code == 0, out.output
-    line = next(x for x in out.output.splitlines() if x.startswith("waiting"))
+    line = next(x for x in out.output.splitlines() if x.startswith("unclaimed"))
     assert "the run's first turn (workflow 'b_flow') due since" in line
     assert "waiting for a worker that has workflow 'b_flow'" in line
     assert "a worker of deployment 'default' was last seen" in line

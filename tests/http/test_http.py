@@ -55,7 +55,7 @@ async def test_start_read_and_idempotency(registry: Workflows, client: httpx.Asy
 
     async with serve(durably.http.app(registry)) as base:
         resp = await client.post(f"{base}/runs/hello", json={"name": "ada"})
-        assert resp.status_code == 200, resp.text
+        assert resp.status_code == 202, resp.text  # accepted: recorded, not done
         run_id = resp.json()["run_id"]
         assert resp.json()["workflow"] == "hello"
         assert resp.headers["location"] == f"{base}/runs/{run_id}"
@@ -75,7 +75,7 @@ async def test_start_read_and_idempotency(registry: Workflows, client: httpx.Asy
             )
             for _ in range(2)
         ]
-        assert [r.status_code for r in keyed] == [200, 200]
+        assert [r.status_code for r in keyed] == [202, 202]
         assert keyed[0].json()["run_id"] == keyed[1].json()["run_id"] != run_id
 
 
@@ -418,7 +418,7 @@ async def test_mounted_under_a_prefix(registry: Workflows, client: httpx.AsyncCl
     parent = Starlette(routes=[Mount("/durably", app=durably.http.app(registry))])
     async with serve(parent) as base:
         resp = await client.post(f"{base}/durably/runs/ping")
-        assert resp.status_code == 200
+        assert resp.status_code == 202
         assert resp.headers["location"].startswith(f"{base}/durably/runs/run_")
         body = await _wait_status(client, f"{base}/durably", resp.json()["run_id"], {"completed"})
         assert body["result"] == "pong"

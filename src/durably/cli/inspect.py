@@ -13,9 +13,18 @@ import click
 from .. import serde
 from ..crypto import Sealer, is_sealed, resolve_keyring
 from ..errors import DecryptionError, RunNotFoundError
+from ..runtime.failures import decode_error_doc
 from ..streams import read_stream
+from ..waiting import (
+    Waiting,
+    absent_stream,
+    end_event,
+    failing_step,
+    no_stream_message,
+    waiting_of,
+)
 from ..worlds import World, resolve_world_url
-from ..worlds.base import HookRecord, RunFilter, StreamChunk
+from ..worlds.base import HookRecord, RunFilter, StepRecord, StreamChunk
 from ..worlds.encrypted import record_decryption
 from . import live
 from .common import (
@@ -92,22 +101,33 @@ def runs_cmd(
 
     async def go(world: World) -> None:
         runs = await world.list_runs(flt)
+        states = await live.run_states(world, runs)
         if as_json:
-            print_json([r.to_json() for r in runs])
+            print_json([live.run_json(r, w, f) for r, (w, f) in zip(runs, states, strict=True)])
             return
         print_table(
-            ["run id", "workflow", "status", "created", "duration", "deployment", "attributes"],
+            [
+                "run id",
+                "workflow",
+                "status",
+                "waiting for / error",
+                "created",
+                "duration",
+                "deployment",
+                "attributes",
+            ],
             [
                 [
                     r.run_id,
                     r.workflow_name,
                     r.status,
+                    live.run_detail(r, w, f),
                     fmt_time(r.created_at),
                     fmt_duration(r.started_at, r.completed_at),
                     r.deployment,
                     " ".join(f"{k}={v}" for k, v in sorted(r.attributes.items())),
                 ]
-                for r in runs
+                for r, (w, f) in zip(runs, states, strict=True)
             ],
         )
         if not runs:
@@ -119,15 +139,27 @@ def runs_cmd(
 @inspect.command("run")
 @click.argument("run_id", type=text_type)
 @click.option("--follow", is_flag=True, help="Redraw until it ends (--json: a line per change).")
+@decrypt_option
+@key_option
 @world_option
 @json_option
-def run_cmd(run_id: str, world_url: str | None, as_json: bool, follow: bool = False) -> None:
-    """Show one run: its status and its steps (status, attempts, timings).
-
-    Work of the run due for a few seconds that no worker claimed (no live worker of its
-    namespace and deployment has its workflow or step) shows as "waiting".
-    """
+def run_cmd(
+    run_id: str,
+    world_url: str | None,
+    as_json: bool,
+    follow: bool = False,
+    decrypt: bool = False,
+    key: str | None = None,
+) -> None:
+    """Show one run: its status, what it waits for, and its steps (status, attempts,
+    timings; the worker and lease end of running ones). A failed run shows its error type
+    and failing step, and work due for a few seconds that no worker claimed (no live
+    worker of its namespace and deployment has its workflow or step) as "unclaimed";
+    --decrypt also shows the error's message and traceback (appending a
+    data_decrypted event, who, when, which event, to the run)."""
     if follow:
+        if decrypt:
+            fail("--decrypt does not go with --follow: run it once the run has failed")
         return live.follow(world_url, run_id, as_json)
 
     async def go(world: World) -> None:
@@ -135,13 +167,35 @@ def run_cmd(run_id: str, world_url: str | None, as_json: bool, follow: bool = Fa
         if rec is None:
             raise RunNotFoundError(run_id, resolve_world_url(world_url))
         steps = await world.list_steps(run_id)
-        waiting = await waiting_for_worker(world, rec, steps, time.time())
+        waiting = await waiting_of(world, rec)
+        unclaimed = await waiting_for_worker(world, rec, steps, time.time())
+        failing = failing_step(rec, steps)
+        end = await end_event(world, rec)
+        reason = end.data.get("reason") if end is not None and rec.status == "cancelled" else None
+        error: dict[str, Any] | None = None
+        if decrypt and rec.status == "failed" and end is not None:
+            [opened] = await decrypt_events(world, world_url, key, run_id, [end])
+            error = _error_doc(opened.payload)
         if as_json:
-            print_json({**rec.to_json(), "waiting": waiting, "steps": [s.to_json() for s in steps]})
+            body = {
+                **live.run_json(rec, waiting, failing),
+                "cancel_requested": rec.cancel_requested,
+                "cancel_reason": reason,
+                "unclaimed": unclaimed,
+                "steps": [_step_json(s, waiting) for s in steps],
+            }
+            if error is not None:
+                body["error"] = error
+            print_json(body)
             return
         click.echo(f"run       {rec.run_id}")
         click.echo(f"workflow  {rec.workflow_name}")
-        click.echo(f"status    {rec.status}" + (f" ({rec.error_type})" if rec.error_type else ""))
+        click.echo(f"status    {live.status_line(rec, failing, reason)}")
+        if waiting.kind is not None:
+            since = f"   since {fmt_time(waiting.since)}" if waiting.since else ""
+            click.echo(f"waiting   for {waiting.describe()}{since}")
+            for other in waiting.also:
+                click.echo(f"          and {other.describe()}")
         click.echo(f"namespace {rec.namespace}   deployment {rec.deployment}")
         click.echo(
             f"created   {fmt_time(rec.created_at)}   started {fmt_time(rec.started_at)}   "
@@ -152,8 +206,13 @@ def run_cmd(run_id: str, world_url: str | None, as_json: bool, follow: bool = Fa
         if rec.attributes:
             attrs = " ".join(f"{k}={v}" for k, v in sorted(rec.attributes.items()))
             click.echo(f"attrs     {attrs}")
-        if waiting is not None:
-            click.echo(f"waiting   {describe(waiting)}")
+        if unclaimed is not None:
+            click.echo(f"unclaimed {describe(unclaimed)}")
+        if rec.status == "failed" and not decrypt:
+            click.echo(
+                f"          (the error's message and traceback: durably inspect run "
+                f"{rec.run_id} --decrypt)"
+            )
         click.echo("")
         print_table(
             ["#", "kind", "name", "status", "attempts", "started", "took", "detail"],
@@ -166,15 +225,40 @@ def run_cmd(run_id: str, world_url: str | None, as_json: bool, follow: bool = Fa
                     s.attempts if s.kind == "step" else "",
                     fmt_time(s.started_at),
                     fmt_duration(s.started_at, s.completed_at),
-                    s.error_type
-                    or (f"until {fmt_time(s.due_at)}" if s.due_at else "")
-                    or (s.child_run_id or ""),
+                    live.step_detail(s, waiting),
                 ]
                 for s in steps
             ],
         )
+        if error is not None:
+            click.echo("")
+            click.echo(f"error     {error['type']}: {error['message']}")
+            if error["traceback"]:
+                click.echo("")
+                click.echo(str(error["traceback"]).rstrip())
 
     run_async(with_world(world_url, go, read_only=True))
+
+
+def _step_json(step: StepRecord, waiting: Waiting) -> dict[str, Any]:
+    """A step as JSON, with the worker and lease end of a running attempt."""
+    body = step.to_json()
+    w = live.wait_of_call(waiting, step.call)
+    if w is not None and w.kind == "step":
+        body["worker"] = w.worker
+        body["lease_until"] = w.until
+    return body
+
+
+def _error_doc(payload: bytes | None) -> dict[str, Any]:
+    """The decrypted error document of a failure as type, message, traceback."""
+    doc = decode_error_doc(payload)
+    return {
+        "type": str(doc.get("qualname", "Exception")),
+        "module": str(doc.get("module", "")),
+        "message": str(doc.get("message", "")),
+        "traceback": str(doc.get("traceback", "")),
+    }
 
 
 @inspect.command("events")
@@ -275,7 +359,14 @@ def streams_cmd(
     async def go(world: World) -> None:
         if await world.get_run(run_id) is None:
             raise RunNotFoundError(run_id, resolve_world_url(world_url))
-        if follow or start is not None or decrypt or committed:
+        reading = follow or start is not None or decrypt or committed
+        if reading or namespace is not None:
+            # Reading a stream the run does not have would print nothing (and --follow
+            # would wait for ever): name the streams it has instead.
+            others = await absent_stream(world, run_id, namespace or "")
+            if others is not None:
+                fail(no_stream_message(run_id, namespace or "", others))
+        if reading:
             reader = _ChunkPrinter(world, world_url, run_id, namespace or "", decrypt, key)
             await reader.print(start or 0, follow, committed)
             return

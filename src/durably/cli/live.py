@@ -24,11 +24,21 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import RunNotFoundError
+from ..waiting import Waiting, failing_step, waiting_of
 from ..worlds import World, resolve_world_url
 from ..worlds.base import TERMINAL_STATUSES, RunFilter, RunRecord, StepRecord
 from .common import console, fmt_duration, fmt_time, run_async, with_world
 
-__all__ = ["follow", "watch"]
+__all__ = [
+    "follow",
+    "run_detail",
+    "run_json",
+    "run_states",
+    "status_line",
+    "step_detail",
+    "wait_of_call",
+    "watch",
+]
 
 _DONE = frozenset({"completed", "failed", "cancelled", "disposed", "conflict"})
 _STYLE = {
@@ -61,6 +71,85 @@ def watch(world_url: str | None, flt: RunFilter, as_json: bool, interval: float 
 
     with contextlib.suppress(KeyboardInterrupt):
         run_async(with_world(world_url, go, read_only=True))
+
+
+# -- what the tables say beside a status ---------------------------------------------
+
+
+def status_line(
+    rec: RunRecord, failing: StepRecord | None = None, reason: str | None = None
+) -> str:
+    """The status with what explains it: the error type and the failing step of a failed
+    run, the reason of a cancelled one, a cancel asked of a live one."""
+    text: str = rec.status
+    if rec.error_type:
+        text += f" ({rec.error_type}"
+        text += f" in {failing.kind} {failing.name!r}, #{failing.call})" if failing else ")"
+    if rec.status == "cancelled" and reason:
+        text += f": {reason}"
+    if rec.cancel_requested and rec.status not in TERMINAL_STATUSES:
+        text += " (cancel requested)"
+    return text
+
+
+def wait_of_call(waiting: Waiting | None, call: int) -> Waiting | None:
+    """What the run waits for on durable call ``call``, if it waits on it."""
+    if waiting is None:
+        return None
+    for w in (waiting, *waiting.also):
+        if w.call == call:
+            return w
+    return None
+
+
+def step_detail(step: StepRecord, waiting: Waiting | None) -> str:
+    """The detail cell of a step: the worker and lease end of a running attempt, a
+    sleep's end, an error type, a child run."""
+    w = wait_of_call(waiting, step.call)
+    if w is not None and w.kind == "step":
+        return f"on {w.worker}, lease until {fmt_time(w.until)}"
+    if w is not None and w.kind == "retry":
+        return f"{step.error_type or 'failed'}; retry at {fmt_time(w.until)}"
+    if w is not None and w.kind == "worker":
+        return "ready, no worker has taken it" + (" (stalled)" if w.stalled else "")
+    return (
+        step.error_type
+        or (f"until {fmt_time(step.due_at)}" if step.due_at and not step.completed_at else "")
+        or (step.child_run_id or "")
+    )
+
+
+def run_detail(rec: RunRecord, waiting: Waiting | None, failing: StepRecord | None) -> str:
+    """The runs table's cell beside the status: what a live run waits for, the error
+    type and failing step of a failed one."""
+    if rec.status == "failed":
+        return (rec.error_type or "") + (f" in {failing.name!r}" if failing else "")
+    if waiting is not None and waiting.kind is not None:
+        return waiting.summary() + (f" +{len(waiting.also)}" if waiting.also else "")
+    return ""
+
+
+async def run_states(
+    world: World, runs: list[RunRecord]
+) -> list[tuple[Waiting | None, StepRecord | None]]:
+    """Per run: what it waits for (live runs) and its failing step (failed runs)."""
+    out: list[tuple[Waiting | None, StepRecord | None]] = []
+    for r in runs:
+        waiting = None if r.status in TERMINAL_STATUSES else await waiting_of(world, r)
+        failing = failing_step(r, await world.list_steps(r.run_id)) if r.error_type else None
+        out.append((waiting, failing))
+    return out
+
+
+def run_json(rec: RunRecord, waiting: Waiting | None, failing: StepRecord | None) -> dict[str, Any]:
+    """A run as JSON, with what it waits for and its failing step."""
+    return {
+        **rec.to_json(),
+        "waiting": waiting.to_json() if waiting is not None and waiting.kind else None,
+        "failing_step": (
+            {"call": failing.call, "kind": failing.kind, "name": failing.name} if failing else None
+        ),
+    }
 
 
 # -- one run ----------------------------------------------------------------------------
@@ -100,16 +189,25 @@ async def follow_run(
     try:
         while True:
             steps = await world.list_steps(run_id)
+            waiting = await waiting_of(world, rec)
             if as_json:
-                state = (rec.last_seq, rec.status, [(s.status, s.attempts) for s in steps])
+                state = (
+                    rec.last_seq,
+                    rec.status,
+                    [(s.status, s.attempts) for s in steps],
+                    (waiting.kind, waiting.call, waiting.worker, waiting.stalled),
+                )
                 if state != last:
                     last = state
-                    line = {**rec.to_json(), "steps": [s.to_json() for s in steps]}
+                    line = {
+                        **run_json(rec, waiting, failing_step(rec, steps)),
+                        "steps": [s.to_json() for s in steps],
+                    }
                     click.echo(json.dumps(line, separators=(",", ":"), default=str))
                     sys.stdout.flush()
             else:
                 assert view is not None
-                view.update(render_run(rec, steps, expected, time.time()), refresh=True)
+                view.update(render_run(rec, steps, expected, time.time(), waiting), refresh=True)
             if rec.status in TERMINAL_STATUSES:
                 return rec
             await world.wait_for_run(run_id, after_seq=rec.last_seq, timeout=interval)
@@ -123,9 +221,14 @@ async def follow_run(
 
 
 def render_run(
-    rec: RunRecord, steps: list[StepRecord], expected: tuple[int, str] | None, now: float
+    rec: RunRecord,
+    steps: list[StepRecord],
+    expected: tuple[int, str] | None,
+    now: float,
+    waiting: Waiting | None = None,
 ) -> RenderableType:
-    """The run's header, a progress bar (when the call count is known) and its steps."""
+    """The run's header (and what it waits for), a progress bar (when the call count is
+    known) and its steps."""
     end = rec.completed_at if rec.completed_at else now
     head = Text.assemble(
         (rec.run_id, "bold"),
@@ -137,8 +240,14 @@ def render_run(
         f"  deployment {rec.deployment}",
     )
     if rec.error_type:
+        failing = failing_step(rec, steps)
         head.append(f"  {rec.error_type}", style="red")
+        if failing is not None:
+            head.append(f" in {failing.kind} {failing.name!r}", style="red")
     parts: list[RenderableType] = [head]
+    if waiting is not None and waiting.kind is not None:
+        since = f" (since {fmt_time(waiting.since)})" if waiting.since else ""
+        parts.append(Text(f"waiting for {waiting.describe(now)}{since}", style="magenta"))
     done = sum(1 for s in steps if s.status in _DONE)
     if expected is not None:
         total = max(expected[0], len(steps))
@@ -154,11 +263,7 @@ def render_run(
     for s in steps:
         finished = s.completed_at if s.completed_at else (None if rec.completed_at else now)
         took = fmt_duration(s.started_at or s.created_at, finished)
-        detail = (
-            s.error_type
-            or (f"until {fmt_time(s.due_at)}" if s.due_at and not s.completed_at else "")
-            or (s.child_run_id or "")
-        )
+        detail = step_detail(s, waiting)
         table.add_row(
             str(s.call),
             s.kind,
@@ -196,16 +301,20 @@ async def watch_runs(
         while rounds is None or n < rounds:
             n += 1
             runs = await world.list_runs(flt)
+            states = await run_states(world, runs)
             if as_json:
-                for r in reversed(runs):  # oldest change first
-                    state = (r.status, r.last_seq, sorted(r.attributes.items()))
+                for r, (w, failing) in reversed(list(zip(runs, states, strict=True))):
+                    # oldest change first
+                    waits = (w.kind, w.call, w.stalled) if w is not None else None
+                    state = (r.status, r.last_seq, sorted(r.attributes.items()), waits)
                     if seen.get(r.run_id) != state:
                         seen[r.run_id] = state
-                        click.echo(json.dumps(r.to_json(), separators=(",", ":"), default=str))
+                        line = run_json(r, w, failing)
+                        click.echo(json.dumps(line, separators=(",", ":"), default=str))
                 sys.stdout.flush()
             else:
                 assert view is not None
-                view.update(render_runs(runs, time.time()), refresh=True)
+                view.update(render_runs(runs, time.time(), states), refresh=True)
             if rounds is None or n < rounds:
                 await asyncio.sleep(interval)
     finally:
@@ -213,18 +322,34 @@ async def watch_runs(
             view.stop()
 
 
-def render_runs(runs: list[RunRecord], now: float) -> RenderableType:
-    """The runs table, with live durations."""
+def render_runs(
+    runs: list[RunRecord],
+    now: float,
+    states: list[tuple[Waiting | None, StepRecord | None]] | None = None,
+) -> RenderableType:
+    """The runs table, with live durations and, per run, what it waits for or why it
+    failed (``states``, as :func:`run_states` gives them)."""
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    cols = ("run id", "workflow", "status", "created", "duration", "deployment", "attributes")
+    cols = (
+        "run id",
+        "workflow",
+        "status",
+        "waiting for / error",
+        "created",
+        "duration",
+        "deployment",
+        "attributes",
+    )
     for col in cols:
         table.add_column(col, no_wrap=True)
-    for r in runs:
+    for i, r in enumerate(runs):
         end = r.completed_at or now
+        w, failing = states[i] if states is not None else (None, None)
         table.add_row(
             r.run_id,
             r.workflow_name,
             Text(r.status, style=_STYLE.get(r.status, "")),
+            run_detail(r, w, failing),
             fmt_time(r.created_at),
             fmt_duration(r.started_at, end) if r.started_at else "-",
             r.deployment,

@@ -3,16 +3,25 @@
 ============================== ======================================================
 ``POST /runs/{workflow_name}``  start a run; the JSON body is the keyword arguments;
                                 an ``Idempotency-Key`` header returns the run already
-                                started with that key. 200 ``{"run_id", "workflow"}``.
+                                started with that key. 202 (accepted: the run is
+                                recorded, not done) ``{"run_id", "workflow"}`` and a
+                                ``Location`` header (the run's URL).
 ``GET /runs/{run_id}``          the run: status, workflow, timestamps, attributes,
-                                streams, and ``result`` / ``error`` once it ended.
+                                streams, ``waiting`` (what a live run waits for, see
+                                :class:`durably.Waiting`; ``null`` once it ended),
+                                ``failing_step``, and ``result`` / ``error`` once it
+                                ended.
 ``GET /runs/{run_id}/stream``   the run's stream as server-sent events (see
                                 :mod:`durably.http.sse`); ``?start_index=N`` (negative
                                 counts from the end: ``-1`` is the last chunk written
                                 so far), ``?namespace=NS``, ``?committed=true`` (only
                                 chunks of step attempts whose completion is recorded,
                                 as ``Run.readable(committed=True)``), and the
-                                ``Last-Event-ID`` header.
+                                ``Last-Event-ID`` header. 404 ``stream_not_found``
+                                (with ``streams``, those the run has) when the asked
+                                stream has no chunk, is not closed, and the run has
+                                ended or has written other streams; a live run that has
+                                written no stream yet may be followed.
 ``POST /runs/{run_id}/cancel``  ask the run to stop; optional body ``{"reason"}``.
                                 200 ``{"run_id", "cancel_requested"}`` (false, with the
                                 status, when the run already ended: nothing to do).
@@ -33,7 +42,7 @@ whole. A body nested too deeply to parse is a 400 ``invalid_json``.
 
 Errors are JSON ``{"error": CODE, "detail": MESSAGE}`` with a stable ``CODE``:
 ``invalid_json``, ``invalid_arguments``, ``invalid_payload``, ``invalid_request`` (400),
-``workflow_not_found``, ``run_not_found``, ``hook_not_found`` (404),
+``workflow_not_found``, ``run_not_found``, ``hook_not_found``, ``stream_not_found`` (404),
 ``payload_too_large`` (413), ``internal_error`` (500); and ``not_found``,
 ``method_not_allowed`` for a path or method the app does not serve.
 """
@@ -65,6 +74,7 @@ from ..errors import (
 )
 from ..hooks import resume_webhook
 from ..registry import Workflows
+from ..waiting import absent_stream, failing_step, no_stream_message, waiting_of
 from ..worlds.base import TERMINAL_STATUSES
 from .payloads import to_json_data
 from .sse import sse_events
@@ -268,16 +278,25 @@ class _Api:
         except TypeError as e:  # SerializationError included: the arguments do not validate
             return error(400, "invalid_arguments", str(e))
         location = str(request.url_for("get_run", run_id=run.run_id))
+        # 202: the run is accepted (recorded durably), not done; GET the Location.
         return JSONResponse(
             {"run_id": run.run_id, "workflow": name},
+            status_code=202,
             headers={"Location": location},
         )
 
     async def get_run(self, request: Request) -> Response:
         run = await self.wf.get_run(_run_id(request))
         rec = await run.record()
+        world = await self.wf.open()
         body = rec.to_json()
         body["cancel_requested"] = rec.cancel_requested
+        waiting = await waiting_of(world, rec)
+        body["waiting"] = waiting.to_json() if waiting.kind is not None else None
+        failing = failing_step(rec, await run.steps()) if rec.error_type else None
+        body["failing_step"] = (
+            {"call": failing.call, "kind": failing.kind, "name": failing.name} if failing else None
+        )
         body["streams"] = [s.to_json() for s in await run.stream_info()]
         if rec.status in TERMINAL_STATUSES:
             where = f"the result of run {run.run_id}"
@@ -304,6 +323,16 @@ class _Api:
             start = last + 1
         namespace = request.query_params.get("namespace") or None
         run = await self.wf.get_run(_run_id(request))
+        others = await absent_stream(await self.wf.open(), run.run_id, namespace or "")
+        if others is not None:
+            # An event stream of a stream the run does not have would end empty (or
+            # stay open for ever): answer what the run has instead.
+            body = {
+                "error": "stream_not_found",
+                "detail": no_stream_message(run.run_id, namespace or "", others),
+                "streams": [i.to_json() for i in others],
+            }
+            return JSONResponse(body, status_code=404)
         where = f"a chunk of stream {namespace or '(default)'!r} of run {run.run_id}"
         events = sse_events(
             run.chunks(start_index=start, namespace=namespace, committed=committed),

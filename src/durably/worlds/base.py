@@ -28,8 +28,10 @@ __all__ = [
     "DeploymentRecord",
     "HookRecord",
     "PayloadSealer",
+    "QueuedTask",
     "RunFilter",
     "RunMeta",
+    "RunQueue",
     "RunRecord",
     "RunStatus",
     "RunWrite",
@@ -253,6 +255,34 @@ class Task:
 
 
 @dataclass(slots=True)
+class QueuedTask:
+    """A run's queue entry as a reader sees it (see :meth:`World.run_queue`).
+
+    ``visible_at`` is when it becomes claimable (a retry's time, a timer's due time);
+    ``lease_owner`` and ``lease_until`` say which worker holds it and until when (an
+    expired lease is held by nobody). ``attempt`` counts the claims of a step task.
+    """
+
+    call: int
+    kind: Literal["step", "timer"]
+    visible_at: float
+    attempt: int = 0
+    lease_owner: str | None = None
+    lease_until: float | None = None
+
+
+@dataclass(slots=True)
+class RunQueue:
+    """What a run has in the queue: whether it needs a turn (``turn_due_at``, when it
+    became due), the lease on its turn, and its tasks by call."""
+
+    turn_due_at: float | None = None
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    tasks: list[QueuedTask] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class RunWrite:
     """Everything one run contributes to a commit.
 
@@ -453,6 +483,11 @@ class World(Protocol):
 
     async def list_steps(self, run_id: str) -> list[StepRecord]:
         """The run's ``steps`` projection, by call."""
+
+    async def run_queue(self, run_id: str) -> RunQueue | None:
+        """What the run has in the queue (its turn, its tasks, who holds their leases),
+        for readers that show what a run waits for; ``None`` when there is no such run.
+        Not a claim: it changes nothing."""
 
     async def get_hook(self, token: str) -> HookRecord | None:
         """The live hook holding ``token``, if any."""

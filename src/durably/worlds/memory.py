@@ -22,7 +22,9 @@ from .base import (
     DeploymentRecord,
     HookRecord,
     PayloadSealer,
+    QueuedTask,
     RunFilter,
+    RunQueue,
     RunRecord,
     RunWrite,
     StepRecord,
@@ -362,6 +364,30 @@ class MemoryWorld:
         with self._d.lock:
             steps = self._d.steps.get(run_id, {})
             return [replace(steps[c]) for c in sorted(steps)]
+
+    async def run_queue(self, run_id: str) -> RunQueue | None:
+        d = self._d
+        with d.lock:
+            row = d.runs.get(run_id)
+            if row is None:
+                return None
+            tasks = sorted((t for k, t in d.tasks.items() if k[0] == run_id), key=lambda t: t.call)
+            return RunQueue(
+                row.turn_due_at,
+                row.lease_owner,
+                row.lease_until,
+                [
+                    QueuedTask(
+                        t.call,
+                        t.kind,  # type: ignore[arg-type]
+                        t.visible_at,
+                        t.attempt,
+                        t.lease_owner,
+                        t.lease_until,
+                    )
+                    for t in tasks
+                ],
+            )
 
     async def get_hook(self, token: str) -> HookRecord | None:
         with self._d.lock:

@@ -543,6 +543,11 @@ WHERE s.run_id = $1 AND s.namespace = $2
 ORDER BY c.idx
 """
 
+RUN_TASKS = (
+    "SELECT call, kind, visible_at, attempt, lease_owner, lease_until FROM {schema}.tasks"
+    " WHERE run_id = $1 ORDER BY call"
+)
+
 STREAM_INFO = (
     "SELECT namespace, count, closed, updated_at FROM {schema}.streams"
     " WHERE run_id = $1 ORDER BY namespace"
@@ -638,6 +643,7 @@ class Statements:
     READ_EVENTS: str
     READ_COMMAND: str
     LIST_STEPS: str
+    RUN_TASKS: str
     PRELOAD: str
     PRELOAD_LOCKED: str
     WRITE: str

@@ -18,6 +18,8 @@ from ..base import (
     ChunkBatch,
     DeploymentRecord,
     HookRecord,
+    QueuedTask,
+    RunQueue,
     RunRecord,
     RunWrite,
     StepRecord,
@@ -49,6 +51,8 @@ class ReadStatements(Protocol):
     def READ_COMMAND(self) -> str: ...  # (run_id, call)
     @property
     def LIST_STEPS(self) -> str: ...  # (run_id)
+    @property
+    def RUN_TASKS(self) -> str: ...  # (run_id)
     @property
     def GET_HOOK(self) -> str: ...  # (token)
     @property
@@ -100,6 +104,16 @@ class SqlWorld(ABC):
         """The run's ``steps`` projection, by call."""
         rows = await self._fetch("list steps", self.sql.LIST_STEPS, run_id)
         return [step_from_row(r) for r in rows]
+
+    async def run_queue(self, run_id: str) -> RunQueue | None:
+        """What the run has in the queue: its turn and its tasks, with their leases."""
+        row = await self._fetch_one("read a run", self.sql.GET_RUN, run_id)
+        if row is None:
+            return None
+        run = run_row_from_row(row)
+        rows = await self._fetch("read a run's tasks", self.sql.RUN_TASKS, run_id)
+        tasks = [QueuedTask(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return RunQueue(run.turn_due_at, run.lease_owner, run.lease_until, tasks)
 
     # -- hooks ----------------------------------------------------------------------------
 

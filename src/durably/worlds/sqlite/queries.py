@@ -124,6 +124,11 @@ DELETE_TASK = "DELETE FROM tasks WHERE run_id = ? AND call = ?"
 
 DELETE_RUN_TASKS = "DELETE FROM tasks WHERE run_id = ?"
 
+RUN_TASKS = (
+    "SELECT call, kind, visible_at, attempt, lease_owner, lease_until FROM tasks"
+    " WHERE run_id = ? ORDER BY call"
+)
+
 # -- the queue: claims and leases ------------------------------------------------------
 
 # A worker is handed only work it can do (see World.claim): run turns and timers of its
