@@ -201,16 +201,38 @@ async def check_run(
         if done is None:
             continue
         seen = observed.get((run_id, call))
+        recorded = done["data"].get("attempt")
         for ex in runs:
             late = ex.start - done["created_at"]
             what = (
                 f"{run_id} call {call}: attempt {ex.attempt} (pid {ex.pid}) started {late:.3f}s "
-                f"after the completion of attempt {done['data'].get('attempt')} was stamped "
-                f"(seq {done['seq']})"
+                f"after the completion of attempt {recorded} was stamped (seq {done['seq']})"
             )
-            if seen is not None and ex.start > seen:
+            if seen is not None and ex.start > seen and ex.attempt == recorded:
+                # The recorded attempt's own number running a body again after its
+                # completion was visible: no claim can hand an attempt number out twice
+                # while its body runs, so this is a re-execution (an inline continuation
+                # replaying a done step, a completed task queued again with its count).
                 found.reexecutions += 1
                 found.failures.append(f"{what}, {ex.start - seen:.3f}s after it was seen")
+            elif seen is not None and ex.start > seen:
+                # Another attempt's body starting after the completion was seen is not
+                # proof: a body starts after its claim (the claim, then reading the step's
+                # call, maybe through a reconnect), and the claim may precede the commit.
+                # Seen in the Postgres faults phase (seed 73036): attempt 1's worker lost
+                # the server with its completion in hand, its lease expired, another
+                # worker claimed attempt 2, attempt 1's retried commit landed (a late
+                # result of a live step is accepted), the watcher saw it, and only then
+                # did attempt 2's body start. No time the check can see bounds the claim
+                # from below, so it cannot tell this from a claim after the commit; a
+                # completed task queued again and claimed is caught anyway: the claim
+                # marks the step running, and the re-run's completion is recorded a second
+                # time ("completed twice" above).
+                found.unconfirmed += 1
+                found.unconfirmed_notes.append(
+                    f"{what}, {ex.start - seen:.3f}s after it was seen: attempt "
+                    f"{ex.attempt} may have been claimed before the completion landed"
+                )
             elif late > 0:
                 # The completion's timestamp predates its commit when the commit was retried.
                 found.unconfirmed += 1

@@ -452,7 +452,7 @@ def report(opts: Options, fig: Figures, wall: float) -> int:
     say(f"  steps recorded completed         {f.steps}")
     say(f"  step bodies executed             {f.executions}")
     say(f"  re-executions after recording    {f.reexecutions}   (must be 0)")
-    say(f"  started after a completion's timestamp but before it was seen: {f.unconfirmed}")
+    say(f"  started after a completion's stamp, not proven re-run: {f.unconfirmed}")
     say(f"  lost or unfinished runs          {f.lost}   (must be 0)")
     say(f"  wrong results                    {f.wrong}   (must be 0)")
     say(f"  event sequence gaps              {f.seq_gaps}   (must be 0)")
@@ -474,7 +474,7 @@ def report(opts: Options, fig: Figures, wall: float) -> int:
     for line in fig.skipped:
         say(f"  skipped: {line}")
     for line in f.unconfirmed_notes[:20]:
-        say(f"  started after the stamp: {line}")
+        say(f"  not proven re-run: {line}")
     for line in f.anomalies[:8]:
         say(f"  stream anomaly: {line}")
     say(f"  wall time                        {wall:.0f}s")
