@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -160,14 +160,27 @@ class Connections:
                         conn.terminate()
                 raise
 
-    async def fetch(self, what: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async def fetch(
+        self,
+        what: str,
+        sql: str,
+        *args: Any,
+        make_args: Callable[[], Sequence[Any]] | None = None,
+    ) -> list[asyncpg.Record]:
         """Run one statement (its own transaction) and return its rows, retried while
-        the server is out of reach; other database errors become ``WorldError``."""
+        the server is out of reach; other database errors become ``WorldError``.
+
+        ``make_args``, when given, makes the arguments anew for each try: a statement
+        that carries the time (a claim's "now", a lease's end) must not be retried after
+        an outage with the time it was first made at, or it would hand out leases that
+        have already expired.
+        """
         outage = Outage(self, what)
         while True:
             try:
                 async with self.connection() as conn:
-                    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                    values = args if make_args is None else make_args()
+                    rows: list[asyncpg.Record] = await conn.fetch(sql, *values)
                     return rows
             except Exception as e:
                 if is_disconnect(e):

@@ -20,6 +20,7 @@ machines share one PostgreSQL database, the only point they coordinate through.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
@@ -290,20 +291,22 @@ class PostgresWorld(SqlWorld):
         if hub.idle_until(namespace, queue) is not None:
             return Claim()  # known idle: no query
         token = hub.work_token(namespace)
-        now = time.time()
-        rows = await self.db.fetch(
-            "claim work",
-            self.sql.CLAIM,
-            namespace,
-            deployment,
-            now,
-            max(max_runs, 0),
-            max(max_tasks, 0),
-            owner,
-            now + lease_seconds,
-            _names(workflows),
-            _names(steps),
-        )
+
+        def claim_args() -> tuple[Any, ...]:
+            now = time.time()  # taken on each try: see Connections.fetch
+            return (
+                namespace,
+                deployment,
+                now,
+                max(max_runs, 0),
+                max(max_tasks, 0),
+                owner,
+                now + lease_seconds,
+                _names(workflows),
+                _names(steps),
+            )
+
+        rows = await self.db.fetch("claim work", self.sql.CLAIM, make_args=claim_args)
         runs = sorted((r for r in rows if r[0] == "r"), key=lambda r: (r[6], r[1]))
         tasks = sorted((r for r in rows if r[0] == "t"), key=lambda r: (r[6], r[1], r[2]))
         found = bool(rows)
@@ -329,14 +332,13 @@ class PostgresWorld(SqlWorld):
                 return
             if i:
                 await asyncio.sleep(0.02 * i)
-            rows = await self._fetch(
+            await self._live()
+            rows = await self.db.fetch(
                 "extend leases",
                 self.sql.EXTEND_LEASES,
-                time.time() + lease_seconds,
-                runs_left,
-                owner,
-                [t[0] for t in tasks_left],
-                [t[1] for t in tasks_left],
+                make_args=functools.partial(
+                    _lease_args, lease_seconds, list(runs_left), owner, list(tasks_left)
+                ),
             )
             done_runs = {r[1] for r in rows if r[0] == "r"}
             done_tasks = {(r[1], r[2]) for r in rows if r[0] == "t"}
@@ -570,6 +572,14 @@ class PostgresWorld(SqlWorld):
             [c[4] for c in chunks],
         )
         return int(rows[0][0])
+
+
+def _lease_args(
+    lease_seconds: float, runs: list[str], owner: str, tasks: list[tuple[str, int]]
+) -> tuple[Any, ...]:
+    """The arguments of EXTEND_LEASES, the lease's end taken now (on each try of the
+    statement: see ``Connections.fetch``)."""
+    return (time.time() + lease_seconds, runs, owner, [t[0] for t in tasks], [t[1] for t in tasks])
 
 
 def _like_prefix(prefix: str | None) -> str | None:
