@@ -49,6 +49,8 @@ class Findings:
     stream_exact: int = 0
     stream_anomalies: int = 0
     stream_broken: int = 0
+    #: Streams closed more than once: a retry reopened the close of a lost attempt.
+    stream_reopened: int = 0
     stream_reader: str = "committed"
     failures: list[str] = field(default_factory=list)
     anomalies: list[str] = field(default_factory=list)
@@ -172,6 +174,10 @@ async def check_run(
     completions: dict[int, dict[str, Any]] = {}
     children: list[str] = []
     stream_call: int | None = None
+    closes = collections.Counter(
+        e["data"].get("namespace") for e in log if e["type"] == "stream_closed"
+    )
+    found.stream_reopened += sum(1 for n in closes.values() if n > 1)
     for e in log:
         if e["type"] == "step_created" and e["data"].get("name") == "emit":
             stream_call = e["call"]

@@ -81,7 +81,7 @@ class Figures:
         for name in (
             "runs", "child_runs", "steps", "executions", "reexecutions", "lost", "wrong",
             "seq_gaps", "closed_stuck", "unconfirmed", "stream_exact", "stream_anomalies",
-            "stream_broken",
+            "stream_broken", "stream_reopened",
         ):  # fmt: skip
             setattr(f, name, getattr(f, name) + getattr(o, name))
         f.stream_reader = o.stream_reader
@@ -461,6 +461,9 @@ def report(opts: Options, fig: Figures, wall: float) -> int:
     say(f"  stream anomalies                 {f.stream_anomalies}{strict}")
     say(f"  runs stuck on a stream closed by a lost attempt {f.closed_stuck}{strict}")
     say(f"  streams broken                   {f.stream_broken}   (must be 0)")
+    say(
+        f"  streams reopened by a retry      {f.stream_reopened}   (a lost attempt had closed them)"
+    )
     say(f"  workers that died on their own   {fig.worker_deaths}")
     say(f"  worker tracebacks                {sum(fig.tracebacks.values())}")
     for line, n in sorted(fig.tracebacks.items(), key=lambda kv: -kv[1])[:8]:
