@@ -79,7 +79,7 @@ bench-quick: $(BENCH_STAMP)
 # The chaos suite (tests/chaos/README.md): worker processes SIGKILLed and restarted at random
 # points, and database faults, while runs of every shape flow; then an invariant check of
 # every run. Both worlds run even when the first fails. CHAOS_ARGS passes options through,
-# e.g. make chaos CHAOS_ARGS="--seed 42 --strict-streams". chaos-quick (~2 min) is what
+# e.g. make chaos CHAOS_ARGS="--seed 42 --strict-disk-full". chaos-quick (~2 min) is what
 # tests/chaos/test_chaos_quick.py runs under make test.
 CHAOS_ARGS ?=
 

@@ -1,6 +1,7 @@
 """A `durably worker` SIGKILLed in the middle of a step that streams: the retry writes
 its chunks again; a committed reader, started before the kill, yields exactly the
-retry's chunks, while a live reader shows both attempts."""
+retry's chunks, while a live reader shows both attempts. Killed after the step closed its
+stream (before its completion was recorded), the retry reopens, writes and closes it."""
 
 from __future__ import annotations
 
@@ -34,6 +35,23 @@ async def stream_out() -> int:
 @wf.workflow
 async def streamer() -> int:
     return await stream_out()
+
+
+@wf.step(retry_after=0.05)
+async def stream_and_close() -> int:
+    out = get_writable()
+    n = 2 if os.path.exists(BLOCK) else 3
+    for i in range(n):
+        await out.write(f"k{i}")
+    await out.close()
+    if os.path.exists(BLOCK):
+        await asyncio.sleep(3600)  # closed, not completed: hangs until the worker is killed
+    return n
+
+
+@wf.workflow
+async def closer() -> int:
+    return await stream_and_close()
 """
 
 
@@ -77,6 +95,39 @@ async def test_sigkill_mid_stream_committed_reader_is_exact(env: Env) -> None:
         ]
         rest = [c async for c in live]
         assert [c.attempt for c in seen + rest] == [1, 1, 2, 2, 2]
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0
+    finally:
+        await mod.wf.aclose()
+
+
+async def test_sigkill_after_close_the_retry_reopens_the_stream(env: Env) -> None:
+    mod = env.module()
+    env.block.touch()
+    first = env.worker("w1")
+    run = await mod.wf.start("closer")
+    try:
+        # A live reader ends at attempt 1's close, as soon as it is stored.
+        live = await asyncio.wait_for(_collect(run.chunks()), 60)
+        assert [(c.index, _value(c.payload), c.attempt) for c in live] == [
+            (0, "k0", 1),
+            (1, "k1", 1),
+        ]
+        committed = asyncio.ensure_future(_collect(run.chunks(committed=True)))
+        first.send_signal(signal.SIGKILL)  # closed, its completion not recorded
+        first.wait()
+        env.block.unlink()
+        second = env.worker("w2")
+        await env.ready("w2")
+        assert await run.return_value(timeout=60) == 3
+        got = await asyncio.wait_for(committed, 60)
+        assert [(c.index, _value(c.payload), c.attempt) for c in got] == [
+            (2, "k0", 2),
+            (3, "k1", 2),
+            (4, "k2", 2),
+        ]
+        steps = await run.steps()
+        assert [(s.status, s.attempts) for s in steps] == [("completed", 2)]
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=30) == 0
     finally:

@@ -46,7 +46,8 @@ The body consumes the facts marked *delivered*: appending one gives the run a tu
 * ``hook_registered``: fact, delivered (appended by the world); the token was free; token.
 * ``hook_conflict``: fact, delivered (appended by the world); a live hook holds the token;
   token, held_by, error_type.
-* ``stream_closed``: fact; a stream of the run was closed; namespace, count.
+* ``stream_closed``: fact; a stream of the run was closed; namespace, count; step_call and
+  attempt when a step attempt closed it (a later attempt of that step may reopen it).
 * ``attributes_set``: command when the body sets them (``call`` given), fact when a step
   does (``call`` is ``None``); set, remove.
 * ``data_decrypted``: fact; an audit record of someone reading the run's payloads; who,
@@ -218,7 +219,7 @@ EVENTS: Mapping[EventType, EventInfo] = {
         status="conflict",
         data=("token", "held_by", "error_type"),
     ),
-    _T.STREAM_CLOSED: EventInfo(data=("namespace", "count")),
+    _T.STREAM_CLOSED: EventInfo(data=("namespace", "count", "step_call", "attempt")),
     # A command when the body sets attributes (``call`` given); a fact when a step does.
     _T.ATTRIBUTES_SET: EventInfo(command=True, data=("set", "remove")),
     _T.DATA_DECRYPTED: EventInfo(data=("who", "via", "what", "seqs")),

@@ -170,6 +170,11 @@ class Run:
         failed or were lost are skipped, so such a reader never sees a duplicate. Whether
         an attempt completed is read from the run's steps (their status and recorded
         attempt), once per change of the run, not per chunk.
+
+        An attempt may close the stream and then fail or be killed before its completion
+        is recorded; its retry then reopens the stream, writes and closes it again. A live
+        reader ends at the first close it meets, such a one included; a committed reader
+        ends only at a final close (its step ended, or the run did).
         """
         where = f"a chunk of stream {namespace or '(default)'!r} of run {self.run_id}"
         async for chunk in self.chunks(start_index, namespace, committed=committed):

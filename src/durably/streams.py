@@ -18,6 +18,15 @@ stored, those of attempts that later failed or were killed included. A committed
 in index order, waiting for each attempt to end; it reads that from the run's steps
 projection (status and recorded attempt count), once per change of the run. A negative
 ``start_index`` counts from the end of the chunks written when reading starts.
+
+A close records the step attempt that closed it. If that attempt does not complete (it
+fails, or its worker dies between ``close()`` and the recording of its completion), the
+stream is not closed for the step's retry: the retry's first write or close reopens it
+(the world accepts a later attempt of the step that closed it, and nobody else). A live
+reader ends at every close it meets, one that a retry later reopens included; a
+committed reader ends at a close only when it is final: the closing attempt's step has
+ended (completed, failed or cancelled), or the run has, or the close was not a step
+attempt's.
 """
 
 from __future__ import annotations
@@ -94,9 +103,19 @@ class Writable:
             await asyncio.sleep(0)
 
     async def close(self) -> None:
-        """Close the stream: readers end after its last chunk. Durable when it returns."""
+        """Close the stream: readers end after its last chunk.
+
+        When it returns, the close is stored, with the step attempt that closed it, and
+        no more chunks are accepted, except from a retry of this step: if this attempt
+        does not complete (it fails, or its worker dies before its completion is
+        recorded), the next attempt's first write or close reopens the stream and its own
+        close closes it again. Live readers end at the close at once, even one that a
+        retry later reopens; committed readers (``committed=True``) end at it only when
+        it is final: the closing attempt completed (or the step ended otherwise, or the
+        run ended).
+        """
         writer = self._writer()
-        writer.close(self.run_id, self.namespace)
+        writer.close(self.run_id, self.namespace, _attempt_writing(self.run_id))
         await writer.drain(self.run_id)
 
 
@@ -145,7 +164,8 @@ class StreamWriter:
         self.queued = 0
         self._pending: dict[tuple[str, str], list[bytes]] = {}
         self._writers: dict[tuple[str, str], list[tuple[int | None, int]]] = {}
-        self._closing: set[tuple[str, str]] = set()
+        #: Streams to close, with the step attempt closing each.
+        self._closing: dict[tuple[str, str], tuple[int | None, int]] = {}
         self._waiters: list[asyncio.Future[None]] = []
         #: What storing a run's chunks raised, reported by that run's next drain().
         self._failed: dict[str, BaseException] = {}
@@ -168,9 +188,12 @@ class StreamWriter:
         self.queued += 1
         self._schedule(FLUSH_DELAY)
 
-    def close(self, run_id: str, namespace: str) -> None:
-        """Queue the closing of a stream (after its queued chunks)."""
-        self._closing.add((run_id, namespace))
+    def close(
+        self, run_id: str, namespace: str, closer: tuple[int | None, int] = (None, 0)
+    ) -> None:
+        """Queue the closing of a stream (after its queued chunks) by step attempt
+        ``closer`` (``(call, attempt)``, as for :meth:`write`)."""
+        self._closing[(run_id, namespace)] = closer
         self._schedule(0.0)
 
     async def drain(self, run_id: str | None = None) -> None:
@@ -208,7 +231,7 @@ class StreamWriter:
             while self._pending or self._closing or self._waiters:
                 pending, self._pending = self._pending, {}
                 writers, self._writers = self._writers, {}
-                closing, self._closing = self._closing, set()
+                closing, self._closing = self._closing, {}
                 waiters, self._waiters = self._waiters, []
                 self.buffered = 0
                 keys = list(pending) + [k for k in closing if k not in pending]
@@ -219,6 +242,7 @@ class StreamWriter:
                         pending.get((rid, ns), []),
                         (rid, ns) in closing,
                         writers.get((rid, ns), []),
+                        closing.get((rid, ns), (None, 0)),
                     )
                     for rid, ns in keys
                 ]
@@ -259,6 +283,8 @@ class StreamWriter:
 READ_WAIT = 5.0
 #: A committed reader holds at most about this many chunks whose attempt is undecided.
 MAX_HELD = 1000
+#: Statuses of a step that will run no more attempts.
+_STEP_ENDED = frozenset({"completed", "failed", "cancelled"})
 
 
 async def resolve_start(world: World, run_id: str, namespace: str, start_index: int) -> int:
@@ -313,6 +339,14 @@ class _Commits:
         self.steps = {s.call: s for s in await self.world.list_steps(self.run_id)}
         self.fresh = True
 
+    def close_final(self, call: int | None) -> bool:
+        """Whether a close by an attempt of step ``call`` (``None``: not by a step
+        attempt) is final: no retry of that step can reopen the stream any more."""
+        if call is None or self.ended:
+            return True
+        step = self.steps.get(call)
+        return step is not None and step.status in _STEP_ENDED
+
     def verdict(self, chunk: StreamChunk) -> bool | None:
         """Whether ``chunk``'s attempt is committed; ``None``: not decided yet."""
         if chunk.call is None or chunk.attempt <= 0:
@@ -345,6 +379,9 @@ async def read_stream(
     ``None`` on the others (not checked). Committed: only chunks whose attempt's
     completion is recorded (see :class:`_Commits`), each after that completion, with
     ``committed=True``; the chunks of attempts that failed or were killed are skipped.
+    Following, a live reader ends at the stream's close, even a close by an attempt
+    that does not complete (its retry then reopens the stream); a committed reader ends
+    only at a final close (see the module's notes).
 
     Args:
         world: the world to read (payloads are returned as stored).
@@ -366,6 +403,7 @@ async def read_stream(
     last_look = False  # the run has ended: one more read, then stop
     while True:
         got = False
+        reopenable = False  # closed by an attempt whose step may yet retry (committed)
         if not closed and len(held) < MAX_HELD:
             chunks, closed = await world.read_chunks(run_id, namespace, start_index=index)
             if chunks:
@@ -388,12 +426,23 @@ async def read_stream(
                 chunk = held.popleft()
                 if verdict:
                     yield dataclasses.replace(chunk, committed=True)
+        if closed and not held and commits is not None:
+            closed, reopenable = await _close_is_final(world, run_id, namespace, index, commits)
+            if not closed and not reopenable:
+                continue  # reopened by a retry: read on
         if closed and not held:
             return
         if got:
             continue
         if not follow:
             return
+        if reopenable:
+            # Until the run's log grows: the closing attempt completed, failed or was
+            # retried (not for chunks: the stream is closed, that wait would return at
+            # once; a retry's chunks are held until it completes anyway).
+            assert commits is not None
+            await world.wait_for_run(run_id, after_seq=commits.last_seq, timeout=READ_WAIT)
+            continue
         if held:
             # Until the run's log grows (the attempt completed or failed), or a chunk
             # comes (perhaps of a retry: the attempt held was lost). Not for chunks when
@@ -418,6 +467,25 @@ async def read_stream(
             last_look = True
             continue
         await world.wait_for_chunks(run_id, namespace, after_count=index, timeout=READ_WAIT)
+
+
+async def _close_is_final(
+    world: World, run_id: str, namespace: str, index: int, commits: _Commits
+) -> tuple[bool, bool]:
+    """For a committed reader that has read a stream to its close at ``index``: whether
+    the close is final (the reader is done), and if not, whether the stream is still
+    closed by an attempt whose step may yet retry and reopen it (``(False, False)``: a
+    retry has reopened it already; read on). The steps are read before the stream: a step
+    seen ended has stored every chunk and close of its attempts by then."""
+    await commits.refresh()
+    info = next((i for i in await world.stream_info(run_id) if i.namespace == namespace), None)
+    if info is None:
+        return True, False  # (not reached: a stream read as closed exists)
+    if not info.closed or info.count > index:
+        return False, False
+    if commits.close_final(info.closer_call):
+        return True, False
+    return False, True
 
 
 async def _first_of(*waits: Coroutine[Any, Any, None]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import inspect
 import json
 import subprocess
 import sys
@@ -50,7 +49,9 @@ class Findings:
     stream_exact: int = 0
     stream_anomalies: int = 0
     stream_broken: int = 0
-    stream_reader: str = "live"
+    #: Streams closed more than once: a retry reopened the close of a lost attempt.
+    stream_reopened: int = 0
+    stream_reader: str = "committed"
     failures: list[str] = field(default_factory=list)
     anomalies: list[str] = field(default_factory=list)
     unconfirmed_notes: list[str] = field(default_factory=list)
@@ -125,21 +126,13 @@ class Events:
         return events
 
 
-def committed_supported(run: Any) -> bool:
-    """Whether ``run.readable`` has the ``committed=`` option yet (issue 11, item 4)."""
-    try:
-        return "committed" in inspect.signature(run.readable).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-async def read_stream(run: Any, committed: bool, timeout: float) -> list[Any] | None:
-    """Every chunk of the run's default stream until it is closed (``None``: not closed)."""
+async def read_stream(run: Any, timeout: float) -> list[Any] | None:
+    """Every committed chunk of the run's default stream until its final close (``None``:
+    not closed in time)."""
     chunks: list[Any] = []
 
     async def collect() -> None:
-        reader = run.readable(committed=True) if committed else run.readable()
-        async for value in reader:
+        async for value in run.readable(committed=True):
             chunks.append(value)
 
     try:
@@ -153,8 +146,9 @@ def classify_stream(chunks: list[Any], n: int, final: int | None) -> str:
     """``exact``: the reader saw chunks 0..n-1 once each, in order. ``anomaly``: it also saw
     chunks of attempts whose completion was not recorded (a killed attempt's, or an attempt
     that overlapped the recorded one after its lease was lost), but the recorded attempt's
-    own chunks are all there in order, so a committed reader would be exact (issue 11, item
-    4). ``broken``: anything else (chunks of the recorded attempt missing or out of order)."""
+    own chunks are all there in order: what a live reader may see, never a committed one
+    (issue 11, item 4). ``broken``: anything else (chunks of the recorded attempt missing
+    or out of order)."""
     if [c["i"] for c in chunks] == list(range(n)):
         return "exact"
     mine = [c["i"] for c in chunks if c["attempt"] == final]
@@ -180,6 +174,10 @@ async def check_run(
     completions: dict[int, dict[str, Any]] = {}
     children: list[str] = []
     stream_call: int | None = None
+    closes = collections.Counter(
+        e["data"].get("namespace") for e in log if e["type"] == "stream_closed"
+    )
+    found.stream_reopened += sum(1 for n in closes.values() if n > 1)
     for e in log:
         if e["type"] == "step_created" and e["data"].get("name") == "emit":
             stream_call = e["call"]
@@ -243,8 +241,8 @@ async def check_run(
     run = await wf.get_run(run_id)
     status = await run.status()
     if status != "completed" and run_id in closed_stuck:
-        # Known defect: the stream was closed by an attempt whose completion was never
-        # recorded, and every retry fails closing it again ("stream ... is closed").
+        # The defect of issue 11 (fixed: a retry reopens the stream its lost attempt
+        # closed): the retries failed closing it again ("stream ... is closed").
         found.closed_stuck += 1
         found.anomalies.insert(0, f"{run_id}: {status}, every retry: stream is closed")
         return children
@@ -261,9 +259,7 @@ async def check_run(
                 f"expected {planned.expected!r}"
             )
         if planned.chunks:
-            committed = committed_supported(run)
-            found.stream_reader = "committed" if committed else "live"
-            chunks = await read_stream(run, committed, timeout=30)
+            chunks = await read_stream(run, timeout=30)
             done = completions.get(stream_call) if stream_call is not None else None
             final = done["data"].get("attempt") if done is not None else None
             kind = "broken" if chunks is None else classify_stream(chunks, planned.chunks, final)

@@ -28,8 +28,8 @@ class Watcher:
         #: (run, call) -> wall time at which the step's completion was first seen.
         self.observed: dict[tuple[str, int], float] = {}
         self.errors = 0
-        #: Runs whose stream was closed by an attempt that was then lost, so that every retry
-        #: of the step fails ("stream ... is closed"): they cannot finish (a defect, see README).
+        #: Runs whose stream was closed by an attempt that was then lost, and whose retries
+        #: failed ("stream ... is closed"): they could not finish (a fixed defect, see README).
         self.closed_stuck: set[str] = set()
         self._closed: set[str] = set()
 

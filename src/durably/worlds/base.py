@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ..events import Event, NewEvent
+from ..events import Event, EventType, NewEvent
 
 __all__ = [
     "ChunkBatch",
@@ -181,12 +181,20 @@ class StreamChunk:
 
 @dataclass(slots=True)
 class StreamInfo:
-    """A stream of a run: how many chunks it has and whether it is closed."""
+    """A stream of a run: how many chunks it has and whether it is closed.
+
+    ``closer_call`` and ``closer_attempt`` say which step attempt closed it (as on
+    :class:`StreamChunk`); ``None`` and 0 when it is open, or was closed otherwise (by
+    the run's end, or through a writable of another run). A stream closed by an attempt
+    that does not complete may be reopened by a later attempt of the same step.
+    """
 
     namespace: str
     count: int
     closed: bool
     updated_at: float
+    closer_call: int | None = None
+    closer_attempt: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON-ready data."""
@@ -230,6 +238,12 @@ class ChunkBatch:
 
     ``writers`` holds, per chunk, the step attempt that wrote it as ``(call, attempt)``
     (``(None, 0)``: not a step attempt of this run); a chunk past its end has none.
+    ``closer`` is the attempt that closes the stream, stored with the close.
+
+    A stream closed by step attempt ``(call, n)`` takes no more chunks, except from a
+    later attempt of that same step (a retry after attempt ``n`` failed or was killed
+    between its ``close()`` and its completion): such a batch reopens it
+    (:meth:`reopens`), and its own close closes it again.
     """
 
     run_id: str
@@ -237,10 +251,31 @@ class ChunkBatch:
     chunks: list[bytes]
     close: bool = False
     writers: list[tuple[int | None, int]] = field(default_factory=list)
+    closer: tuple[int | None, int] = (None, 0)
 
     def writer(self, i: int) -> tuple[int | None, int]:
         """The ``(call, attempt)`` that wrote chunk ``i`` of the batch."""
         return self.writers[i] if i < len(self.writers) else (None, 0)
+
+    def reopens(self, closer_call: int | None, closer_attempt: int) -> bool:
+        """Whether this batch may reopen its stream, closed by ``(closer_call,
+        closer_attempt)``: it writes or closes, and every chunk and its close come from
+        a later attempt of the step that closed it."""
+        if closer_call is None:
+            return False
+        mine = [self.writer(i) for i in range(len(self.chunks))]
+        if self.close:
+            mine.append(self.closer)
+        return bool(mine) and all(c == closer_call and a > closer_attempt for c, a in mine)
+
+    def closing_fact(self, count: int) -> NewEvent:
+        """The ``stream_closed`` fact of this batch's close at ``count`` chunks (naming
+        the step attempt that closes it, if one does)."""
+        data: dict[str, Any] = {"namespace": self.namespace, "count": count}
+        call, attempt = self.closer
+        if call is not None:
+            data.update(step_call=call, attempt=attempt)
+        return NewEvent(EventType.STREAM_CLOSED, None, data)
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import ClassVar
 
-from ..events import Event, EventType, NewEvent
+from ..events import Event
 from .base import (
     ChunkBatch,
     Claim,
@@ -62,11 +62,13 @@ class _Data:
 
 
 class _Stream:
-    __slots__ = ("chunks", "closed", "updated_at")
+    __slots__ = ("chunks", "closed", "closer", "updated_at")
 
     def __init__(self, now: float) -> None:
         self.chunks: list[StreamChunk] = []
         self.closed = False
+        #: The step attempt that closed it ((None, 0): open, or closed by the run's end).
+        self.closer: tuple[int | None, int] = (None, 0)
         self.updated_at = now
 
 
@@ -125,6 +127,7 @@ def _publish(d: _Data, txn: OverlayStore, now: float) -> set[str]:
         if stream is None:
             stream = d.streams[skey] = _Stream(now)
         stream.closed = True
+        stream.closer = (None, 0)  # append_chunks names the attempt that closed it
         stream.updated_at = now
         sig = d.stream_signals.get(skey)
         if sig is not None:
@@ -417,7 +420,12 @@ class MemoryWorld:
                 if b.run_id not in d.runs:
                     raise ValueError(f"cannot write to a stream of run {b.run_id}: no such run")
                 stream = d.streams.get((b.run_id, b.namespace))
-                if stream is not None and stream.closed and (b.chunks or b.close):
+                if (
+                    stream is not None
+                    and stream.closed
+                    and (b.chunks or b.close)
+                    and not b.reopens(*stream.closer)
+                ):
                     raise ValueError(
                         f"stream {b.namespace or '(default)'!r} of run {b.run_id} is closed"
                     )
@@ -428,6 +436,8 @@ class MemoryWorld:
                 stream = d.streams.get(key)
                 if stream is None:
                     stream = d.streams[key] = _Stream(now)
+                if stream.closed and (b.chunks or b.close):
+                    stream.closed, stream.closer = False, (None, 0)  # a retry reopens it
                 for i, payload in enumerate(b.chunks):
                     index = len(stream.chunks)
                     if sealer is not None:
@@ -437,11 +447,7 @@ class MemoryWorld:
                 stream.updated_at = now
                 counts.append(len(stream.chunks))
                 if b.close:
-                    fact = NewEvent(
-                        EventType.STREAM_CLOSED,
-                        None,
-                        {"namespace": b.namespace, "count": len(stream.chunks)},
-                    )
+                    fact = b.closing_fact(len(stream.chunks))
                     closing.append(RunWrite(b.run_id, facts=[fact]))
                 sig = d.stream_signals.get(key)
                 if sig is not None:
@@ -450,6 +456,9 @@ class MemoryWorld:
                 txn = OverlayStore(_Committed(d))
                 apply_commit(txn, Commit(closing), now)
                 _publish(d, txn, now)
+                for b in batches:
+                    if b.close:
+                        d.streams[(b.run_id, b.namespace)].closer = b.closer
         for sig in fired:
             sig.fire()
         return counts
@@ -484,7 +493,7 @@ class MemoryWorld:
     async def stream_info(self, run_id: str) -> list[StreamInfo]:
         with self._d.lock:
             return [
-                StreamInfo(ns, len(st.chunks), st.closed, st.updated_at)
+                StreamInfo(ns, len(st.chunks), st.closed, st.updated_at, *st.closer)
                 for (rid, ns), st in sorted(self._d.streams.items())
                 if rid == run_id
             ]

@@ -1,6 +1,7 @@
 """A Postgres schema from before chunks recorded their attempt (version 1) keeps
-working: migration 002 adds the columns, and its chunks read as written by no known
-attempt (call None, attempt 0), which committed readers yield."""
+working: migrations 002 and 003 add the columns, its chunks read as written by no known
+attempt (call None, attempt 0), which committed readers yield, and its closed streams as
+closed by no attempt (for good)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ async def test_chunks_of_a_version_1_schema_read_as_committed(pg_url: str) -> No
     conn = await asyncpg.connect(pg.PG_URL)
     try:
         await conn.execute(f'ALTER TABLE "{schema}".chunks DROP COLUMN call, DROP COLUMN attempt')
+        await conn.execute(
+            f'ALTER TABLE "{schema}".streams DROP COLUMN closer_call, DROP COLUMN closer_attempt'
+        )
         await conn.execute(f'DELETE FROM "{schema}".schema_migrations WHERE version > 1')
     finally:
         await conn.close()
@@ -44,5 +48,8 @@ async def test_chunks_of_a_version_1_schema_read_as_committed(pg_url: str) -> No
         assert done
         committed = [c async for c in read_stream(world, "r", committed=True)]
         assert [(c.index, c.committed) for c in committed] == [(0, True), (1, True)]
+        # Its closed stream reads as closed by nobody's attempt: for good.
+        [info] = await world.stream_info("r")
+        assert (info.closed, info.closer_call, info.closer_attempt) == (True, None, 0)
     finally:
         await world.close()

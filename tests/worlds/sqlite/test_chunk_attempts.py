@@ -1,6 +1,7 @@
 """A SQLite database from before chunks recorded their attempt (schema version 3) keeps
-working: migration 004 adds the columns, and its chunks read as written by no known
-attempt (call None, attempt 0), which committed readers yield."""
+working: migrations 004 and 005 add the columns, its chunks read as written by no known
+attempt (call None, attempt 0), which committed readers yield, and its closed streams as
+closed by no attempt (for good)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ async def test_chunks_of_a_version_3_database_read_as_committed(tmp_path: Path) 
     conn = sqlite3.connect(db)
     conn.execute("ALTER TABLE chunks DROP COLUMN call")
     conn.execute("ALTER TABLE chunks DROP COLUMN attempt")
+    conn.execute("ALTER TABLE streams DROP COLUMN closer_call")  # (and no stream closers)
+    conn.execute("ALTER TABLE streams DROP COLUMN closer_attempt")
     conn.execute("PRAGMA user_version = 3")
     conn.commit()
     conn.close()
@@ -44,6 +47,9 @@ async def test_chunks_of_a_version_3_database_read_as_committed(tmp_path: Path) 
         assert done
         committed = [c async for c in read_stream(world, "r", committed=True)]
         assert [(c.index, c.committed) for c in committed] == [(0, True), (1, True)]
+        # Its closed stream reads as closed by nobody's attempt: for good.
+        [info] = await world.stream_info("r")
+        assert (info.closed, info.closer_call, info.closer_attempt) == (True, None, 0)
     finally:
         await world.close()
     conn = sqlite3.connect(db)

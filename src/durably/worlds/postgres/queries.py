@@ -274,8 +274,10 @@ _W_STREAMS = """sc AS (
     ON CONFLICT (run_id, namespace) DO UPDATE SET
         closed = true, updated_at = EXCLUDED.updated_at
 ), scr AS (
-    UPDATE {schema}.streams AS s SET closed = true, updated_at = ($1::jsonb ->> 'now')::float8
-    WHERE s.run_id IN (SELECT jsonb_array_elements_text($1::jsonb -> 'sr')) AND NOT s.closed
+    UPDATE {schema}.streams AS s SET closed = true, closer_call = NULL, closer_attempt = 0,
+        updated_at = ($1::jsonb ->> 'now')::float8
+    WHERE s.run_id IN (SELECT jsonb_array_elements_text($1::jsonb -> 'sr'))
+      AND (NOT s.closed OR s.closer_call IS NOT NULL)
       AND NOT EXISTS (
           SELECT 1 FROM jsonb_to_recordset($1::jsonb -> 'sc') AS k(run_id text, namespace text)
           WHERE k.run_id = s.run_id AND k.namespace = s.namespace)
@@ -498,7 +500,8 @@ ON CONFLICT (run_id, namespace) DO NOTHING
 """
 
 LOCK_STREAMS = """
-SELECT s.run_id, s.namespace, s.count, s.closed FROM {schema}.streams AS s
+SELECT s.run_id, s.namespace, s.count, s.closed, s.closer_call, s.closer_attempt
+FROM {schema}.streams AS s
 JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[]) AS u(run_id, namespace)) AS k
   ON s.run_id = k.run_id AND s.namespace = k.namespace
 ORDER BY s.run_id, s.namespace
@@ -506,7 +509,8 @@ FOR UPDATE OF s
 """
 
 # The chunks ($1-$4, and the attempts that wrote them: $10-$11), the streams' new counts
-# ($5-$7) and the wake-ups ($9: a JSON list of [channel, payload]).
+# ($5-$7), whether each is closed and by which attempt ($12-$14: a retry reopens the
+# stream its earlier attempt closed) and the wake-ups ($9: a JSON list of [channel, payload]).
 WRITE_CHUNKS = """
 WITH c AS (
     INSERT INTO {schema}.chunks (run_id, namespace, idx, payload, created_at, call, attempt)
@@ -514,8 +518,10 @@ WITH c AS (
     FROM unnest($1::text[], $2::text[], $3::int[], $4::bytea[], $10::int[], $11::int[])
         AS u(run_id, namespace, idx, payload, call, attempt)
 ), s AS (
-    UPDATE {schema}.streams AS s SET count = u.count, updated_at = $8
-    FROM unnest($5::text[], $6::text[], $7::int[]) AS u(run_id, namespace, count)
+    UPDATE {schema}.streams AS s SET count = u.count, closed = u.closed,
+        closer_call = u.closer_call, closer_attempt = u.closer_attempt, updated_at = $8
+    FROM unnest($5::text[], $6::text[], $7::int[], $12::bool[], $13::int[], $14::int[])
+        AS u(run_id, namespace, count, closed, closer_call, closer_attempt)
     WHERE s.run_id = u.run_id AND s.namespace = u.namespace
 )
 SELECT count(pg_notify(n ->> 0, n ->> 1)) FROM jsonb_array_elements($9::jsonb) AS n
@@ -549,8 +555,8 @@ RUN_TASKS = (
 )
 
 STREAM_INFO = (
-    "SELECT namespace, count, closed, updated_at FROM {schema}.streams"
-    " WHERE run_id = $1 ORDER BY namespace"
+    "SELECT namespace, count, closed, updated_at, closer_call, closer_attempt"
+    " FROM {schema}.streams WHERE run_id = $1 ORDER BY namespace"
 )
 
 # -- deployments -----------------------------------------------------------------------

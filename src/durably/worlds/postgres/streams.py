@@ -105,7 +105,7 @@ class Streams:
                         now = time.time()
                         await conn.execute(self.sql.MAKE_STREAMS, run_ids, namespaces, now)
                         state = {
-                            (r[0], r[1]): (r[2], r[3])
+                            (r[0], r[1]): _State(r[2], r[3], (r[4], r[5]))
                             for r in await conn.fetch(self.sql.LOCK_STREAMS, run_ids, namespaces)
                         }
                         counts, closing, written = _plan_chunks(batches, state, sealer)
@@ -113,7 +113,6 @@ class Streams:
                             (w.run_id, str(w.facts[0].data["namespace"])) for w in closing
                         ]
                         attempt.sent = True
-                        new_counts = {(r, n): c for (r, n), (c, _) in state.items()}
                         await conn.execute(
                             self.sql.WRITE_CHUNKS,
                             [w[0] for w in written],
@@ -122,11 +121,14 @@ class Streams:
                             [w[3] for w in written],
                             [k[0] for k in keys],
                             [k[1] for k in keys],
-                            [new_counts[k] for k in keys],
+                            [state[k].count for k in keys],
                             now,
                             _dumps(hub.notifications((), {}, keys)),
                             [w[4] for w in written],
                             [w[5] for w in written],
+                            [state[k].closed for k in keys],
+                            [state[k].closer[0] for k in keys],
+                            [state[k].closer[1] for k in keys],
                         )
                         if closing:
                             await close(conn, Commit(closing, sealer=sealer), attempt)
@@ -207,30 +209,47 @@ class Streams:
             hub.unwatch_stream(key)
 
 
+class _State:
+    """A locked stream: its count, whether it is closed, and the attempt that closed it."""
+
+    __slots__ = ("closed", "closer", "count")
+
+    def __init__(self, count: int, closed: bool, closer: tuple[int | None, int]) -> None:
+        self.count = count
+        self.closed = closed
+        self.closer: tuple[int | None, int] = (closer[0], closer[1] or 0)
+
+
 def _plan_chunks(
     batches: Sequence[ChunkBatch],
-    state: dict[tuple[str, str], tuple[int, bool]],
+    state: dict[tuple[str, str], _State],
     sealer: PayloadSealer | None,
 ) -> tuple[list[int], list[RunWrite], list[_Written]]:
-    """Give the chunks their indexes (and seal them); ``state`` (count, closed) of each
-    locked stream is updated in place. Returns the counts after each batch, the writes
-    that close streams, and the chunks to insert."""
+    """Give the chunks their indexes (and seal them); ``state`` of each locked stream is
+    updated in place (a retry of the step that closed it reopens it; a close names its
+    attempt). Returns the counts after each batch, the writes that close streams, and the
+    chunks to insert."""
+    reopened = set()
     for b in batches:
         got = state.get((b.run_id, b.namespace))
-        refuse_write(b, exists=got is not None, closed=got is not None and got[1])
+        exists, closed = got is not None, got is not None and got.closed
+        if refuse_write(b, exists=exists, closed=closed, closer=got.closer if got else (None, 0)):
+            reopened.add((b.run_id, b.namespace))
     counts: list[int] = []
     closing: list[RunWrite] = []
     written: list[_Written] = []
     for b in batches:
         key = (b.run_id, b.namespace)
-        count, closed = state[key]
+        st = state[key]
+        if key in reopened:
+            st.closed, st.closer = False, (None, 0)
         for i, payload in enumerate(b.chunks):
             if sealer is not None:
-                payload = sealer.seal_chunk(b.run_id, b.namespace, count, payload)
-            written.append((b.run_id, b.namespace, count, payload, *b.writer(i)))
-            count += 1
-        state[key] = (count, closed)
-        counts.append(count)
+                payload = sealer.seal_chunk(b.run_id, b.namespace, st.count, payload)
+            written.append((b.run_id, b.namespace, st.count, payload, *b.writer(i)))
+            st.count += 1
+        counts.append(st.count)
         if b.close:
-            closing.append(closing_write(b, count))
+            st.closed, st.closer = True, b.closer
+            closing.append(closing_write(b, st.count))
     return counts, closing, written

@@ -138,8 +138,9 @@ def chunk_from_row(r: Sequence[Any], at: int = 0) -> StreamChunk:
 
 
 def stream_info_from_row(r: Sequence[Any]) -> StreamInfo:
-    """A :class:`StreamInfo` from ``namespace, count, closed, updated_at``."""
-    return StreamInfo(r[0], r[1], bool(r[2]), r[3])
+    """A :class:`StreamInfo` from ``namespace, count, closed, updated_at, closer_call,
+    closer_attempt``."""
+    return StreamInfo(r[0], r[1], bool(r[2]), r[3], r[4], r[5] or 0)
 
 
 def deployment_from_row(r: Sequence[Any]) -> DeploymentRecord:

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ...events import Event, EventType, NewEvent
+from ...events import Event
 from ..base import (
     ChunkBatch,
     DeploymentRecord,
@@ -166,23 +166,30 @@ class SqlWorld(ABC):
         return [(r[0], r[1], chunk_from_row(r, 2)) for r in rows]
 
 
-def refuse_write(batch: ChunkBatch, *, exists: bool, closed: bool) -> None:
-    """Raise if ``batch`` may not be appended to its stream.
+def refuse_write(
+    batch: ChunkBatch,
+    *,
+    exists: bool,
+    closed: bool,
+    closer: tuple[int | None, int] = (None, 0),
+) -> bool:
+    """Raise if ``batch`` may not be appended to its stream; return whether it reopens
+    the stream (closed by ``closer``, an earlier attempt of the step writing it).
 
     Raises:
         ValueError: the run does not exist, or the stream is closed (and the batch
-            writes or closes).
+            writes or closes, and is not a retry of the step that closed it).
     """
     if not exists:
         raise ValueError(f"cannot write to a stream of run {batch.run_id}: no such run")
-    if closed and (batch.chunks or batch.close):
-        raise ValueError(
-            f"stream {batch.namespace or '(default)'!r} of run {batch.run_id} is closed"
-        )
+    if not closed or not (batch.chunks or batch.close):
+        return False
+    if batch.reopens(*closer):
+        return True
+    raise ValueError(f"stream {batch.namespace or '(default)'!r} of run {batch.run_id} is closed")
 
 
 def closing_write(batch: ChunkBatch, count: int) -> RunWrite:
     """The write that closes ``batch``'s stream at ``count`` chunks: a fact in its run's
     log, committed with the chunks."""
-    fact = NewEvent(EventType.STREAM_CLOSED, None, {"namespace": batch.namespace, "count": count})
-    return RunWrite(batch.run_id, facts=[fact])
+    return RunWrite(batch.run_id, facts=[batch.closing_fact(count)])

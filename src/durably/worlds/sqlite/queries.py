@@ -222,12 +222,19 @@ LIST_HOOKS = (
 
 # -- streams ---------------------------------------------------------------------------
 
-GET_STREAM = "SELECT count, closed FROM streams WHERE run_id = ? AND namespace = ?"
+GET_STREAM = (
+    "SELECT count, closed, closer_call, closer_attempt FROM streams"
+    " WHERE run_id = ? AND namespace = ?"
+)
 
+# (run_id, namespace, count, closed, closer_call, closer_attempt, updated_at): an append
+# sets the closer of the stream it closes, and clears it on the stream a retry reopens.
 PUT_STREAM = (
-    "INSERT INTO streams (run_id, namespace, count, closed, updated_at) VALUES (?, ?, ?, 0, ?)"
+    "INSERT INTO streams (run_id, namespace, count, closed, closer_call, closer_attempt,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (run_id, namespace) DO UPDATE SET count = excluded.count,"
-    " updated_at = excluded.updated_at"
+    " closed = excluded.closed, closer_call = excluded.closer_call,"
+    " closer_attempt = excluded.closer_attempt, updated_at = excluded.updated_at"
 )
 
 CLOSE_STREAM = (
@@ -235,9 +242,10 @@ CLOSE_STREAM = (
     " ON CONFLICT (run_id, namespace) DO UPDATE SET closed = 1, updated_at = excluded.updated_at"
 )
 
+# The run's end closes its streams for good: none stays reopenable by a step's retry.
 CLOSE_RUN_STREAMS = (
-    "UPDATE streams SET closed = 1, updated_at = ? WHERE run_id = ? AND closed = 0"
-    " RETURNING namespace"
+    "UPDATE streams SET closed = 1, closer_call = NULL, closer_attempt = 0, updated_at = ?"
+    " WHERE run_id = ? AND (closed = 0 OR closer_call IS NOT NULL) RETURNING namespace"
 )
 
 INSERT_CHUNK = (
@@ -251,7 +259,8 @@ READ_CHUNKS = (
 )
 
 STREAM_INFO = (
-    "SELECT namespace, count, closed, updated_at FROM streams WHERE run_id = ? ORDER BY namespace"
+    "SELECT namespace, count, closed, updated_at, closer_call, closer_attempt FROM streams"
+    " WHERE run_id = ? ORDER BY namespace"
 )
 
 # -- deployments -----------------------------------------------------------------------

@@ -280,8 +280,11 @@ class SqliteWorld(SqlWorld):
             for b in batches:
                 exists = store.get_run_row(b.run_id) is not None
                 found = conn.execute(q.GET_STREAM, (b.run_id, b.namespace)).fetchall()
-                count, closed = (found[0][0], found[0][1]) if found else (0, 0)
-                refuse_write(b, exists=exists, closed=bool(closed))
+                row = found[0] if found else (0, 0, None, 0)
+                count, closed = row[0], bool(row[1])
+                closer: tuple[int | None, int] = (row[2], row[3] or 0)
+                if refuse_write(b, exists=exists, closed=closed, closer=closer):
+                    closed, closer = False, (None, 0)  # a retry of the closing step reopens it
                 if b.chunks:
                     seal = sealer.seal_chunk if sealer is not None else None
                     conn.executemany(
@@ -299,7 +302,10 @@ class SqliteWorld(SqlWorld):
                         ],
                     )
                     count += len(b.chunks)
-                conn.execute(q.PUT_STREAM, (b.run_id, b.namespace, count, now))
+                if b.close:
+                    closed, closer = True, b.closer
+                put = (b.run_id, b.namespace, count, int(closed), *closer, now)
+                conn.execute(q.PUT_STREAM, put)
                 store.changed_streams.add((b.run_id, b.namespace))
                 counts.append(count)
                 if b.close:
