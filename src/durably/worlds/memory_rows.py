@@ -1,0 +1,118 @@
+"""The rows of the ``memory://`` world and how a committed transaction reaches them
+(the world itself, its reads and claims, is :mod:`durably.worlds.memory`)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection
+
+from ..events import Event
+from .base import HookRecord, StepRecord, StreamChunk
+from .ledger import OverlayStore, RunRow, TaskRow
+from .notify import Signal
+
+
+class _Data:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.runs: dict[str, RunRow] = {}
+        self.events: dict[str, list[Event]] = {}
+        self.steps: dict[str, dict[int, StepRecord]] = {}
+        self.tasks: dict[tuple[str, int], TaskRow] = {}
+        self.idempotency: dict[tuple[str, str, str], str] = {}
+        self.hooks: dict[str, HookRecord] = {}
+        self.deployments: dict[tuple[str, str], list[float]] = {}
+        self.streams: dict[tuple[str, str], _Stream] = {}
+        self.stream_signals: dict[tuple[str, str], Signal] = {}
+        self.work = Signal()
+        self.run_signals: dict[str, Signal] = {}
+
+    def run_signal(self, run_id: str) -> Signal:
+        sig = self.run_signals.get(run_id)
+        if sig is None:
+            sig = self.run_signals[run_id] = Signal()
+        return sig
+
+
+class _Stream:
+    __slots__ = ("chunks", "closed", "closer", "updated_at")
+
+    def __init__(self, now: float) -> None:
+        self.chunks: list[StreamChunk] = []
+        self.closed = False
+        #: The step attempt that closed it ((None, 0): open, or closed by the run's end).
+        self.closer: tuple[int | None, int] = (None, 0)
+        self.updated_at = now
+
+
+class _Committed:
+    """The committed data as a :class:`~.ledger.Source` (call under the data's lock)."""
+
+    def __init__(self, data: _Data) -> None:
+        self.d = data
+
+    def get_run_row(self, run_id: str) -> RunRow | None:
+        return self.d.runs.get(run_id)
+
+    def find_idempotent(self, namespace: str, workflow_name: str, key: str) -> str | None:
+        return self.d.idempotency.get((namespace, workflow_name, key))
+
+    def get_step(self, run_id: str, call: int) -> StepRecord | None:
+        return self.d.steps.get(run_id, {}).get(call)
+
+    def get_hook(self, token: str) -> HookRecord | None:
+        return self.d.hooks.get(token)
+
+
+def _publish(d: _Data, txn: OverlayStore, now: float) -> set[str]:
+    """Apply a successful commit's changes to the shared data."""
+    d.runs.update(txn.runs)
+    for rid in txn.new_runs:
+        d.events.setdefault(rid, [])
+    changed = set()
+    for ev in txn.events:
+        d.events.setdefault(ev.run_id, []).append(ev)
+        changed.add(ev.run_id)
+    for (rid, call), (step, _) in txn.steps.items():
+        d.steps.setdefault(rid, {})[call] = step
+    if txn.dropped_task_runs:
+        for key in [k for k in d.tasks if k[0] in txn.dropped_task_runs]:
+            del d.tasks[key]
+    for key, task in txn.tasks.items():
+        if task is None:
+            d.tasks.pop(key, None)
+        else:
+            d.tasks[key] = task
+    d.idempotency.update(txn.idem)
+    if txn.dropped_hook_runs:
+        for token in [t for t, h in d.hooks.items() if h.run_id in txn.dropped_hook_runs]:
+            del d.hooks[token]
+    for token, hook in txn.hooks.items():
+        if hook is None:
+            d.hooks.pop(token, None)
+        else:
+            d.hooks[token] = hook
+    closing = set(txn.closed_streams)
+    if txn.closed_stream_runs:
+        closing |= {k for k in d.streams if k[0] in txn.closed_stream_runs}
+    for skey in closing:
+        stream = d.streams.get(skey)
+        if stream is None:
+            stream = d.streams[skey] = _Stream(now)
+        stream.closed = True
+        stream.closer = (None, 0)  # append_chunks names the attempt that closed it
+        stream.updated_at = now
+        sig = d.stream_signals.get(skey)
+        if sig is not None:
+            sig.fire()
+    return changed
+
+
+def _takes(
+    d: _Data, t: TaskRow, workflows: Collection[str] | None, steps: Collection[str] | None
+) -> bool:
+    """Whether a worker with these workflows and steps can do task ``t`` (see
+    ``World.claim``): a step by its name, or any task of a run of its workflows."""
+    if workflows is None or d.runs[t.run_id].record.workflow_name in workflows:
+        return True
+    return t.kind == "step" and (steps is None or d.steps[t.run_id][t.call].name in steps)
