@@ -14,7 +14,6 @@ import contextlib
 import errno
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
+
+from tests.worlds.postgres.support import Cluster as TestCluster
 
 SHARED_PG = os.environ.get("DURABLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 PG_BIN = Path(os.environ.get("DURABLY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -65,89 +66,21 @@ async def reachable(url: str) -> str | None:
         return f"PostgreSQL at {url} is unreachable: {type(e).__name__}: {e}"
 
 
-def _postgres_user() -> tuple[int, int] | None:
-    try:
-        import pwd
-
-        entry = pwd.getpwnam("postgres")
-    except (ImportError, KeyError):
-        return None
-    return entry.pw_uid, entry.pw_gid
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Cluster:
-    """A throwaway PostgreSQL cluster in a temporary folder, run as the ``postgres`` user
-    when we are root. Only this cluster is ever restarted or has its connections killed."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="durably-chaos-pg-"))
-        self.data = self.root / "pgdata"
-        self.sockets = self.root / "sock"
-        self.log = self.root / "postgres.log"
-        self.port = _free_port()
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+class Cluster(TestCluster):
+    """The tests' throwaway PostgreSQL cluster (tests/worlds/postgres/support.py), with what
+    chaos does to it. Only this cluster is ever restarted or has its connections killed."""
 
     @staticmethod
     def unavailable() -> str | None:
         """Why no cluster can be made here, or ``None``."""
-        if not (PG_BIN / "initdb").exists():
-            return f"no PostgreSQL binaries in {PG_BIN} (set $DURABLY_TEST_PG_BIN)"
-        if os.geteuid() == 0 and (_postgres_user() is None or shutil.which("setpriv") is None):
-            return "PostgreSQL refuses to run as root, and there is no 'postgres' user to use"
-        return None
-
-    def _run(self, *argv: str) -> None:
-        cmd = list(argv)
-        user = _postgres_user() if os.geteuid() == 0 else None
-        if user is not None:
-            cmd = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", *cmd]
-        done = subprocess.run(cmd, capture_output=True, timeout=120)
-        if done.returncode != 0:
-            out = done.stderr.decode(errors="replace") + done.stdout.decode(errors="replace")
-            raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {out}")
+        return TestCluster.available()
 
     def create(self) -> None:
-        """``initdb`` (trust auth) and start."""
-        self.sockets.mkdir(parents=True, exist_ok=True)
-        user = _postgres_user() if os.geteuid() == 0 else None
-        if user is not None:
-            for path in (self.root, self.sockets):
-                os.chown(path, *user)
-        self._run(
-            str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-            "--no-sync", "-E", "UTF8",
-        )  # fmt: skip
-        conf = [
-            f"port = {self.port}",
-            "listen_addresses = '127.0.0.1'",
-            f"unix_socket_directories = '{self.sockets}'",
-            "fsync = off",
-            "shared_buffers = 32MB",
-            "max_connections = 100",
-        ]
-        with (self.data / "postgresql.conf").open("a") as f:
-            f.write("\n".join(conf) + "\n")
-        self.pg_ctl("start")
+        """``initdb`` (trust auth, room for a fleet of workers) and start."""
+        self.init("max_connections = 100")
+        self.start()
 
-    def pg_ctl(self, *args: str) -> None:
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", *args)
-
-    def destroy(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            with contextlib.suppress(Exception):
-                self.pg_ctl("stop", "-m", "immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    async def restart(self, down: float) -> None:
+    async def restart_after(self, down: float) -> None:
         """Stop the cluster (fast), stay down ``down`` seconds, start it again."""
         await asyncio.to_thread(self.pg_ctl, "stop", "-m", "fast")
         await asyncio.sleep(down)

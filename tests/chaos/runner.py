@@ -234,7 +234,7 @@ class Phase:
             self.tmpfs.free()
         elif kind == "pg_restart":
             assert self.cluster is not None
-            await self.cluster.restart(down=self.rng.uniform(0.5, 3.0))
+            await self.cluster.restart_after(down=self.rng.uniform(0.5, 3.0))
         elif kind == "pg_terminate":
             assert self.cluster is not None
             for _ in range(self.rng.randint(1, 3)):
