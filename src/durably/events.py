@@ -16,7 +16,8 @@ and ties a command to the facts that answer it.
 Every event type, one a line (kind; what it records; its ``data`` keys; its payload).
 The body consumes the facts marked *delivered*: appending one gives the run a turn.
 
-* ``run_created``: fact; the run exists; workflow, traceparent, rerun_of; args.
+* ``run_created``: fact; the run exists; workflow, traceparent, rerun_of, fork_of and
+  from_step (a fork: the run whose history before call ``from_step`` it copies); args.
 * ``run_started``: fact, delivered; the first turn begins; no data; no payload.
 * ``run_completed``: command, ends the run; the body returned; no data; value.
 * ``run_failed``: command, ends the run; the body raised; error_type; error.
@@ -156,7 +157,9 @@ _T = EventType
 
 #: Every event type's :class:`EventInfo` (complete: checked at import).
 EVENTS: Mapping[EventType, EventInfo] = {
-    _T.RUN_CREATED: EventInfo(payload="args", data=("workflow", "traceparent", "rerun_of")),
+    _T.RUN_CREATED: EventInfo(
+        payload="args", data=("workflow", "traceparent", "rerun_of", "fork_of", "from_step")
+    ),
     _T.RUN_STARTED: EventInfo(delivered=True, status="running"),
     _T.RUN_COMPLETED: EventInfo(command=True, ends_run=True, status="completed", payload="value"),
     _T.RUN_FAILED: EventInfo(

@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
+from .attributes import check_attributes
 from .control import Control, new_run_id
 from .crypto import Sealer, resolve_keyring
 from .durations import parse_duration
@@ -409,6 +410,7 @@ class Workflows:
         *args: Any,
         idempotency_key: str | None = None,
         deployment: str | None = None,
+        attributes: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Run:
         """Record a new run durably and return its handle before it executes.
@@ -421,10 +423,13 @@ class Workflows:
                 namespace, for this workflow), return that run instead.
             deployment: the deployment to pin the run to (default: this registry's;
                 ``"latest"``: the newest the world has seen).
+            attributes: plaintext attributes the run starts with (as
+                :func:`durably.set_attributes` takes them), recorded with its creation.
 
         Raises:
             ConfigurationError: called inside a workflow body (call the workflow there
-                for a child run, or start the run from a step).
+                for a child run, or start the run from a step), or an attribute is
+                not valid.
         """
         wfobj = self._resolve(workflow)
         if current_instance() is not None:
@@ -436,6 +441,7 @@ class Workflows:
                 f"{wfobj.name}(...)`. For an independent run, call start() inside a step "
                 "(its result, e.g. the run id, is recorded as the step's result)."
             )
+        attrs = check_attributes(attributes or {})
         payload = wfobj.spec.shape.encode_args(args, kwargs)
         if len(payload) > self.limits.max_payload_bytes:
             raise PayloadTooLargeError(
@@ -449,6 +455,7 @@ class Workflows:
             namespace=self.namespace,
             deployment=deployment,
             idempotency_key=idempotency_key,
+            attributes=attrs,
         )
         return Run(self, run_id, wfobj.name)
 
