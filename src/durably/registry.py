@@ -20,6 +20,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from .attributes import check_attributes
@@ -166,6 +167,10 @@ class Workflows:
             it off, so that it never begins a run it will not stay up to finish.
         concurrency: how many steps the embedded worker runs at once (default 16).
         limits: payload size limits.
+        retention: how long an ended run is kept (``"30d"``, seconds, ``timedelta``);
+            default ``$DURABLY_RETENTION``, else forever. The registry's workers delete
+            runs of its namespace that ended longer ago than this, with everything they
+            recorded, periodically (as ``durably prune`` does).
     """
 
     def __init__(
@@ -178,6 +183,7 @@ class Workflows:
         worker: bool | None = None,
         concurrency: int | None = None,
         limits: Limits | None = None,
+        retention: str | float | timedelta | None = None,
     ) -> None:
         self.world_url = resolve_world_url(world)
         self.namespace = namespace or os.environ.get("DURABLY_NAMESPACE") or "default"
@@ -186,6 +192,8 @@ class Workflows:
         self.embedded_worker = _worker_flag(worker)
         self.concurrency = concurrency or int(os.environ.get("DURABLY_CONCURRENCY", "16"))
         self.limits = limits or Limits()
+        keep = retention if retention is not None else os.environ.get("DURABLY_RETENTION")
+        self.retention: float | None = parse_duration(keep) if keep else None
         self.workflows: dict[str, Workflow[Any, Any]] = {}
         self.steps: dict[str, Step[Any, Any]] = {}
         self._world_opened = False
