@@ -23,8 +23,8 @@ The body consumes the facts marked *delivered*: appending one gives the run a tu
 * ``run_failed``: command, ends the run; the body raised; error_type; error.
 * ``run_cancel_requested``: fact, delivered; someone asked the run to stop; reason.
 * ``run_cancelled``: command, ends the run; the body stopped on cancellation; reason.
-* ``step_created``: command, creates a step call; name, max_retries, retry_after, timeout;
-  args.
+* ``step_created``: command, creates a step call; name, max_retries, retry_after, timeout,
+  bound (a method step: its receiver is not recorded); args.
 * ``step_retrying``: fact; an attempt failed and another is scheduled; attempt,
   error_type, retry_at, started_at; error.
 * ``step_completed``: fact, delivered; the step returned; attempt, started_at; value.
@@ -172,7 +172,7 @@ EVENTS: Mapping[EventType, EventInfo] = {
         call="step",
         creates=True,
         payload="args",
-        data=("name", "max_retries", "retry_after", "timeout"),
+        data=("name", "max_retries", "retry_after", "timeout", "bound"),
     ),
     _T.STEP_RETRYING: EventInfo(
         call="step",

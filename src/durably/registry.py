@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import inspect
 import os
 import sys
+import types
 import warnings
 from collections.abc import Callable
 from datetime import timedelta
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from .worker import Worker
 
 __all__ = [
+    "BoundStep",
     "Step",
     "Workflow",
     "Workflows",
@@ -64,11 +67,15 @@ class Step(Generic[P, R]):
     """A registered step. Inside a workflow, calling it records the call and returns an
     awaitable of its result; anywhere else it is a plain function call."""
 
-    def __init__(self, registry: Workflows, fn: Callable[P, Any], spec: StepSpec) -> None:
+    def __init__(
+        self, registry: Workflows, fn: Callable[P, Any], spec: StepSpec, binds: str | None = None
+    ) -> None:
         self.registry = registry
         self.fn = fn
         self.spec = spec
         self.name = spec.name
+        self._binds = binds  # "class", "instance" or None: see __get__
+        self._bound_shape: CallShape | None = None
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -82,8 +89,58 @@ class Step(Generic[P, R]):
         fut.site = (caller.f_code.co_filename, caller.f_lineno)  # named if never awaited
         return fut
 
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        """A step defined in a class body: a classmethod step binds its class, and an
+        instance method step (first parameter ``self``) binds the instance it is read
+        from. The receiver is passed to the function, never recorded (see
+        :class:`BoundStep`); read from the class, an instance method step is the step."""
+        if self._binds == "class":
+            return BoundStep(self, objtype if objtype is not None else type(obj))
+        if self._binds == "instance" and obj is not None:
+            return BoundStep(self, obj)
+        return self
+
+    def bound_spec(self, receiver: Any) -> StepSpec:
+        """The spec of a call of this step bound to ``receiver``."""
+        if self._bound_shape is None:
+            self._bound_shape = CallShape(
+                types.MethodType(self.fn, object()), kind="step", name=self.name
+            )
+        return dataclasses.replace(
+            self.spec, fn=types.MethodType(self.fn, receiver), shape=self._bound_shape, bound=True
+        )
+
     def __repr__(self) -> str:
         return f"<durably step {self.name!r}>"
+
+
+class BoundStep:
+    """A step that is a method, bound to its instance or class (what ``obj.step`` and
+    ``Cls.step`` return). Inside a workflow, calling it records the call with the
+    arguments after ``self``/``cls`` only: the receiver lives in the body's memory, and a
+    worker that did not run the body recovers it by replaying the body (as for
+    :func:`durably.run_step`). So an instance method step of an object the body made
+    (or a module-level one) works on every worker."""
+
+    def __init__(self, step: Step[Any, Any], receiver: Any) -> None:
+        self.step = step
+        self.receiver = receiver
+        self.name = step.name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the method as a step: recorded inside a workflow, a plain call outside."""
+        inst = current_instance()
+        if inst is None:
+            return self.step.fn(self.receiver, *args, **kwargs)
+        spec = self.step.bound_spec(self.receiver)
+        assert spec.shape is not None
+        fut = inst.call_step(spec, spec.shape, args, kwargs)
+        caller = sys._getframe(1)
+        fut.site = (caller.f_code.co_filename, caller.f_lineno)
+        return fut
+
+    def __repr__(self) -> str:
+        return f"<durably step {self.name!r} bound to {self.receiver!r}>"
 
 
 class Workflow(Generic[P, R]):
@@ -139,6 +196,20 @@ def _worker_flag(worker: bool | None) -> bool:
         f"DURABLY_WORKER={raw!r} is not understood: set it to 1 (this process runs an "
         "embedded worker) or 0 (it only starts and reads runs)"
     )
+
+
+def _binding(f: Any) -> str | None:
+    """How a step defined in a class body binds: ``"class"`` (a classmethod),
+    ``"instance"`` (a function whose first parameter is ``self``) or ``None``."""
+    if isinstance(f, classmethod):
+        return "class"
+    if isinstance(f, staticmethod) or not callable(f) or inspect.isclass(f):
+        return None
+    try:
+        params = list(inspect.signature(f).parameters)
+    except (TypeError, ValueError):
+        return None
+    return "instance" if params[:1] == ["self"] and not inspect.ismethod(f) else None
 
 
 def _seconds(value: Any, what: str) -> float | None:
@@ -289,7 +360,10 @@ class Workflows:
         if timeout_s is not None and timeout_s <= 0:
             raise ConfigurationError(f"timeout must be positive, got {timeout!r}")
 
-        def register(f: Callable[P, Any]) -> Step[P, Any]:
+        def register(f: Any) -> Step[P, Any]:
+            binds = _binding(f)
+            if isinstance(f, classmethod | staticmethod):
+                f = f.__func__
             if not callable(f) or inspect.isclass(f):
                 raise ConfigurationError(
                     f"@wf.step decorates an `async def` or a plain `def` function, got {f!r}"
@@ -304,7 +378,7 @@ class Workflows:
                 retry_after=retry_s,
                 timeout=timeout_s,
             )
-            st: Step[P, Any] = Step(self, f, spec)
+            st: Step[P, Any] = Step(self, f, spec, binds)
             self.steps[sname] = st
             return st
 
