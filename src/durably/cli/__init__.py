@@ -11,6 +11,7 @@ import click
 from .commands import demo, worker
 from .deployments import deployments_cmd, runs
 from .inspect import inspect
+from .mcp_cmd import mcp
 from .migrate import migrate
 from .operate import cancel, fork, prune, start, wake
 from .security import keygen, rekey
@@ -41,6 +42,7 @@ inspect.add_command(deployments_cmd)
 cli.add_command(web)
 cli.add_command(skill)
 cli.add_command(migrate)
+cli.add_command(mcp)
 
 
 def main() -> None:
