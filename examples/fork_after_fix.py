@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from durably import FatalError, Workflows, WorkflowRunFailedError, start
+from durably import FatalError, WorkflowRunFailedError, Workflows, start
 
 wf = Workflows()
 charged: list[str] = []
@@ -43,7 +43,7 @@ async def main() -> None:
             await run.return_value(timeout=30)
         except WorkflowRunFailedError as e:
             print(f"run {run.run_id} failed: {e.cause}")
-        failing = [s for s in await run.steps() if s.status == "failed"][0]
+        failing = next(s for s in await run.steps() if s.status == "failed")
 
         email_is_broken = False  # the fix is deployed
         fork = await run.fork(from_step=failing.call)
