@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -167,3 +168,86 @@ async def wait_for_hook(wf: Workflows, token: str) -> None:
         except durably.HookNotFoundError:
             await asyncio.sleep(0.01)
     raise AssertionError(f"no hook {token!r}")
+
+
+async def test_fork_reuses_a_finished_child_run_before_n(wf: Workflows) -> None:
+    runs: list[str] = []
+
+    @wf.step
+    async def note(what: str) -> str:
+        runs.append(what)
+        return what
+
+    @wf.workflow
+    async def child(x: int) -> int:
+        await note(f"child {x}")
+        return x * 2
+
+    @wf.workflow
+    async def parent() -> list[int]:
+        a = await child(1)
+        b = await note("after")
+        return [a, len(b)]
+
+    run = await start(parent)
+    assert await run.return_value(timeout=30) == [2, 5]
+    assert runs == ["child 1", "after"]
+    fork = await run.fork(from_step=1)
+    assert await fork.return_value(timeout=30) == [2, 5]
+    assert runs == ["child 1", "after", "after"]  # the child run was not started again
+    [step0, _] = await fork.steps()
+    assert step0.kind == "child" and step0.child_run_id == f"{run.run_id}-0"
+
+
+async def test_fork_of_a_live_run_reruns_an_unfinished_step_and_refuses_a_live_child(
+    wf: Workflows,
+) -> None:
+    gate = asyncio.Event()
+    started: list[int] = []
+
+    @wf.step
+    async def slow() -> int:
+        started.append(1)
+        await gate.wait()
+        return 1
+
+    @wf.step
+    async def after(x: int) -> int:
+        return x + 1
+
+    @wf.workflow
+    async def body() -> int:
+        return await after(await slow())
+
+    @wf.workflow
+    async def napping_child() -> None:
+        await durably.sleep("1h")
+
+    @wf.workflow
+    async def parent() -> None:
+        await napping_child()
+
+    run = await start(body)
+    await until(lambda: len(started) == 1)
+    fork = await run.fork(from_step=1)  # step 0 has not finished: the fork runs it too
+    await until(lambda: len(started) == 2)
+    gate.set()
+    assert await run.return_value(timeout=30) == 2
+    assert await fork.return_value(timeout=30) == 2
+
+    waiting = await start(parent)
+    for _ in range(3000):
+        if any(s.kind == "child" for s in await waiting.steps()):
+            break
+        await asyncio.sleep(0.01)
+    with pytest.raises(ForkError, match="has not ended"):
+        await waiting.fork(from_step=1)
+    await waiting.cancel()
+
+
+async def until(check: Callable[[], bool]) -> None:
+    for _ in range(3000):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never")

@@ -264,7 +264,7 @@ class Workflows:
         self.concurrency = concurrency or int(os.environ.get("DURABLY_CONCURRENCY", "16"))
         self.limits = limits or Limits()
         keep = retention if retention is not None else os.environ.get("DURABLY_RETENTION")
-        self.retention: float | None = parse_duration(keep) if keep else None
+        self.retention: float | None = None if keep is None or keep == "" else parse_duration(keep)
         self.workflows: dict[str, Workflow[Any, Any]] = {}
         self.steps: dict[str, Step[Any, Any]] = {}
         self._world_opened = False

@@ -20,8 +20,8 @@ RETENTION_BATCH = 200
 
 
 def period_of(retention: float) -> float:
-    """How often retention is applied: a tenth of the retention, from 50 ms to an hour."""
-    return min(max(retention / 10, 0.05), 3600.0)
+    """How often retention is applied: a tenth of the retention, from a second to an hour."""
+    return min(max(retention / 10, 1.0), 3600.0)
 
 
 async def prune_once(world: World, namespace: str, retention: float) -> int:
