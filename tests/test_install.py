@@ -35,7 +35,7 @@ def _names(requirements: Sequence[str]) -> set[str]:
 def test_extras_add_up() -> None:
     extras = PYPROJECT["project"]["optional-dependencies"]
     core = _names(PYPROJECT["project"]["dependencies"])
-    features = ("postgres", "web", "otel")
+    features = ("postgres", "web", "otel", "mcp")
     assert not core & {"asyncpg", "starlette", "uvicorn", "jinja2", "opentelemetry-api"}
     union = set().union(*(set(extras[f]) for f in features))
     assert set(extras["all"]) == union, "`all` is every feature extra, nothing else"
@@ -125,8 +125,10 @@ def test_plain_install_is_the_core_and_runs_the_demo(plain: Path, tmp_path: Path
         (["python", "-c", "import durably.http; durably.http.app"], "web"),
         (["python", "-c", "from durably.web import create_app"], "web"),
         (["durably", "web"], "web"),
+        (["durably", "mcp"], "mcp"),
     ],
-    ids=["Workflows-postgres", "cli-postgres", "http-app", "dashboard-module", "durably-web"],
+    ids=["Workflows-postgres", "cli-postgres", "http-app", "dashboard-module", "durably-web",
+         "durably-mcp"],
 )  # fmt: skip
 def test_a_feature_without_its_extra_names_the_extra(
     plain: Path, tmp_path: Path, argv: list[str], extra: str

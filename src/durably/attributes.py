@@ -18,6 +18,7 @@ __all__ = [
     "MAX_ATTRIBUTES",
     "MAX_KEY_CHARS",
     "MAX_VALUE_BYTES",
+    "check_attributes",
     "remove_attributes",
     "set_attributes",
 ]
@@ -27,7 +28,15 @@ MAX_VALUE_BYTES = 256
 MAX_ATTRIBUTES = 64
 
 
-def _check(attrs: dict[str, Any]) -> dict[str, str]:
+def check_attributes(attrs: dict[str, Any]) -> dict[str, str]:
+    """``attrs`` as stored attributes (text values), checked against the limits.
+
+    Raises:
+        ConfigurationError: a key or value is empty, too long or of another type, or
+            there are more than :data:`MAX_ATTRIBUTES`.
+    """
+    if len(attrs) > MAX_ATTRIBUTES:
+        raise ConfigurationError(f"a run has at most {MAX_ATTRIBUTES} attributes")
     out: dict[str, str] = {}
     for key, value in attrs.items():
         if not key or len(key) > MAX_KEY_CHARS:
@@ -64,7 +73,7 @@ async def _done() -> None:
 
 def set_attributes(**attrs: Any) -> Awaitable[None]:
     """Set attributes on the current run (from a workflow body or a step)."""
-    return _change(_check(attrs), [])
+    return _change(check_attributes(attrs), [])
 
 
 def remove_attributes(*keys: str) -> Awaitable[None]:

@@ -3,7 +3,7 @@
 Why "control": durably splits, as durable-execution systems do, the *data plane* (the
 worker, which executes runs and records what their bodies do) from the *control plane*
 (what acts on a run from outside its execution: create it, cancel it, resume one of its
-hooks, fire its timers early, set its attributes, and later fork and prune). Every act of
+hooks, fire its timers early, set its attributes, fork it, prune it). Every act of
 the control plane is made here and only here; the registry (``start``), :class:`~durably.
 run.Run` (``cancel``, ``wake``), hooks (``resume``), attributes set from a step, the CLI,
 the HTTP app and the dashboard call :class:`Control`, and none of them builds a
@@ -23,9 +23,10 @@ import time
 from typing import Any, Protocol
 
 from . import telemetry
-from .crypto import HOOK_DIGEST_PREFIX, sealer_of
-from .errors import HookNotFoundError, RunNotFoundError
+from .crypto import HOOK_DIGEST_PREFIX, is_sealed, sealer_of
+from .errors import DecryptionError, HookNotFoundError, RunNotFoundError, WorldError
 from .events import EventType, NewEvent
+from .fork import plan_fork
 from .worlds.base import TERMINAL_STATUSES, Commit, HookRecord, RunMeta, RunWrite, World
 
 __all__ = ["Control", "LocalWorker", "hook_not_found", "new_run_id"]
@@ -121,6 +122,7 @@ class Control:
         rerun_of: str | None = None,
         resolve_latest: bool = True,
         begin_here: bool = True,
+        attributes: dict[str, str] | None = None,
     ) -> str:
         """Record a new run (its ``run_created`` event with ``payload``, the encoded
         input) and return its id; with ``idempotency_key``, an existing run of this
@@ -139,14 +141,16 @@ class Control:
                 create the run leased to it and begin it at once, without a claim (no
                 queue round trip before the first step); otherwise queue it and wake
                 the worker.
+            attributes: attributes the run starts with (values already checked),
+                recorded with its creation.
         """
-        dep = deployment or self.deployment
-        if resolve_latest and dep == "latest":
-            seen = [d for d in await self.world.list_deployments(namespace) if d.first_seen]
-            dep = seen[0].name if seen else self.deployment
+        dep = await self._deployment(deployment, namespace, resolve_latest)
         data: dict[str, Any] = telemetry.run_created_data(workflow_name)  # + traceparent
         if rerun_of is not None:
             data["rerun_of"] = rerun_of
+        facts = [NewEvent(EventType.RUN_CREATED, None, data, payload)]
+        if attributes:
+            facts.append(NewEvent(EventType.ATTRIBUTES_SET, None, {"set": dict(attributes)}))
         write = RunWrite(
             new_run_id(),
             create=RunMeta(
@@ -155,7 +159,7 @@ class Control:
                 deployment=dep,
                 idempotency_key=idempotency_key,
             ),
-            facts=[NewEvent(EventType.RUN_CREATED, None, data, payload)],
+            facts=facts,
         )
         worker = self.worker
         if begin_here and worker is not None and worker.can_begin() and dep == self.deployment:
@@ -168,6 +172,89 @@ class Control:
         result = (await self.world.commit(Commit([write]))).results[0]
         self.wake_worker()
         return result.run_id
+
+    async def _deployment(self, deployment: str | None, namespace: str, resolve: bool) -> str:
+        """The deployment a new run is pinned to: ``deployment`` (default this
+        control's); ``"latest"`` (when ``resolve``) is the newest the world has seen."""
+        dep = deployment or self.deployment
+        if resolve and dep == "latest":
+            seen = [d for d in await self.world.list_deployments(namespace) if d.first_seen]
+            dep = seen[0].name if seen else self.deployment
+        return dep
+
+    async def fork(self, run_id: str, from_step: int, *, deployment: str | None = None) -> str:
+        """Record a fork of run ``run_id`` and return the new run's id: a run of the same
+        workflow, input and namespace whose log copies the source's history before
+        durable call ``from_step`` (counted from 0 in call order), so that those calls
+        keep their recorded results, and whose body goes on from call ``from_step`` (see
+        :mod:`durably.fork`). The source is not changed.
+
+        Args:
+            run_id: the run to fork (any status).
+            from_step: the first call the fork runs again.
+            deployment: the deployment to pin the fork to (default the source's;
+                ``"latest"``: the newest the world has seen).
+
+        Raises:
+            RunNotFoundError: no run has this id.
+            ForkError: ``from_step`` is out of range, or what precedes it cannot be
+                copied (a child run that has not ended, a hook still live).
+            DecryptionError: the payloads are encrypted and this world has no key (a
+                fork re-encrypts what it copies for the new run).
+        """
+        rec = await self.world.get_run(run_id)
+        if rec is None:
+            raise RunNotFoundError(run_id, self.world_url)
+        events = await self.world.read_events(run_id)
+        if any(is_sealed(e.payload) for e in events):
+            raise DecryptionError(
+                f"run {run_id} has encrypted payloads and no key is at hand to re-encrypt "
+                "them for the fork: pass --key or set $DURABLY_ENCRYPTION_KEY"
+            )
+        dep = await self._deployment(deployment or rec.deployment, rec.namespace, True)
+        data: dict[str, Any] = telemetry.run_created_data(rec.workflow_name)
+        data.update(fork_of=run_id, from_step=from_step)
+        source = next((e for e in events if e.type is EventType.RUN_CREATED), None)
+        plan = plan_fork(
+            source,
+            events,
+            run_id=new_run_id(),
+            meta=RunMeta(rec.workflow_name, rec.namespace, dep),
+            from_step=from_step,
+            created=data,
+            steps=await self.world.list_steps(run_id),
+            live_hooks=await self.world.list_hooks(run_id=run_id, limit=10_000),
+        )
+        result = await self.world.commit(Commit(plan.writes))
+        if not all(r.ok for r in result.results):
+            raise WorldError(
+                f"the fork of run {run_id} was not recorded as planned (the world refused "
+                "part of the copied history); nothing was started. Report this with "
+                f"`durably inspect events {run_id}`"
+            )
+        self.wake_worker()
+        return plan.run_id
+
+    async def prune(
+        self,
+        *,
+        ended_before: float,
+        statuses: list[str] | None = None,
+        namespace: str | None = None,
+        batch: int = 500,
+    ) -> int:
+        """Delete every run that ended before ``ended_before`` (of these statuses, and
+        this namespace, when given) with all it owns, in batches of ``batch`` runs, one
+        transaction each; returns how many runs were deleted. Never a run that has not
+        ended: such runs are skipped whatever the filter says."""
+        total = 0
+        while True:
+            gone = await self.world.prune_runs(
+                ended_before=ended_before, statuses=statuses, namespace=namespace, limit=batch
+            )
+            total += len(gone)
+            if len(gone) < batch:
+                return total
 
     async def cancel(self, run_id: str, reason: str | None = None) -> str | None:
         """Ask run ``run_id`` to stop: its body gets ``asyncio.CancelledError`` at its

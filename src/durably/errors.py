@@ -15,6 +15,7 @@ __all__ = [
     "DurablyError",
     "DurablyWarning",
     "FatalError",
+    "ForkError",
     "HookConflictError",
     "HookNotFoundError",
     "KeyFileMissingError",
@@ -130,6 +131,10 @@ class RunNotFoundError(DurablyError, LookupError):
 
 class NonDeterminismError(DurablyError):
     """The workflow body made different calls on replay than the log recorded."""
+
+
+class ForkError(DurablyError, ValueError):
+    """A run cannot be forked as asked (the message says why and what to do)."""
 
 
 class SerializationError(DurablyError, TypeError):

@@ -16,14 +16,15 @@ and ties a command to the facts that answer it.
 Every event type, one a line (kind; what it records; its ``data`` keys; its payload).
 The body consumes the facts marked *delivered*: appending one gives the run a turn.
 
-* ``run_created``: fact; the run exists; workflow, traceparent, rerun_of; args.
+* ``run_created``: fact; the run exists; workflow, traceparent, rerun_of, fork_of and
+  from_step (a fork: the run whose history before call ``from_step`` it copies); args.
 * ``run_started``: fact, delivered; the first turn begins; no data; no payload.
 * ``run_completed``: command, ends the run; the body returned; no data; value.
 * ``run_failed``: command, ends the run; the body raised; error_type; error.
 * ``run_cancel_requested``: fact, delivered; someone asked the run to stop; reason.
 * ``run_cancelled``: command, ends the run; the body stopped on cancellation; reason.
-* ``step_created``: command, creates a step call; name, max_retries, retry_after, timeout;
-  args.
+* ``step_created``: command, creates a step call; name, max_retries, retry_after, timeout,
+  bound (a method step: its receiver is not recorded); args.
 * ``step_retrying``: fact; an attempt failed and another is scheduled; attempt,
   error_type, retry_at, started_at; error.
 * ``step_completed``: fact, delivered; the step returned; attempt, started_at; value.
@@ -156,7 +157,9 @@ _T = EventType
 
 #: Every event type's :class:`EventInfo` (complete: checked at import).
 EVENTS: Mapping[EventType, EventInfo] = {
-    _T.RUN_CREATED: EventInfo(payload="args", data=("workflow", "traceparent", "rerun_of")),
+    _T.RUN_CREATED: EventInfo(
+        payload="args", data=("workflow", "traceparent", "rerun_of", "fork_of", "from_step")
+    ),
     _T.RUN_STARTED: EventInfo(delivered=True, status="running"),
     _T.RUN_COMPLETED: EventInfo(command=True, ends_run=True, status="completed", payload="value"),
     _T.RUN_FAILED: EventInfo(
@@ -169,7 +172,7 @@ EVENTS: Mapping[EventType, EventInfo] = {
         call="step",
         creates=True,
         payload="args",
-        data=("name", "max_retries", "retry_after", "timeout"),
+        data=("name", "max_retries", "retry_after", "timeout", "bound"),
     ),
     _T.STEP_RETRYING: EventInfo(
         call="step",

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import inspect
 import os
 import sys
+import types
 import warnings
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
+from .attributes import check_attributes
 from .control import Control, new_run_id
 from .crypto import Sealer, resolve_keyring
 from .durations import parse_duration
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
     from .worker import Worker
 
 __all__ = [
+    "BoundStep",
     "Step",
     "Workflow",
     "Workflows",
@@ -62,11 +67,15 @@ class Step(Generic[P, R]):
     """A registered step. Inside a workflow, calling it records the call and returns an
     awaitable of its result; anywhere else it is a plain function call."""
 
-    def __init__(self, registry: Workflows, fn: Callable[P, Any], spec: StepSpec) -> None:
+    def __init__(
+        self, registry: Workflows, fn: Callable[P, Any], spec: StepSpec, binds: str | None = None
+    ) -> None:
         self.registry = registry
         self.fn = fn
         self.spec = spec
         self.name = spec.name
+        self._binds = binds  # "class", "instance" or None: see __get__
+        self._bound_shape: CallShape | None = None
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -80,8 +89,58 @@ class Step(Generic[P, R]):
         fut.site = (caller.f_code.co_filename, caller.f_lineno)  # named if never awaited
         return fut
 
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        """A step defined in a class body: a classmethod step binds its class, and an
+        instance method step (first parameter ``self``) binds the instance it is read
+        from. The receiver is passed to the function, never recorded (see
+        :class:`BoundStep`); read from the class, an instance method step is the step."""
+        if self._binds == "class":
+            return BoundStep(self, objtype if objtype is not None else type(obj))
+        if self._binds == "instance" and obj is not None:
+            return BoundStep(self, obj)
+        return self
+
+    def bound_spec(self, receiver: Any) -> StepSpec:
+        """The spec of a call of this step bound to ``receiver``."""
+        if self._bound_shape is None:
+            self._bound_shape = CallShape(
+                types.MethodType(self.fn, object()), kind="step", name=self.name
+            )
+        return dataclasses.replace(
+            self.spec, fn=types.MethodType(self.fn, receiver), shape=self._bound_shape, bound=True
+        )
+
     def __repr__(self) -> str:
         return f"<durably step {self.name!r}>"
+
+
+class BoundStep:
+    """A step that is a method, bound to its instance or class (what ``obj.step`` and
+    ``Cls.step`` return). Inside a workflow, calling it records the call with the
+    arguments after ``self``/``cls`` only: the receiver lives in the body's memory, and a
+    worker that did not run the body recovers it by replaying the body (as for
+    :func:`durably.run_step`). So an instance method step of an object the body made
+    (or a module-level one) works on every worker."""
+
+    def __init__(self, step: Step[Any, Any], receiver: Any) -> None:
+        self.step = step
+        self.receiver = receiver
+        self.name = step.name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the method as a step: recorded inside a workflow, a plain call outside."""
+        inst = current_instance()
+        if inst is None:
+            return self.step.fn(self.receiver, *args, **kwargs)
+        spec = self.step.bound_spec(self.receiver)
+        assert spec.shape is not None
+        fut = inst.call_step(spec, spec.shape, args, kwargs)
+        caller = sys._getframe(1)
+        fut.site = (caller.f_code.co_filename, caller.f_lineno)
+        return fut
+
+    def __repr__(self) -> str:
+        return f"<durably step {self.name!r} bound to {self.receiver!r}>"
 
 
 class Workflow(Generic[P, R]):
@@ -139,6 +198,20 @@ def _worker_flag(worker: bool | None) -> bool:
     )
 
 
+def _binding(f: Any) -> str | None:
+    """How a step defined in a class body binds: ``"class"`` (a classmethod),
+    ``"instance"`` (a function whose first parameter is ``self``) or ``None``."""
+    if isinstance(f, classmethod):
+        return "class"
+    if isinstance(f, staticmethod) or not callable(f) or inspect.isclass(f):
+        return None
+    try:
+        params = list(inspect.signature(f).parameters)
+    except (TypeError, ValueError):
+        return None
+    return "instance" if params[:1] == ["self"] and not inspect.ismethod(f) else None
+
+
 def _seconds(value: Any, what: str) -> float | None:
     if value is None:
         return None
@@ -165,6 +238,10 @@ class Workflows:
             it off, so that it never begins a run it will not stay up to finish.
         concurrency: how many steps the embedded worker runs at once (default 16).
         limits: payload size limits.
+        retention: how long an ended run is kept (``"30d"``, seconds, ``timedelta``);
+            default ``$DURABLY_RETENTION``, else forever. The registry's workers delete
+            runs of its namespace that ended longer ago than this, with everything they
+            recorded, periodically (as ``durably prune`` does).
     """
 
     def __init__(
@@ -177,6 +254,7 @@ class Workflows:
         worker: bool | None = None,
         concurrency: int | None = None,
         limits: Limits | None = None,
+        retention: str | float | timedelta | None = None,
     ) -> None:
         self.world_url = resolve_world_url(world)
         self.namespace = namespace or os.environ.get("DURABLY_NAMESPACE") or "default"
@@ -185,6 +263,8 @@ class Workflows:
         self.embedded_worker = _worker_flag(worker)
         self.concurrency = concurrency or int(os.environ.get("DURABLY_CONCURRENCY", "16"))
         self.limits = limits or Limits()
+        keep = retention if retention is not None else os.environ.get("DURABLY_RETENTION")
+        self.retention: float | None = None if keep is None or keep == "" else parse_duration(keep)
         self.workflows: dict[str, Workflow[Any, Any]] = {}
         self.steps: dict[str, Step[Any, Any]] = {}
         self._world_opened = False
@@ -280,7 +360,10 @@ class Workflows:
         if timeout_s is not None and timeout_s <= 0:
             raise ConfigurationError(f"timeout must be positive, got {timeout!r}")
 
-        def register(f: Callable[P, Any]) -> Step[P, Any]:
+        def register(f: Any) -> Step[P, Any]:
+            binds = _binding(f)
+            if isinstance(f, classmethod | staticmethod):
+                f = f.__func__
             if not callable(f) or inspect.isclass(f):
                 raise ConfigurationError(
                     f"@wf.step decorates an `async def` or a plain `def` function, got {f!r}"
@@ -295,7 +378,7 @@ class Workflows:
                 retry_after=retry_s,
                 timeout=timeout_s,
             )
-            st: Step[P, Any] = Step(self, f, spec)
+            st: Step[P, Any] = Step(self, f, spec, binds)
             self.steps[sname] = st
             return st
 
@@ -409,6 +492,7 @@ class Workflows:
         *args: Any,
         idempotency_key: str | None = None,
         deployment: str | None = None,
+        attributes: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Run:
         """Record a new run durably and return its handle before it executes.
@@ -421,10 +505,13 @@ class Workflows:
                 namespace, for this workflow), return that run instead.
             deployment: the deployment to pin the run to (default: this registry's;
                 ``"latest"``: the newest the world has seen).
+            attributes: plaintext attributes the run starts with (as
+                :func:`durably.set_attributes` takes them), recorded with its creation.
 
         Raises:
             ConfigurationError: called inside a workflow body (call the workflow there
-                for a child run, or start the run from a step).
+                for a child run, or start the run from a step), or an attribute is
+                not valid.
         """
         wfobj = self._resolve(workflow)
         if current_instance() is not None:
@@ -436,6 +523,7 @@ class Workflows:
                 f"{wfobj.name}(...)`. For an independent run, call start() inside a step "
                 "(its result, e.g. the run id, is recorded as the step's result)."
             )
+        attrs = check_attributes(attributes or {})
         payload = wfobj.spec.shape.encode_args(args, kwargs)
         if len(payload) > self.limits.max_payload_bytes:
             raise PayloadTooLargeError(
@@ -449,6 +537,7 @@ class Workflows:
             namespace=self.namespace,
             deployment=deployment,
             idempotency_key=idempotency_key,
+            attributes=attrs,
         )
         return Run(self, run_id, wfobj.name)
 

@@ -125,6 +125,23 @@ class Run:
         many. For operators: the body sees the timers fire as if their time had come."""
         return await (await self.registry.control()).wake(self.run_id)
 
+    async def fork(self, from_step: int, *, deployment: str | None = None) -> Run:
+        """Start a new run of this run's workflow and input that reuses the recorded
+        results of its durable calls before ``from_step`` (counted from 0 in call order,
+        as ``durably inspect run`` numbers them) and runs from call ``from_step`` on.
+
+        This run is not changed. The fork is pinned to this run's deployment, or to
+        ``deployment`` (``"latest"``: the newest the world has seen), so a fork made after
+        a fix runs the tail on the fixed code. See :mod:`durably.fork` for what is copied.
+
+        Raises:
+            ForkError: ``from_step`` is out of range, or a child run or a live hook before
+                it cannot be copied.
+        """
+        control = await self.registry.control()
+        new_id = await control.fork(self.run_id, from_step, deployment=deployment)
+        return Run(self.registry, new_id, self.workflow_name)
+
     async def stream_info(self) -> list[StreamInfo]:
         """The run's streams: namespace, chunk count, whether closed."""
         world = await self.registry.open()

@@ -1,4 +1,4 @@
-"""The ``durably`` command line: demo, worker, inspect, cancel.
+"""The ``durably`` command line: demo, worker, inspect; start, wake, cancel, fork, prune.
 
 Every command takes ``--world URL`` (default ``$DURABLY_WORLD``, else the embedded
 SQLite file) and, where it prints data, ``--json`` for scripts and coding agents.
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import click
 
-from .commands import cancel, demo, worker
+from .commands import demo, worker
 from .deployments import deployments_cmd, runs
 from .inspect import inspect
+from .mcp_cmd import mcp
 from .migrate import migrate
+from .operate import cancel, fork, prune, start, wake
 from .security import keygen, rekey
 from .skill import skill
 from .web import web
@@ -28,7 +30,11 @@ def cli() -> None:
 cli.add_command(demo)
 cli.add_command(worker)
 cli.add_command(inspect)
+cli.add_command(start)
+cli.add_command(wake)
 cli.add_command(cancel)
+cli.add_command(fork)
+cli.add_command(prune)
 cli.add_command(keygen)
 cli.add_command(rekey)
 cli.add_command(runs)
@@ -36,6 +42,7 @@ inspect.add_command(deployments_cmd)
 cli.add_command(web)
 cli.add_command(skill)
 cli.add_command(migrate)
+cli.add_command(mcp)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""``durably demo``, ``durably worker``, ``durably cancel``."""
+"""``durably demo``, ``durably worker``."""
 
 from __future__ import annotations
 
@@ -15,12 +15,11 @@ from pathlib import Path
 
 import click
 
-from ..control import Control
 from ..registry import Workflows
-from ..worlds import World, resolve_world_url
-from .common import fail, print_json, run_async, with_world, world_option
+from ..worlds import resolve_world_url
+from .common import fail, print_json, run_async, world_option
 
-__all__ = ["cancel", "demo", "load_registry", "worker"]
+__all__ = ["demo", "load_registry", "worker"]
 
 
 def load_registry(target: str) -> Workflows:
@@ -86,24 +85,6 @@ def worker(target: str, concurrency: int | None, world_url: str | None) -> None:
         click.echo("durably worker: stopped", err=True)
 
     run_async(serve())
-
-
-@click.command()
-@click.argument("run_id")
-@click.option("--reason", default=None, help="Why (recorded with the cancellation).")
-@world_option
-def cancel(run_id: str, reason: str | None, world_url: str | None) -> None:
-    """Cancel a run: its body gets CancelledError, may clean up, and it ends cancelled."""
-
-    async def go(world: World) -> None:
-        control = Control(world, world_url=resolve_world_url(world_url))
-        ended = await control.cancel(run_id, reason)
-        if ended is not None:
-            click.echo(f"run {run_id} already ended ({ended}); nothing to cancel")
-            return
-        click.echo(f"cancellation of run {run_id} requested")
-
-    run_async(with_world(world_url, go))
 
 
 def durably_command() -> str:

@@ -27,6 +27,10 @@
                                 status, when the run already ended: nothing to do).
 ``POST /hooks/{token}``         a webhook: the JSON body resumes the hook (validated
                                 against its payload type). 200 ``{"run_id", "token"}``.
+``GET /health``                 200 ``{"status": "ok", "reachable": true, "world",
+                                "latency_ms"}`` when the world answers a read; 503
+                                ``{"status": "unavailable", "reachable": false,
+                                "error"}`` when it does not (within 5 s).
 ============================== ======================================================
 
 Only *webhooks* can be resumed over HTTP: hooks created with ``wait(webhook=True)``
@@ -49,10 +53,12 @@ Errors are JSON ``{"error": CODE, "detail": MESSAGE}`` with a stable ``CODE``:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -71,6 +77,7 @@ from ..errors import (
     RunNotFoundError,
     WorkflowNotRegisteredError,
     WorkflowRunFailedError,
+    redact_url,
 )
 from ..hooks import resume_webhook
 from ..registry import Workflows
@@ -85,7 +92,10 @@ logger = logging.getLogger("durably.http")
 
 #: Keyword arguments of ``Workflows.start`` itself: a workflow parameter of one of these
 #: names can be given over HTTP only when it can be passed by position.
-_START_OPTIONS = frozenset({"idempotency_key", "deployment"})
+_START_OPTIONS = frozenset({"idempotency_key", "deployment", "attributes"})
+
+#: How long ``GET /health`` waits for the world before answering 503.
+HEALTH_TIMEOUT = 5.0
 
 
 def app(
@@ -119,6 +129,7 @@ def app(
         Route("/runs/{run_id}/stream", api.stream, methods=["GET"], name="stream"),
         Route("/runs/{run_id}/cancel", api.cancel, methods=["POST"], name="cancel"),
         Route("/hooks/{token:path}", api.webhook, methods=["POST"], name="webhook"),
+        Route("/health", api.health, methods=["GET"], name="health"),
     ]
 
     @contextlib.asynccontextmanager
@@ -235,6 +246,22 @@ class _Api:
         self.wf = wf
         self.heartbeat = heartbeat
         self.max_body_bytes = max_body_bytes
+
+    async def health(self, request: Request) -> Response:
+        """200 when the world answers a read within :data:`HEALTH_TIMEOUT`, else 503;
+        the body says which world (password redacted) and how long the read took."""
+        started = time.monotonic()
+        body: dict[str, Any] = {"world": redact_url(self.wf.world_url)}
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT):
+                world = await self.wf.open()
+                await world.get_run("run_health_check")
+        except Exception as e:  # any failure to reach the world is the answer
+            body.update(status="unavailable", reachable=False, error=f"{type(e).__name__}: {e}")
+            return JSONResponse(body, status_code=503)
+        latency = round((time.monotonic() - started) * 1000, 2)
+        body.update(status="ok", reachable=True, latency_ms=latency)
+        return JSONResponse(body)
 
     async def start_run(self, request: Request) -> Response:
         name = request.path_params["workflow_name"]

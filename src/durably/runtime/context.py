@@ -56,9 +56,15 @@ class StepMetadata:
         step_id: stable across retries of this call; use it as an idempotency key.
         step_name: the registered step name.
         attempt: 1 for the first attempt, 2 for the first retry, ...
-        step_started_at: when this attempt started (UTC).
+        step_started_at: when the *current* attempt started (UTC): on a retry, the
+            retry's start (each attempt gets its own timeout from then).
         call: the step's durable call in its run (what stream chunks it writes record,
             with ``attempt``, as the attempt that wrote them).
+        first_attempt_started_at: when the step's first attempt started (UTC): the same
+            as ``step_started_at`` on the first attempt; on a retry, the start recorded
+            with the first failed attempt (use it for deadlines across retries).
+        workflow: the metadata of the run the step belongs to (what
+            :func:`get_workflow_metadata` returns inside the step).
     """
 
     run_id: str
@@ -67,6 +73,8 @@ class StepMetadata:
     attempt: int
     step_started_at: datetime
     call: int | None = None
+    first_attempt_started_at: datetime | None = None
+    workflow: WorkflowMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,12 +202,22 @@ def get_step_metadata() -> StepMetadata:
 
 
 def get_workflow_metadata() -> WorkflowMetadata:
-    """Metadata of the run whose body is running.
+    """Metadata of the run whose body is running, or (inside a step) of the run the
+    running step belongs to.
 
     Raises:
-        RuntimeError: not inside a workflow body.
+        RuntimeError: neither inside a workflow body nor inside a step of a run.
     """
-    return _instance("get_workflow_metadata").metadata()
+    inst = current_instance()
+    if inst is not None:
+        return inst.metadata()
+    meta = STEP.get()
+    if meta is not None and meta.workflow is not None:
+        return meta.workflow
+    raise RuntimeError(
+        "get_workflow_metadata() works only inside a workflow body or a step while it runs "
+        "as part of a run (a step called outside any workflow is a plain function call)"
+    )
 
 
 def now() -> datetime:

@@ -5,6 +5,11 @@ its traceback as text. Inside the workflow it is raised again with the same clas
 message: the original class when it is already imported in this process (never importing
 anything because of what a payload says), otherwise a :class:`~durably.errors.StepError`
 subclass made on the fly with the same name. The remote traceback is attached as a note.
+
+An error's cause (``raise FatalError(...) from TypeError(...)``, or the error being
+handled when it was raised) is stored with it, class, message and all, a few levels deep,
+and rebuilt as the ``__cause__`` of the rebuilt error: a workflow that catches a step's
+error, and :class:`~durably.errors.WorkflowRunFailedError`, see the whole chain.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from ..errors import StepError
 __all__ = ["encode_error", "error_type_name", "rebuild_error"]
 
 _MAX_TB = 64 * 1024
+#: How many causes deep an error's chain is kept.
+_MAX_CAUSES = 8
 
 
 def error_type_name(exc: BaseException) -> str:
@@ -27,7 +34,21 @@ def error_type_name(exc: BaseException) -> str:
 
 
 def encode_error(exc: BaseException) -> bytes:
-    """Serialize ``exc`` (class, message, traceback text) as a payload."""
+    """Serialize ``exc`` (class, message, traceback text, and its causes) as a payload."""
+    return json.dumps(_error_doc(exc, _MAX_CAUSES), separators=(",", ":")).encode()
+
+
+def _cause_of(exc: BaseException) -> BaseException | None:
+    """What ``exc`` was raised from (``from``), or the error being handled when it was
+    raised (unless ``from None`` suppressed it)."""
+    if exc.__cause__ is not None:
+        return exc.__cause__
+    if exc.__suppress_context__:
+        return None
+    return exc.__context__
+
+
+def _error_doc(exc: BaseException, depth: int) -> dict[str, Any]:
     cls = type(exc)
     remote = getattr(exc, "remote_traceback", "")
     tb = remote or "".join(traceback.format_exception(exc))
@@ -41,7 +62,12 @@ def encode_error(exc: BaseException) -> bytes:
     }
     if all(isinstance(a, str | int | float | bool) or a is None for a in exc.args):
         doc["args"] = list(exc.args)
-    return json.dumps(doc, separators=(",", ":")).encode()
+    cause = _cause_of(exc)
+    if cause is not None and depth > 0:
+        inner = _error_doc(cause, depth - 1)
+        inner["traceback"] = ""  # the outer traceback text already shows the chain
+        doc["cause"] = inner
+    return doc
 
 
 def _message(exc: BaseException) -> str:
@@ -63,8 +89,12 @@ _made: dict[tuple[str, str], type[StepError]] = {}
 
 
 def rebuild_error(data: bytes | None) -> BaseException:
-    """An exception equal in class name and message to the recorded one."""
-    doc = decode_error_doc(data)
+    """An exception equal in class name and message to the recorded one, with its
+    recorded causes as its ``__cause__`` chain."""
+    return _rebuild(decode_error_doc(data))
+
+
+def _rebuild(doc: dict[str, Any]) -> BaseException:
     module, qualname = str(doc.get("module", "")), str(doc.get("qualname", "Exception"))
     message, tb = str(doc.get("message", "")), str(doc.get("traceback", ""))
     cls = _resolve(module, qualname)
@@ -98,6 +128,8 @@ def rebuild_error(data: bytes | None) -> BaseException:
         pass
     if tb:
         exc.add_note("Remote traceback (where the error was first raised):\n" + tb.rstrip())
+    if isinstance(doc.get("cause"), dict):
+        exc.__cause__ = _rebuild(doc["cause"])
     return exc
 
 

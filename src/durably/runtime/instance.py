@@ -60,6 +60,9 @@ class StepSpec:
     max_retries: int = DEFAULT_RETRY.max_retries
     retry_after: float | None = None
     timeout: float | None = None
+    #: A method step bound to its instance or class: the receiver is not recorded, so a
+    #: worker that did not run the body gets the callable by replaying it.
+    bound: bool = False
 
     @property
     def retry(self) -> RetryPolicy:
@@ -421,6 +424,8 @@ class RunInstance:
             data["retry_after"] = spec.retry_after
         if spec.timeout is not None:
             data["timeout"] = spec.timeout
+        if spec.bound:
+            data["bound"] = True
         self._issued[("step_created", n)] = NewEvent(EventType.STEP_CREATED, n, data, payload)
         self.steps[n] = StepCall(n, spec, payload)
         fut = StepFuture(loop=self.loop)

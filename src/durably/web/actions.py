@@ -29,7 +29,7 @@ from .payloads import Decryption
 from .security import csrf_problem
 from .state import Dashboard, dashboard, root
 
-__all__ = ["cancel", "decrypt_call", "decrypt_run", "rerun", "resume", "wake"]
+__all__ = ["cancel", "decrypt_call", "decrypt_run", "fork", "rerun", "resume", "wake"]
 
 #: Largest form accepted (a hook payload typed into the page).
 MAX_FORM_BYTES = 1024 * 1024
@@ -127,6 +127,35 @@ async def rerun(request: Request) -> Response:
     )
     return dash.flash_redirect(
         _run_url(request, new_id), "ok", f"started {new_id}, a rerun of {run_id}"
+    )
+
+
+async def fork(request: Request) -> Response:
+    """Start a fork of the run from the call in the form (``from_step``): a new run that
+    reuses the recorded results of the calls before it and runs from it (see
+    :mod:`durably.fork`), pinned to the form's deployment, else the original's. The
+    copied payloads are opened in memory and sealed again for the new run (never shown)."""
+    dash = dashboard(request)
+    form = await _form(request, dash)
+    if isinstance(form, Response):
+        return form
+    run_id = request.path_params["run_id"]
+    back = _run_url(request, run_id)
+    try:
+        from_step = int(form.get("from_step", ""))
+    except ValueError:
+        return dash.flash_redirect(back, "error", "fork from which call? (a number)")
+    try:
+        control = await dash.control_for(run_id)
+        new_id = await control.fork(
+            run_id, from_step, deployment=form.get("deployment", "").strip() or None
+        )
+    except DurablyError as e:
+        return dash.flash_redirect(back, "error", f"cannot fork: {e}")
+    return dash.flash_redirect(
+        _run_url(request, new_id),
+        "ok",
+        f"started {new_id}, a fork of {run_id} from call {from_step}",
     )
 
 

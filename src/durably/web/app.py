@@ -78,6 +78,7 @@ def create_app(
         Route("/runs/{run_id}/cancel", actions.cancel, methods=["POST"]),
         Route("/runs/{run_id}/wake", actions.wake, methods=["POST"]),
         Route("/runs/{run_id}/rerun", actions.rerun, methods=["POST"]),
+        Route("/runs/{run_id}/fork", actions.fork, methods=["POST"]),
         Route("/runs/{run_id}/hooks/resume", actions.resume, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

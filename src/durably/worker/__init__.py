@@ -38,6 +38,7 @@ from ..worlds.base import Task, World
 from .cancels import Cancels
 from .claims import Claims
 from .group_commit import GroupCommit
+from .retention import retention_loop
 from .slots import Slots
 from .steps import Steps
 from .turns import Turns
@@ -128,6 +129,7 @@ class Worker:
         self._step_tasks: set[asyncio.Task[Any]] = set()
         self._main: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._retention: asyncio.Task[None] | None = None
         self._stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -143,6 +145,9 @@ class Worker:
         self.loop = asyncio.get_running_loop()
         self._main = self.loop.create_task(self.claims.loop(), name="durably-worker")
         self._heartbeat = self.loop.create_task(self._keep_alive(), name="durably-heartbeat")
+        if self.registry.retention is not None:
+            keep = retention_loop(self.world, self.registry.namespace, self.registry.retention)
+            self._retention = self.loop.create_task(keep, name="durably-retention")
 
     @property
     def running(self) -> bool:
@@ -188,7 +193,7 @@ class Worker:
             return
         self._stopping = True
         self._wake.set()
-        for t in (self._main, self._heartbeat):
+        for t in (self._main, self._heartbeat, self._retention):
             if t is not None:
                 t.cancel()
         try:

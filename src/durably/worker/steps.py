@@ -38,7 +38,14 @@ from ..errors import (
 )
 from ..events import EventType, NewEvent
 from ..retry import DEFAULT_RETRY
-from ..runtime.context import ATTEMPT, SERVICES, STEP, StepMetadata, StepServices
+from ..runtime.context import (
+    ATTEMPT,
+    SERVICES,
+    STEP,
+    StepMetadata,
+    StepServices,
+    WorkflowMetadata,
+)
 from ..runtime.failures import encode_error, error_type_name
 from ..runtime.instance import StepCall, StepSpec
 from ..streams import StreamWriter
@@ -137,7 +144,7 @@ class Steps:
             return None
         name = str(ev.data.get("name"))
         step = self.registry.steps.get(name)
-        if step is not None:
+        if step is not None and not ev.data.get("bound"):
             base = step.spec
             spec = StepSpec(
                 name,
@@ -148,7 +155,8 @@ class Steps:
                 timeout=ev.data.get("timeout"),
             )
             return StepCall(call, spec, ev.payload or b"")
-        # An ad-hoc step (durably.run_step): replaying the body registers its callable.
+        # An ad-hoc step (durably.run_step), or a method step bound to an object of the
+        # body: replaying the body makes its callable.
         replayed = await self.turns.replayed_step(run_id, call)
         if replayed is not None:
             # The callable comes from the replay; the arguments from the log.
@@ -202,6 +210,32 @@ class Steps:
                 delay = min(delay * 2, 3.0)
         return []
 
+    async def _workflow_metadata(self, run_id: str) -> WorkflowMetadata | None:
+        """The metadata of the step's run: from its live body when this worker has it,
+        else read from the world (a step claimed from the queue)."""
+        inst = self.turns.instances.get(run_id)
+        if inst is not None:
+            return inst.metadata()
+        rec = await self.world.get_run(run_id)
+        if rec is None:
+            return None
+        return WorkflowMetadata(
+            run_id=run_id,
+            workflow_name=rec.workflow_name,
+            started_at=datetime.fromtimestamp(rec.started_at or rec.created_at, UTC),
+            deployment=rec.deployment,
+        )
+
+    async def _first_start(self, run_id: str, call: int, started: float) -> float:
+        """When the first attempt of step ``call`` started: recorded with the first
+        attempt that failed (its ``step_retrying``); ``started`` if none is found."""
+        created = await self.world.read_command(run_id, call)
+        after = created.seq if created is not None else 0
+        for ev in await self.world.read_events(run_id, after_seq=after):
+            if ev.call == call and ev.type is EventType.STEP_RETRYING:
+                return float(ev.data.get("started_at", started))
+        return started
+
     @telemetry.traced_attempt
     async def _attempt(self, run_id: str, sc: StepCall, attempt: int, started: float) -> NewEvent:
         spec = sc.spec
@@ -211,6 +245,7 @@ class Steps:
                 "decorate it with @wf.step in the module the worker imports"
             )
             return _failed(sc, err, attempt, started)
+        first = started if attempt == 1 else await self._first_start(run_id, sc.call, started)
         meta = StepMetadata(
             run_id=run_id,
             step_id=f"{run_id}.{sc.call}",
@@ -218,6 +253,8 @@ class Steps:
             attempt=attempt,
             step_started_at=datetime.fromtimestamp(started, UTC),
             call=sc.call,
+            first_attempt_started_at=datetime.fromtimestamp(first, UTC),
+            workflow=await self._workflow_metadata(run_id),
         )
         running = self.cancels.begin(run_id, sc.call)
         token = STEP.set(meta)

@@ -340,6 +340,9 @@ class RunWrite:
         lease: with ``create``, the new run is created already leased to the committing
             worker, which advances it at once (no claim); if that worker dies, the lease
             expires and any worker claims the run.
+        turn: after this write, the run needs a turn (unless it ended): its body must
+            replay what was just written and decide (a forked run, whose copied history
+            ends with commands, gets its first turn this way).
     """
 
     run_id: str
@@ -351,6 +354,7 @@ class RunWrite:
     release: bool = False
     requires: str | None = None
     lease: bool = False
+    turn: bool = False
 
 
 class PayloadSealer(Protocol):
@@ -564,6 +568,29 @@ class World(Protocol):
     async def move_runs(self, namespace: str, from_deployment: str, to_deployment: str) -> int:
         """Re-pin runs of ``from_deployment`` that are waiting (not ended, no step in
         flight) to ``to_deployment``; returns how many moved."""
+
+    async def prune_runs(
+        self,
+        *,
+        ended_before: float,
+        statuses: Collection[str] | None = None,
+        namespace: str | None = None,
+        limit: int = 500,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete up to ``limit`` runs that ended (completed, failed or cancelled)
+        before ``ended_before``, oldest end first, with everything they own (events,
+        steps, queue entries, hooks, streams and chunks, their idempotency key), in one
+        transaction; return their ids. A run that has not ended is never deleted.
+
+        Args:
+            ended_before: seconds since the epoch; only runs whose ``completed_at`` is
+                earlier.
+            statuses: only runs with one of these (ended) statuses; ``None``: any ended.
+            namespace: only runs of this namespace; ``None``: any.
+            limit: at most this many (a bounded batch: call again for more).
+            dry_run: delete nothing; return the ids that would be deleted.
+        """
 
     async def scan_event_payloads(
         self, *, after: tuple[str, int] | None, limit: int

@@ -136,6 +136,9 @@ def _apply_write(
     if row.turn_seq < row.decided_seq and delivered and row.turn_due_at is None:
         row.turn_due_at = now
         work[0] = True
+    if w.turn and row.turn_due_at is None:
+        row.turn_due_at = now
+        work[0] = True
     if rec.status in TERMINAL_STATUSES:
         row.turn_due_at = None
     if w.release and row.lease_owner == commit.owner:

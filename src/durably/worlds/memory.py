@@ -33,7 +33,7 @@ from .base import (
     Task,
 )
 from .ledger import OverlayStore, apply_commit, copy_run_row
-from .memory_rows import _Committed, _Data, _publish, _Stream, _takes
+from .memory_rows import _Committed, _Data, _delete_runs, _prunable, _publish, _Stream, _takes
 from .notify import Signal
 from .urls import KeyPolicy
 
@@ -443,6 +443,23 @@ class MemoryWorld:
         if moved:
             d.work.fire()
         return moved
+
+    async def prune_runs(
+        self,
+        *,
+        ended_before: float,
+        statuses: Collection[str] | None = None,
+        namespace: str | None = None,
+        limit: int = 500,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete up to ``limit`` runs that ended before ``ended_before`` (see
+        ``World.prune_runs``); return their ids."""
+        with self._d.lock:
+            ids = _prunable(self._d, ended_before, statuses, namespace, limit)
+            if not dry_run:
+                _delete_runs(self._d, ids)
+        return ids
 
     # -- payloads at rest (re-encryption) ----------------------------------------------
 

@@ -116,3 +116,46 @@ def _takes(
     if workflows is None or d.runs[t.run_id].record.workflow_name in workflows:
         return True
     return t.kind == "step" and (steps is None or d.steps[t.run_id][t.call].name in steps)
+
+
+def _prunable(
+    d: _Data,
+    ended_before: float,
+    statuses: Collection[str] | None,
+    namespace: str | None,
+    limit: int,
+) -> list[str]:
+    """The ids of ended runs that :meth:`MemoryWorld.prune_runs` would delete, oldest
+    end first."""
+    ended = ("completed", "failed", "cancelled")
+    found = [
+        row.record
+        for row in d.runs.values()
+        if row.record.status in ended
+        and (statuses is None or row.record.status in statuses)
+        and (namespace is None or row.record.namespace == namespace)
+        and row.record.completed_at is not None
+        and row.record.completed_at < ended_before
+    ]
+    found.sort(key=lambda r: (r.completed_at or 0.0, r.run_id))
+    return [r.run_id for r in found[: max(limit, 0)]]
+
+
+def _delete_runs(d: _Data, run_ids: list[str]) -> None:
+    """Remove runs and everything they own from the shared data."""
+    doomed = set(run_ids)
+    for rid in run_ids:
+        row = d.runs.pop(rid)
+        rec = row.record
+        if rec.idempotency_key is not None:
+            d.idempotency.pop((rec.namespace, rec.workflow_name, rec.idempotency_key), None)
+        d.events.pop(rid, None)
+        d.steps.pop(rid, None)
+        d.run_signals.pop(rid, None)
+    for key in [k for k in d.tasks if k[0] in doomed]:
+        del d.tasks[key]
+    for token in [t for t, h in d.hooks.items() if h.run_id in doomed]:
+        del d.hooks[token]
+    for skey in [k for k in d.streams if k[0] in doomed]:
+        del d.streams[skey]
+        d.stream_signals.pop(skey, None)

@@ -599,6 +599,31 @@ SELECT n, (SELECT count(pg_notify($5, $6)) WHERE n > 0)
 FROM (SELECT count(*) AS n FROM moved) AS c
 """
 
+# -- pruning ended runs ------------------------------------------------------------------
+
+# ($1 ended_before, $2 statuses, $3 namespace or NULL, $4 limit, $5 dry run): a bounded
+# batch of ended runs, oldest end first, deleted with all they own in one statement.
+PRUNE_RUNS = """
+WITH doomed AS (
+    SELECT run_id FROM {schema}.runs
+    WHERE status IN ('completed', 'failed', 'cancelled') AND status = ANY($2::text[])
+      AND completed_at < $1::float8 AND ($3::text IS NULL OR namespace = $3::text)
+    ORDER BY completed_at, run_id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    SELECT run_id FROM doomed WHERE NOT $5::bool
+), e AS (DELETE FROM {schema}.events WHERE run_id IN (SELECT run_id FROM gone)
+), s AS (DELETE FROM {schema}.steps WHERE run_id IN (SELECT run_id FROM gone)
+), t AS (DELETE FROM {schema}.tasks WHERE run_id IN (SELECT run_id FROM gone)
+), h AS (DELETE FROM {schema}.hooks WHERE run_id IN (SELECT run_id FROM gone)
+), c AS (DELETE FROM {schema}.chunks WHERE run_id IN (SELECT run_id FROM gone)
+), st AS (DELETE FROM {schema}.streams WHERE run_id IN (SELECT run_id FROM gone)
+), r AS (DELETE FROM {schema}.runs WHERE run_id IN (SELECT run_id FROM gone)
+)
+SELECT run_id FROM doomed ORDER BY run_id
+"""
+
 # -- payloads at rest (re-encryption) --------------------------------------------------
 
 SCAN_EVENT_PAYLOADS = f"""
@@ -671,6 +696,7 @@ class Statements:
     TOUCH_DEPLOYMENT: str
     LIST_DEPLOYMENTS: str
     MOVE_RUNS: str
+    PRUNE_RUNS: str
     SCAN_EVENT_PAYLOADS: str
     SCAN_CHUNK_PAYLOADS: str
     SWAP_PAYLOADS: str

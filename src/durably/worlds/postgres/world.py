@@ -31,6 +31,7 @@ import asyncpg
 
 from ...errors import WorldError
 from ..base import (
+    TERMINAL_STATUSES,
     ChunkBatch,
     Claim,
     Commit,
@@ -548,6 +549,24 @@ class PostgresWorld(SqlWorld):
         if moved:
             hub.work_arrived([namespace])
         return moved
+
+    async def prune_runs(
+        self,
+        *,
+        ended_before: float,
+        statuses: Collection[str] | None = None,
+        namespace: str | None = None,
+        limit: int = 500,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete up to ``limit`` runs that ended before ``ended_before`` with all they
+        own, in one statement (see ``World.prune_runs``); return their ids."""
+        wanted = sorted(statuses if statuses is not None else TERMINAL_STATUSES)
+        args = (ended_before, wanted, namespace, max(limit, 0), dry_run)
+        rows = await self._fetch("prune runs", self.sql.PRUNE_RUNS, *args)
+        ids = [str(r[0]) for r in rows]
+        self.recent.forget(ids)
+        return ids
 
     # -- payloads at rest (re-encryption) ----------------------------------------------
 

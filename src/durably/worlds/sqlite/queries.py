@@ -294,6 +294,23 @@ MOVE_RUN = "UPDATE runs SET deployment = ? WHERE run_id = ?"
 
 MOVE_RUN_TASKS = "UPDATE tasks SET deployment = ? WHERE run_id = ?"
 
+# -- pruning ended runs ------------------------------------------------------------------
+
+# (ended_before, statuses as a JSON list, namespace or NULL, limit)
+PRUNABLE_RUNS = """
+SELECT run_id FROM runs
+WHERE status IN ('completed', 'failed', 'cancelled')
+  AND status IN (SELECT value FROM json_each(?2))
+  AND completed_at < ?1 AND (?3 IS NULL OR namespace = ?3)
+ORDER BY completed_at, run_id LIMIT ?4
+"""
+
+#: What a pruned run owns, deleted by run id (its ``runs`` row last).
+PRUNE_RUN = tuple(
+    f"DELETE FROM {table} WHERE run_id = ?"
+    for table in ("events", "steps", "tasks", "hooks", "chunks", "streams", "runs")
+)
+
 # -- payloads at rest (re-encryption) --------------------------------------------------
 
 SCAN_EVENT_PAYLOADS = (

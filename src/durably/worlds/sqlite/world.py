@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 from ..base import (
+    TERMINAL_STATUSES,
     ChunkBatch,
     Claim,
     Commit,
@@ -390,6 +391,32 @@ class SqliteWorld(SqlWorld):
         if moved:
             hub.committed(set(), new_work=True)
         return moved
+
+    async def prune_runs(
+        self,
+        *,
+        ended_before: float,
+        statuses: Collection[str] | None = None,
+        namespace: str | None = None,
+        limit: int = 500,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete up to ``limit`` runs that ended before ``ended_before`` with all they
+        own, in one transaction (see ``World.prune_runs``); return their ids."""
+        wanted = json.dumps(sorted(statuses if statuses is not None else TERMINAL_STATUSES))
+        args = (ended_before, wanted, namespace, max(limit, 0))
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            ids = [r[0] for r in conn.execute(q.PRUNABLE_RUNS, args).fetchall()]
+            for rid in ids:
+                for statement in q.PRUNE_RUN:
+                    conn.execute(statement, (rid,))
+            return ids
+
+        if dry_run:
+            return [r[0] for r in self.db.read(q.PRUNABLE_RUNS, args)]
+        ids, _hub = self.db.write(work)
+        return ids
 
     # -- payloads at rest (re-encryption) ----------------------------------------------
 
