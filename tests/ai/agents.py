@@ -42,7 +42,9 @@ class Script:
         returns = tool_returns(messages)
         if returns:
             return ModelResponse(parts=[TextPart(f"done: {returns[0].content}")])
-        return ModelResponse(parts=[ToolCallPart(self.tool, dict(self.args))])
+        return ModelResponse(
+            parts=[ToolCallPart(self.tool, dict(self.args), tool_call_id="call_1")]
+        )
 
     async def stream(self, messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
         self.requests += 1
@@ -51,7 +53,7 @@ class Script:
             for word in f"done: {returns[0].content}".split(" "):
                 yield word + " "
         else:
-            yield {0: DeltaToolCall(name=self.tool, json_args=None)}
+            yield {0: DeltaToolCall(name=self.tool, json_args=None, tool_call_id="call_1")}
             import json
 
             yield {0: DeltaToolCall(json_args=json.dumps(self.args))}
