@@ -229,3 +229,49 @@ async def test_an_external_event_wait_races_its_timeout(make_wf: Callable[..., W
     out = await run.return_value(timeout=60)
     assert out.startswith("done: No decision on this tool call arrived"), out
     assert ran == []
+
+
+async def test_two_calls_wait_on_a_hook_each(make_wf: Callable[..., Workflows]) -> None:
+    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    from .agents import tool_returns
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returns = tool_returns(messages)
+        if returns:
+            return ModelResponse(
+                parts=[TextPart(" | ".join(sorted(str(r.content) for r in returns)))]
+            )
+        return ModelResponse(
+            parts=[
+                ToolCallPart("delete_order", {"order_id": "o1"}, tool_call_id="a"),
+                ToolCallPart("delete_order", {"order_id": "o2"}, tool_call_id="b"),
+            ]
+        )
+
+    ran: list[str] = []
+
+    async def delete_order(order_id: str) -> str:
+        """Delete an order (needs a person's approval)."""
+        ran.append(order_id)
+        return f"{order_id} deleted"
+
+    agent = Agent(
+        FunctionModel(respond),
+        name="support",
+        tools=[Tool(delete_order, requires_approval=True)],
+        capabilities=[DurablyDurability()],
+    )
+    wf = make_wf()
+    announced: list[ApprovalRequest] = []
+    run = await start(_workflow(wf, agent, announced), "delete both")
+    await _first(announced)
+    assert sorted(r.tool_call_id for r in announced) == ["a", "b"]
+    assert len({r.token for r in announced}) == 2
+    by_id = {r.tool_call_id: r.token for r in announced}
+    await ToolApproval(approved=False, reason="keep o2").resume(by_id["b"])
+    assert await run.status() == "running", "one decision of two: still waiting"
+    await ToolApproval(approved=True).resume(by_id["a"])
+    assert await run.return_value(timeout=60) == "keep o2 | o1 deleted"
+    assert ran == ["o1"]

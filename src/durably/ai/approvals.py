@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import JsonValue
 from pydantic_ai.external_events import ExternalEventError, ExternalEventWaiter
+from pydantic_ai.messages import ToolCallPart
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolApproved, ToolDenied
 
 from .. import BaseHook, HookWait, run_step
@@ -106,6 +107,13 @@ class EventRequest:
     agent: str = ""
 
 
+def _args(call: ToolCallPart) -> dict[str, Any]:
+    try:
+        return call.args_as_dict()
+    except ValueError:  # arguments the model sent as broken JSON: announce them as text
+        return {"_raw": call.args if isinstance(call.args, str) else repr(call.args)}
+
+
 async def _await_within(aw: Awaitable[Any], timeout: timedelta | None) -> Any:
     if timeout is None:
         return await aw
@@ -176,17 +184,26 @@ async def wait_for_approvals(
     callbacks = carried()
     decisions: dict[str, ToolApproval] = {}
     async with AsyncExitStack() as stack:
-        hooks: list[tuple[ApprovalRequest, HookWait[ToolApproval]]] = []
-        for call in requests.approvals:
-            meta = {"agent": agent, "tool_name": call.tool_name, "tool_call_id": call.tool_call_id}
-            hook = await stack.enter_async_context(
-                ToolApproval.wait(metadata=meta, webhook=webhook)
+        # Every hook is created before the first await: all are recorded in one turn.
+        made = [
+            ToolApproval.wait(
+                metadata={
+                    "agent": agent,
+                    "tool_name": call.tool_name,
+                    "tool_call_id": call.tool_call_id,
+                },
+                webhook=webhook,
             )
+            for call in requests.approvals
+        ]
+        hooks: list[tuple[ApprovalRequest, HookWait[ToolApproval]]] = []
+        for call, wait in zip(requests.approvals, made, strict=True):
+            hook = await stack.enter_async_context(wait)
             pending = ApprovalRequest(
                 token=hook.token,
                 tool_call_id=call.tool_call_id,
                 tool_name=call.tool_name,
-                args=call.args_as_dict(),
+                args=_args(call),
                 agent=agent,
             )
             hooks.append((pending, hook))

@@ -194,9 +194,6 @@ class DurablyDurability(BaseDurabilityCapability[AgentDepsT]):
         """Whether the code runs in a workflow body."""
         return in_workflow()
 
-    def _toolset_in_durable_context(self) -> bool:
-        return in_workflow()
-
     def get_default_run_id(self) -> str | None:
         """A replay-stable run id for an agent run inside a workflow."""
         return str(uuid4()) if in_workflow() else None
