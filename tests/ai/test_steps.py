@@ -245,3 +245,32 @@ async def test_a_workflow_tool_may_await_a_hook(make_wf: Callable[..., Workflows
     await Answer(text="large").resume("size-question")
     assert await run.return_value(timeout=60) == "done: large"
     assert script.requests == 2
+
+
+async def test_a_tool_result_that_is_not_json_fails_its_step_at_once(tmp_path: Any) -> None:
+    ran: list[str] = []
+
+    class Opaque:
+        pass
+
+    async def lookup_order(order_id: str) -> Any:
+        """Look up an order."""
+        ran.append(order_id)
+        return Opaque()
+
+    agent = Agent(
+        Script().model(),
+        name="support",
+        tools=[lookup_order],
+        capabilities=[DurablyDurability(tool_step={"retry_after": 0.01})],
+    )
+    async with Workflows(world=f"memory://{tmp_path.name}") as wf:
+
+        @wf.workflow
+        async def support() -> str:
+            return (await agent.run("where?")).output
+
+        run = await start(support)
+        with pytest.raises(WorkflowRunFailedError, match="cannot be stored as JSON"):
+            await run.return_value(timeout=60)
+    assert ran == ["o1"], "not retried"

@@ -46,7 +46,7 @@ from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT, DeferredToolRequests, DeferredToolResults, RunContext
 from pydantic_ai.toolsets import ToolsetTool
 
-from .. import in_workflow, now, set_attributes, uuid4
+from .. import FatalError, in_workflow, now, set_attributes, uuid4
 from ..durations import parse_duration
 from ._backend import StepBackend, StepOptions
 from ._callbacks import carried
@@ -104,6 +104,10 @@ class DurablyDurability(BaseDurabilityCapability[AgentDepsT]):
         # Step results are stored by durably's serde, which takes JSON data: pydantic-ai
         # reduces each result to JSON in the step and validates it back in the body.
         codec=JSON_CODEC,
+        serialization_failure=lambda exc: FatalError(
+            f"the result of an agent step cannot be stored as JSON ({exc}); a retry would "
+            "fail alike: return JSON-compatible values (or pydantic models) from tools"
+        ),
         wrapped_toolset_kinds=frozenset({"function", "mcp", "dynamic"}),
         toolset_lifecycles={
             "function": "enter-always",
