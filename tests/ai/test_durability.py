@@ -183,3 +183,40 @@ async def test_streamed_model_events_reach_the_handler_inside_the_model_step(
     assert {name for name, _, _ in seen} == {"support.model", "support.events"}
     assert {attempt for _, attempt, _ in seen} == {1}
     assert script.requests == 2
+
+
+async def test_run_events_false_keeps_only_the_model_events_in_steps(
+    make_wf: Callable[..., Workflows],
+) -> None:
+    from durably.ai import step_callbacks
+
+    wf = make_wf()
+    script = Script()
+    seen: list[str] = []
+
+    async def lookup_order(order_id: str) -> str:
+        """Look up an order."""
+        return "shipped"
+
+    async def handler(ctx: Any, events: Any) -> None:
+        name = get_step_metadata().step_name
+        async for _ in events:
+            seen.append(name)
+
+    agent = make_agent(script.model(), [lookup_order])
+
+    @wf.workflow
+    async def support(prompt: str) -> list[str]:
+        kinds: list[str] = []
+        with step_callbacks(model_events=handler, run_events=False):
+            async with agent.run_stream_events(prompt) as stream:
+                async for event in stream:  # the whole run, workflow-side
+                    kinds.append(type(event).__name__)
+        return kinds
+
+    run = await start(support, "where?")
+    kinds = await run.return_value(timeout=60)
+    assert "FunctionToolResultEvent" in kinds and "AgentRunResultEvent" in kinds
+    assert seen and set(seen) == {"support.model"}
+    names = [s.name for s in await run.steps() if s.kind == "step"]
+    assert names == ["support.model", "support.tool.lookup_order", "support.model"]

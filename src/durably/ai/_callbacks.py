@@ -34,6 +34,11 @@ class StepCallbacks:
             It runs in the step, so ``durably.get_writable()`` and
             ``durably.get_step_metadata()`` (``step_id``, ``attempt``: tell a retried attempt
             from the first) work there. Setting it makes the agent stream its model requests.
+        run_events: whether ``model_events`` also receives the run's other events (tool
+            calls and results, the final result), each inside a step ``{agent}.events``
+            of its own (``True``, pydantic-ai's rule for a durable handler); ``False``
+            leaves them to whoever reads the run workflow-side (``agent.iter()``,
+            ``agent.run_stream_events()``), at no step's cost.
         approval_requested: called inside the step ``{agent}.approval`` with the pending
             approvals (:class:`~durably.ai.ApprovalRequest`, each with its hook token) once
             the run waits for them. A retried step calls it again with the same tokens.
@@ -45,6 +50,7 @@ class StepCallbacks:
     model_events: EventStreamHandler[Any] | None = None
     approval_requested: Callable[[list[ApprovalRequest]], Awaitable[None]] | None = None
     event_requested: Callable[[EventRequest], Awaitable[None]] | None = None
+    run_events: bool = True
 
 
 _NONE = StepCallbacks()
@@ -57,6 +63,7 @@ def step_callbacks(
     model_events: EventStreamHandler[Any] | None = None,
     approval_requested: Callable[[list[ApprovalRequest]], Awaitable[None]] | None = None,
     event_requested: Callable[[EventRequest], Awaitable[None]] | None = None,
+    run_events: bool | None = None,
 ) -> Iterator[StepCallbacks]:
     """Install callbacks for the steps of the agent runs made inside this block (in a
     workflow body). Callbacks not given keep what an enclosing block set.
@@ -71,6 +78,7 @@ def step_callbacks(
         model_events=model_events or outer.model_events,
         approval_requested=approval_requested or outer.approval_requested,
         event_requested=event_requested or outer.event_requested,
+        run_events=outer.run_events if run_events is None else run_events,
     )
     token = _current.set(callbacks)
     try:

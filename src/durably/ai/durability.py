@@ -40,7 +40,7 @@ from pydantic_ai.durable_exec import (
 )
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.external_events import external_event_scope
-from pydantic_ai.messages import ModelResponse
+from pydantic_ai.messages import AgentStreamEvent, ModelResponse
 from pydantic_ai.models import Model, ModelRequestContext
 from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT, DeferredToolRequests, DeferredToolResults, RunContext
@@ -216,6 +216,12 @@ class DurablyDurability(BaseDurabilityCapability[AgentDepsT]):
 
     def _effective_event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
         return carried().model_events or self._event_stream_handler
+
+    async def _dispatch_event_stream_event(
+        self, ctx: RunContext[AgentDepsT], event: AgentStreamEvent
+    ) -> None:
+        if carried().run_events:
+            await super()._dispatch_event_stream_event(ctx, event)
 
     async def wrap_run(
         self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler
