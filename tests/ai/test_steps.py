@@ -274,3 +274,8 @@ async def test_a_tool_result_that_is_not_json_fails_its_step_at_once(tmp_path: A
         with pytest.raises(WorkflowRunFailedError, match="cannot be stored as JSON"):
             await run.return_value(timeout=60)
     assert ran == ["o1"], "not retried"
+
+
+def test_an_unknown_step_option_is_refused() -> None:
+    with pytest.raises(UserError, match="max_retries"):
+        DurablyDurability(model_step={"max_retry": 5})

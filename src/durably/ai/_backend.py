@@ -29,11 +29,11 @@ from ._callbacks import carried, carry_into_step
 from ._errors import fatal_for_step
 from ._names import StepNamer
 
-__all__ = ["StepBackend", "StepOptions"]
+__all__ = ["STEP_OPTIONS", "StepBackend", "StepOptions"]
 
 #: Step options a configuration may hold (``durably.run_step``'s keyword arguments).
 StepOptions = Mapping[str, Any]
-_OPTION_KEYS = frozenset({"max_retries", "retry_after", "timeout"})
+STEP_OPTIONS = frozenset({"max_retries", "retry_after", "timeout"})
 
 
 class StepBackend(CallableOperationBackend[StepOptions]):
@@ -58,7 +58,7 @@ class StepBackend(CallableOperationBackend[StepOptions]):
             with carry_into_step(callbacks), fatal_for_step():
                 return await body()
 
-        options = {k: v for k, v in (config or {}).items() if k in _OPTION_KEYS}
+        options = {k: v for k, v in (config or {}).items() if k in STEP_OPTIONS}
         return await run_step(name, step, kwargs=_summary(operation_id, cache_key), **options)
 
 

@@ -48,7 +48,7 @@ from pydantic_ai.toolsets import ToolsetTool
 
 from .. import FatalError, in_workflow, now, set_attributes, uuid4
 from ..durations import parse_duration
-from ._backend import StepBackend, StepOptions
+from ._backend import STEP_OPTIONS, StepBackend, StepOptions
 from ._callbacks import carried
 from .approvals import HookEventWaiter, wait_for_approvals
 
@@ -69,6 +69,17 @@ class _Usage:
 # its own, so a replay on a cold start counts again from zero through the recorded
 # responses, and the attributes it sets are the ones the first execution set.
 _usage: WeakKeyDictionary[asyncio.AbstractEventLoop, _Usage] = WeakKeyDictionary()
+
+
+def _checked(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Step options, refusing a key ``durably.run_step`` does not take."""
+    unknown = sorted(set(options) - STEP_OPTIONS)
+    if unknown:
+        raise UserError(
+            f"{where}: unknown step option(s) {unknown}; a step takes "
+            f"{sorted(STEP_OPTIONS)} (as durably.run_step)"
+        )
+    return dict(options)
 
 
 @dataclass(init=False, kw_only=True)
@@ -136,8 +147,8 @@ class DurablyDurability(BaseDurabilityCapability[AgentDepsT]):
         webhooks: bool = False,
     ) -> None:
         super().__init__(models=models, event_stream_handler=event_stream_handler, name=name)
-        self._model_step = dict(model_step or {})
-        self._tool_step = dict(tool_step or {})
+        self._model_step = _checked(model_step or {}, "model_step")
+        self._tool_step = _checked(tool_step or {}, "tool_step")
         self._approval_timeout = (
             None
             if approval_timeout is None
@@ -184,7 +195,7 @@ class DurablyDurability(BaseDurabilityCapability[AgentDepsT]):
         if chosen is False or chosen == "workflow":
             return False
         if isinstance(chosen, Mapping):
-            return {**self._tool_step, **chosen}
+            return {**self._tool_step, **_checked(chosen, f"tool {tool_name!r}")}
         raise UserError(
             f"tool {tool_name!r} has metadata {METADATA_KEY}={chosen!r}; use "
             f'"workflow" (run it in the workflow body) or a dict of step options '
