@@ -122,8 +122,10 @@ class DurablyDurability(BaseDurabilityCapability[AgentDepsT]):
         wrapped_toolset_kinds=frozenset({"function", "mcp", "dynamic"}),
         toolset_lifecycles={
             "function": "enter-always",
-            # Steps run in the body's process: one MCP session per agent run.
-            "mcp": "enter-in-durable-unit",
+            # A step runs on the worker's event loop, the body on a loop of its own: a
+            # session the run held would be opened on one loop and closed on the other.
+            # Each MCP step connects for itself (Temporal's choice, for the same reason).
+            "mcp": "enter-outside-durable",
             "dynamic": "enter-never",
         },
         tool_call_result_upgrade_lenient=False,
