@@ -49,7 +49,7 @@ def test_agent_history_replays(path: Path) -> None:
         inst.feed(ev)  # raises NonDeterminismError on any divergence
     assert inst.done
     assert inst.new_commands() == []
-    assert golden.RAN == ran_before, "a replay asked the model or ran a tool"
+    assert ran_before == golden.RAN, "a replay asked the model or ran a tool"
     task = inst.task
     assert task is not None and task.done()
     assert task.result() == doc["result"]
