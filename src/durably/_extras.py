@@ -4,7 +4,8 @@ The core (``import durably``, the SQLite and memory worlds, the CLI's demo, work
 inspect) needs only the packages in ``[project.dependencies]``. The rest come with
 extras: ``durably[postgres]`` (asyncpg), ``durably[web]`` (starlette, uvicorn, jinja2:
 ``durably.http`` and the dashboard), ``durably[otel]`` (opentelemetry-api),
-``durably[mcp]`` (the official MCP SDK: ``durably mcp``).
+``durably[mcp]`` (the official MCP SDK: ``durably mcp``),
+``durably[ai]`` (pydantic-ai-slim: ``durably.ai``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "web": ("starlette", "uvicorn", "jinja2"),
     "otel": ("opentelemetry",),
     "mcp": ("mcp",),
+    "ai": ("pydantic_ai",),
 }
 
 
