@@ -2,6 +2,7 @@
 // HTML fragment at URL every data-every ms; data-tail="URL" appends what comes after
 // data-next (a stream). A response with "X-Durably-Live: done" ends the polling (and
 // reloads the page when the element has data-reload-on-done, so everything is final).
+// Ticked checkboxes survive a refresh; #pick-all ticks every run of the runs table.
 (function () {
   "use strict";
   function follow(el) {
@@ -22,7 +23,15 @@
               if (html.trim()) el.insertAdjacentHTML("beforeend", html);
               el.setAttribute("data-next", r.headers.get("X-Durably-Next") || el.getAttribute("data-next"));
             } else {
+              // Keep what the user ticked (the runs table's checkboxes) across refreshes.
+              var ticked = {};
+              el.querySelectorAll("input[type=checkbox]:checked").forEach(function (c) {
+                ticked[c.value] = true;
+              });
               el.innerHTML = html;
+              el.querySelectorAll("input[type=checkbox]").forEach(function (c) {
+                if (ticked[c.value]) c.checked = true;
+              });
             }
             if (r.headers.get("X-Durably-Live") === "done") {
               if (el.hasAttribute("data-reload-on-done")) window.location.reload();
@@ -36,4 +45,13 @@
     setTimeout(tick, every);
   }
   document.querySelectorAll("[data-live],[data-tail]").forEach(follow);
+  // The runs table's "select all" box ticks every live run shown.
+  var all = document.getElementById("pick-all");
+  if (all) {
+    all.addEventListener("change", function () {
+      document.querySelectorAll("#runs-rows input[name=run]").forEach(function (c) {
+        c.checked = all.checked;
+      });
+    });
+  }
 })();
