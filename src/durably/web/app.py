@@ -68,6 +68,7 @@ def create_app(
         Route("/", listing.home),
         Route("/runs", listing.runs_page),
         Route("/runs/_rows", listing.runs_rows),
+        Route("/runs/_counts", listing.runs_counts),
         Route("/runs/cancel", actions.cancel_many, methods=["POST"]),
         Route("/hooks", listing.hooks_page),
         Route("/workers", workers.workers_page),

@@ -33,6 +33,7 @@ __all__ = [
     "hooks_page",
     "normalize_run_id",
     "run_states",
+    "runs_counts",
     "runs_page",
     "runs_rows",
     "wait_state",
@@ -291,26 +292,41 @@ async def runs_page(request: Request) -> Response:
     at = now()
     runs, states, more = await _list_runs(world, query, at)
     seen = await world.list_runs(RunFilter(limit=500))
-    counts = await world.count_runs(query.run_filter())
-    waits, capped = await _wait_counts(world, query, at)
     return dash.render(
         request,
         "runs.html",
         rows=list(zip(runs, states, strict=True)),
         more=more,
         query=query,
-        statuses=STATUSES,
-        wait_states=WAIT_STATES,
-        counts=counts,
-        total=sum(counts.values()),
-        waits=waits,
-        waits_capped=capped,
-        live_scan=LIVE_SCAN,
+        **await _counts(world, query, at),
         workflows=sorted({r.workflow_name for r in seen}),
         deployments=sorted({r.deployment for r in seen}),
         now=at,
         bulk=True,
     )
+
+
+async def _counts(world: World, query: RunsQuery, at: float) -> dict[str, Any]:
+    """What the counts above the runs table show."""
+    counts = await world.count_runs(query.run_filter())
+    waits, capped = await _wait_counts(world, query, at)
+    return {
+        "statuses": STATUSES,
+        "wait_states": WAIT_STATES,
+        "counts": counts,
+        "total": sum(counts.values()),
+        "waits": waits,
+        "waits_capped": capped,
+        "live_scan": LIVE_SCAN,
+    }
+
+
+async def runs_counts(request: Request) -> Response:
+    """``/runs/_counts``: the counts above the runs table (what the page polls)."""
+    dash = dashboard(request)
+    query = RunsQuery.parse(request)
+    ctx = await _counts(await dash.world(), query, now())
+    return dash.render(request, "_runs_counts.html", query=query, flash=None, **ctx)
 
 
 async def runs_rows(request: Request) -> Response:
