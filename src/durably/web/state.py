@@ -70,6 +70,7 @@ class Dashboard:
                 "since": lambda t, t0: "+" + human_duration((t or t0) - t0),
                 "compact_json": lambda d: json.dumps(d, separators=(",", ":"), default=str),
                 "ago": relative,
+                "type_name": lambda name: str(name).rsplit(":", 1)[-1],
                 "short": lambda text, n=140: text if len(text) <= n else text[: n - 1] + "…",
             }
         )

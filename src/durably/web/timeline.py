@@ -176,8 +176,8 @@ def build_timeline(
     for i in range(6):
         pct = i * 20.0
         x = lo + (hi - lo) * pct / 100.0
-        if any(g.x < x < g.x + g.w for g in scale.gaps):
-            continue  # inside a compressed gap: its label says how long it is
+        if any(g.x - 8 < x < g.x + g.w + 8 for g in scale.gaps):
+            continue  # at a compressed gap: its label (how long it is) goes there
         ticks.append((pct, "+" + human_duration(scale.t(x) - start)))
     window = (scale.t(lo), scale.t(hi))
     return Timeline(start, end, shown, ticks, live, hidden, gaps, zoom, window)
