@@ -89,7 +89,7 @@ async def test_rows_say_why_a_run_failed_and_what_a_live_one_waits_for(
     assert "refunds are closed on Sundays <script>" in failed  # the message, escaped
     assert "<script>alert" not in html
     sleeping = row_of(html, s.sleeping.run_id)
-    assert "sleeping" in sleeping and "sleep until" in sleeping and " ago" in sleeping
+    assert "sleeping" in sleeping and "sleep until" in sleeping and " · for " in sleeping
     waiting = row_of(html, s.waiting.run_id)
     assert "hook" in waiting and "RefundApproval" in waiting
     assert "refund:o-2" not in waiting  # never the token: it is the secret that resumes
@@ -115,7 +115,7 @@ async def test_run_page_says_what_it_waits_for_and_who_holds_it(
     s = scenario
     page = unescape((await client.get(f"/runs/{s.sleeping.run_id}")).text)
     waiting = page.split('id="waiting"')[1].split("</div>")[0]
-    assert "sleep until" in waiting and "since" in waiting and "ends in" in waiting
+    assert "sleep until" in waiting and "· for " in waiting and "ends in" in waiting
     hook = unescape((await client.get(f"/runs/{s.waiting.run_id}/_live")).text)
     assert "hook 'RefundApproval'" in hook or "RefundApproval" in hook.split('id="waiting"')[1]
 

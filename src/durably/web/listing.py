@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..crypto import is_sealed
+from ..errors import DecryptionError
 from ..events import EventType
 from ..waiting import Waiting, end_event, failing_step, waiting_of
 from ..worlds.base import TERMINAL_STATUSES, RunFilter, RunRecord, StepRecord, World
@@ -215,16 +215,17 @@ async def run_states(
             state.failing = failing_step(rec, await world.list_steps(rec.run_id))
             end = await end_event(world, rec)
             if end is not None and end.type is EventType.RUN_FAILED:
-                view = render_payload(
-                    end.payload,
-                    kind="error",
-                    where=f"the error of {rec.run_id}",
-                    opener=decryption.event(end) if decryption is not None else None,
-                )
+                try:
+                    view = render_payload(
+                        end.payload,
+                        kind="error",
+                        where=f"the error of {rec.run_id}",
+                        opener=decryption.event(end) if decryption is not None else None,
+                    )
+                except DecryptionError:  # the key changed since the grant
+                    view = render_payload(end.payload, kind="error", where="")
                 state.message = view.error.get("message", "") if view.state == "error" else ""
-                state.sealed = view.state == "encrypted" or (
-                    is_sealed(end.payload) and decryption is None
-                )
+                state.sealed = view.state == "encrypted"
         out.append(state)
     return out
 
@@ -244,9 +245,10 @@ async def _wait_counts(world: World, query: RunsQuery, at: float) -> tuple[dict[
 
 
 async def _list_runs(
-    world: World, query: RunsQuery, at: float
+    world: World, query: RunsQuery, at: float, decryption: Decryption | None = None
 ) -> tuple[list[RunRecord], list[RunState], bool]:
-    """The page of runs the query shows, their states, and whether there are more."""
+    """The page of runs the query shows, their states, and whether there are more (a
+    failed run's message is opened with ``decryption``: the session's grants)."""
     start = query.page * PAGE_SIZE
     if query.status in WAIT_STATES:
         # The world cannot filter by what a run waits for: read the running runs and
@@ -258,7 +260,8 @@ async def _list_runs(
         return [r for r, _ in page], [s for _, s in page], len(kept) > start + PAGE_SIZE
     runs = await world.list_runs(query.run_filter(limit=PAGE_SIZE + 1, offset=start))
     shown = runs[:PAGE_SIZE]
-    return shown, await run_states(world, shown, at=at), len(runs) > PAGE_SIZE
+    states = await run_states(world, shown, decryption=decryption, at=at)
+    return shown, states, len(runs) > PAGE_SIZE
 
 
 async def live_runs_matching(world: World, query: RunsQuery) -> tuple[list[RunRecord], bool]:
@@ -290,7 +293,7 @@ async def runs_page(request: Request) -> Response:
     if query.q and (await world.get_run(query.q)) is not None:
         return redirect(root(request) + f"/runs/{query.q}")  # a whole id: its page
     at = now()
-    runs, states, more = await _list_runs(world, query, at)
+    runs, states, more = await _list_runs(world, query, at, dash.session_decryption(request))
     seen = await world.list_runs(RunFilter(limit=500))
     return dash.render(
         request,
@@ -334,7 +337,8 @@ async def runs_rows(request: Request) -> Response:
     dash = dashboard(request)
     query = RunsQuery.parse(request)
     at = now()
-    runs, states, _ = await _list_runs(await dash.world(), query, at)
+    decryption = dash.session_decryption(request)
+    runs, states, _ = await _list_runs(await dash.world(), query, at, decryption)
     rows = list(zip(runs, states, strict=True))
     return dash.render(request, "_runs_rows.html", rows=rows, now=at, flash=None, bulk=True)
 
