@@ -267,8 +267,8 @@ async def test_worker_and_lease_and_the_workers_page_in_a_browser(
     assert (shots / "workers.png").stat().st_size > 5000
     await export.cancel()
     assert await s.wait_for(export, lambda st: st == "cancelled") == "cancelled"
-    await page.reload()
-    await expect(page.locator(".worker")).to_have_count(0)
+    # The page follows live: the worker handed the step back.
+    await expect(page.locator(".worker")).to_have_count(0, timeout=15000)
     await expect(page.locator("#no-workers")).to_be_visible()
     assert page.problems == []
 

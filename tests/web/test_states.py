@@ -137,6 +137,8 @@ async def test_run_page_says_what_it_waits_for_and_who_holds_it(
     assert "alive" in block and run.run_id in block and "step slow_export" in block
     assert "in " in block  # the lease ends in the future
     assert "default" in workers.split('id="deployments"')[1]  # the deployment's heartbeat
+    live = (await client.get("/workers/_live")).text  # what the page polls
+    assert "<html" not in live and f'data-owner="{lease.owner}"' in live
     await run.cancel()
     assert await s.wait_for(run, lambda st: st == "cancelled") == "cancelled"
 

@@ -72,6 +72,7 @@ def create_app(
         Route("/runs/cancel", actions.cancel_many, methods=["POST"]),
         Route("/hooks", listing.hooks_page),
         Route("/workers", workers.workers_page),
+        Route("/workers/_live", workers.workers_live),
         Route("/runs/{run_id}", views.run_page),
         Route("/runs/{run_id}/_live", views.run_live),
         Route("/runs/{run_id}/calls/{call:int}", views.call_page),

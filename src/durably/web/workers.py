@@ -11,6 +11,7 @@ deployment's last heartbeat (:meth:`~durably.worlds.base.World.list_deployments`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,7 +19,7 @@ from starlette.responses import Response
 from ..worlds.base import DeploymentRecord, LeaseRecord
 from .state import dashboard, now
 
-__all__ = ["ALIVE_WITHIN", "WorkerView", "group_leases", "workers_page"]
+__all__ = ["ALIVE_WITHIN", "WorkerView", "group_leases", "workers_live", "workers_page"]
 
 #: A deployment whose workers beat this recently (seconds) is served: workers record
 #: their deployment every third of a lease (30 s by default).
@@ -66,6 +67,15 @@ def served(dep: DeploymentRecord, at: float) -> bool:
 async def workers_page(request: Request) -> Response:
     """``/workers``: workers and what each holds (runs, steps, timers, lease ends), and
     each deployment's last heartbeat and runs in flight."""
+    return await _render(request, "workers.html")
+
+
+async def workers_live(request: Request) -> Response:
+    """``/workers/_live``: the workers page's lists (what the page polls)."""
+    return await _render(request, "_workers.html", flash=None)
+
+
+async def _render(request: Request, template: str, **extra: Any) -> Response:
     dash = dashboard(request)
     world = await dash.world()
     at = now()
@@ -73,9 +83,10 @@ async def workers_page(request: Request) -> Response:
     deployments = await world.list_deployments()
     return dash.render(
         request,
-        "workers.html",
+        template,
         workers=workers,
         deployments=[(d, served(d, at)) for d in deployments],
         now=at,
         alive_within=ALIVE_WITHIN,
+        **extra,
     )
