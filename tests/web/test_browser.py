@@ -306,6 +306,19 @@ async def test_timeline_zoom_in_a_browser(page: Any, shots: Path) -> None:
         await page.locator("#zoom-fit").click()  # back to the whole run
         await expect(page.locator("#zoom-fit")).to_have_count(0)
         await expect(fetch.locator("rect.attempt")).to_have_count(1)
+        # The brush: drag across the axis, from after the gap to the end.
+        box = await page.locator("#brush-area").bounding_box()
+        y = box["y"] + box["height"] / 2
+        await page.mouse.move(box["x"] + box["width"] * 0.7, y)
+        await page.mouse.down()
+        await page.mouse.move(box["x"] + box["width"] * 0.99, y, steps=5)
+        await page.mouse.up()
+        await page.wait_for_url("**zoom=*")
+        lo, hi = (float(x) for x in page.url.split("zoom=")[1].split("#")[0].split("-"))
+        assert 65 < lo < 75 and hi > 95
+        await expect(page.locator("#zoom-fit")).to_be_visible()
+        await expect(send.locator("rect.attempt")).to_have_count(1)
+        await expect(fetch.locator("rect.attempt")).to_have_count(0)
     assert page.problems == []
 
 
