@@ -126,6 +126,20 @@ def make_registry(world_url: str, *, encrypt: bool = False) -> Workflows:
         return "sent"
 
     @wf.workflow
+    async def restock_for(order_id: str) -> None:
+        await restock(f"sku-of-{order_id}")  # a child run that fails
+
+    @wf.step
+    async def slow_export(rows: int) -> int:
+        await asyncio.sleep(120)  # held by the worker until the test cancels the run
+        return rows
+
+    @wf.workflow
+    async def export(rows: int) -> int:
+        await set_attributes(kind="export")
+        return await slow_export(rows)
+
+    @wf.workflow
     async def refund_request(order_id: str) -> bool:
         async with RefundApproval.wait(token=f"refund:{order_id}") as hook:
             approval = await hook
@@ -185,3 +199,63 @@ async def secret_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
         run = await start(wf.workflows["place_order"], "o-secret")
         await run.return_value(timeout=15)
         yield SecretRun(url, wf, run)
+
+
+async def long_gap_run(name: str) -> tuple[str, str]:
+    """A completed run of ``digest`` on ``memory://NAME`` whose log says: a 2 s step, a
+    one-hour sleep, a 1 s step (written with a clock of the test's own, so no test waits
+    an hour); returns the world's URL and the run's id."""
+    import types
+
+    from durably.events import NewEvent
+    from durably.worlds import memory as memory_world
+    from durably.worlds import open_world
+    from durably.worlds.base import Commit, RunMeta, RunWrite
+
+    t0 = time.time() - 7200
+    clock = {"now": t0}
+    url = f"memory://{name}"
+    world = open_world(url)
+    await world.open()
+    run_id = "run_LONGGAP" + name.upper().replace("-", "")[:10]
+
+    async def at(offset: float, *events: NewEvent, create: bool = False) -> None:
+        clock["now"] = t0 + offset
+        if any(e.type.value == "step_completed" for e in events):  # its attempt is claimed
+            await world.claim(
+                owner="w", namespace="default", deployment="default", max_runs=0,
+                max_tasks=1, lease_seconds=30,
+            )  # fmt: skip
+        meta = RunMeta("digest", "default", "default") if create else None
+        facts = [e for e in events if not e.type.value.endswith("_created") or create]
+        commands = [e for e in events if e not in facts]
+        last = (await world.get_run(run_id)).last_seq if not create else 0  # type: ignore[union-attr]
+        write = RunWrite(
+            run_id,
+            create=meta,
+            facts=facts,
+            commands=commands,
+            expected_seq=last + len(facts) if commands else None,
+        )
+        res = await world.commit(Commit([write]))
+        assert res.results[0].ok, events
+
+    fake = types.SimpleNamespace(time=lambda: clock["now"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(memory_world, "time", fake)
+        await _write_long_gap(at, t0)
+    return url, run_id
+
+
+async def _write_long_gap(at: Any, t0: float) -> None:
+    from durably.events import EventType as E
+    from durably.events import NewEvent
+
+    await at(0, NewEvent(E.RUN_CREATED), create=True)
+    await at(0.1, NewEvent(E.RUN_STARTED), NewEvent(E.STEP_CREATED, 0, {"name": "fetch_feed"}))
+    await at(2.2, NewEvent(E.STEP_COMPLETED, 0, {"attempt": 1, "started_at": t0 + 0.2}))
+    await at(2.3, NewEvent(E.WAIT_CREATED, 1, {"name": "sleep", "due_at": t0 + 3602.3}))
+    await at(3602.3, NewEvent(E.WAIT_COMPLETED, 1))
+    await at(3602.4, NewEvent(E.STEP_CREATED, 2, {"name": "send_digest"}))
+    await at(3603.5, NewEvent(E.STEP_COMPLETED, 2, {"attempt": 1, "started_at": t0 + 3602.5}))
+    await at(3603.6, NewEvent(E.RUN_COMPLETED))

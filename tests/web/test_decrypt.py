@@ -28,14 +28,18 @@ async def audits(run: Run) -> list[Event]:
 
 
 async def post_decrypt(c: httpx.AsyncClient, page: str, **headers: str) -> httpx.Response:
-    """Open ``page`` (for the cookie and the form's token), then press Decrypt."""
+    """Open ``page`` (for the cookie and the form's token), press Decrypt, and follow
+    the answer back to the page."""
     html = (await c.get(page)).text
     assert 'id="decrypt-form"' in html
-    return await c.post(
+    pressed = await c.post(
         page + "/decrypt",
         data={"csrf": csrf_of(html)},
         headers={"Origin": str(c.base_url), **headers},
     )
+    assert pressed.status_code == 303, pressed.text
+    assert pressed.headers["location"].startswith(page + "?flash=")
+    return await c.get(pressed.headers["location"])
 
 
 async def test_decrypt_shows_plaintext_once_and_records_it(secret_run: SecretRun) -> None:
@@ -70,21 +74,50 @@ async def test_decrypt_shows_plaintext_once_and_records_it(secret_run: SecretRun
         assert "{&#39;packed&#39;: &#39;book&#39;}" in html  # the stream's chunks
         assert "B, decrypted" in html  # the event log's payloads
         assert 'id="decrypted-note"' in html and 'id="decrypt-form"' not in html
-        assert "data-reload-on-done" not in html and "data-tail=" not in html
+        assert "for this browser session" in html
 
         [audit] = await audits(run)
         assert audit.call is None and audit.payload is None
         assert audit.data["via"] == "web 127.0.0.1"
         assert audit.data["who"] == who()
-        assert audit.data["what"] == "events, chunks 0-1 of stream '(default)'"
+        assert audit.data["what"].startswith(
+            "events, chunks 0-1 of stream '(default)'; its pages in plaintext for this "
+            "browser session until "
+        )
         assert audit.data["seqs"] == await sealed_seqs(secret_run, run.run_id)  # all shown
         assert len(audit.data["seqs"]) > 5
-        # The answer already lists its own record, and so does the page from then on.
-        assert f'<td class="num">{audit.seq}</td>' in html
+        assert f'<td class="num">{audit.seq}</td>' in html  # the page lists the record
         assert "ev-data_decrypted" in html
+
+        # The whole run, for the rest of the session, with no further record: every
+        # call's page (arguments, attempts' errors, result), the stream's tail.
+        for step in await run.steps():
+            call = (await c.get(f"{page}/calls/{step.call}")).text
+            assert 'id="decrypted-note"' in call and "B, encrypted" not in call
+        fetch = next(s for s in await run.steps() if s.name == "fetch_order")
+        assert "(&#39;o-secret&#39;)" in (await c.get(f"{page}/calls/{fetch.call}")).text
+        tail = await c.get(f"{page}/streams/_chunks", params={"start_index": 0})
+        assert "lamp" in tail.text
+        again = (await c.get(page)).text
+        assert "tracking-o-secret" in again
+        assert len(await audits(run)) == 1
+
+        # Another browser (another session) sees the run as stored.
+        async with httpx.AsyncClient(base_url=base, timeout=30) as other:
+            elsewhere = (await other.get(page)).text
+            assert "tracking-o-secret" not in elsewhere and 'id="decrypt-form"' in elsewhere
+            tail = await other.get(f"{page}/streams/_chunks", params={"start_index": 0})
+            assert "lamp" not in tail.text
+
+        # "Hide plaintext" ends it: the run's pages as stored again.
+        hidden = await c.post(
+            page + "/decrypt/end", data={"csrf": csrf_of(again)}, headers={"Origin": base}
+        )
+        assert hidden.status_code == 303
         after = (await c.get(page)).text
         assert "ev-data_decrypted" in after and "web 127.0.0.1" in after
         assert "tracking-o-secret" not in after and "o-secret&#39;)" not in after
+        assert 'id="decrypt-form"' in after
 
 
 async def sealed_seqs(s: SecretRun, run_id: str, call: int | None = None) -> list[int]:
@@ -107,9 +140,9 @@ async def test_decrypting_a_step_and_a_child_call(secret_run: SecretRun) -> None
         shown = await post_decrypt(c, page)
         assert shown.status_code == 200 and shown.headers["cache-control"] == "no-store"
         assert "(&#39;o-secret&#39;)" in shown.text and "&#39;lamp&#39;" in shown.text
-        [audit] = await audits(run)
-        assert audit.data["seqs"] == await sealed_seqs(secret_run, run.run_id, fetch.call)
-        assert audit.data["what"] == "events"
+        [audit] = await audits(run)  # from a call's page: the whole run, as from its page
+        assert audit.data["seqs"] == await sealed_seqs(secret_run, run.run_id)
+        assert audit.data["what"].startswith("events, chunks 0-1")
 
         # A child run's input is the child's: its own record, besides the parent's.
         page = f"/runs/{run.run_id}/calls/{child.call}"
@@ -137,7 +170,6 @@ async def test_a_wrong_key_shows_the_error_and_records_nothing(secret_run: Secre
             for page in (f"/runs/{run.run_id}", f"/runs/{run.run_id}/calls/{fetch.call}"):
                 shown = await post_decrypt(c, page)
                 assert shown.status_code == 200
-                assert shown.headers["cache-control"] == "no-store"
                 assert "Nothing was decrypted" in shown.text
                 assert message in unescape(shown.text)
                 assert "o-secret" not in shown.text
@@ -172,6 +204,7 @@ async def test_without_a_key_decrypt_is_not_offered(
             forced = await c.post(
                 page + "/decrypt", data={"csrf": csrf_of(html)}, headers={"Origin": base}
             )
+            forced = await c.get(forced.headers["location"])
             assert "Nothing was decrypted: no key" in forced.text
             assert "classified" not in forced.text.lower()
             assert await audits(run) == []

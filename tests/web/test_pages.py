@@ -65,8 +65,9 @@ async def test_runs_page_lists_filters_and_searches(
     assert scenario.completed.run_id in by_attr and scenario.waiting.run_id not in by_attr
     nowhere = (await client.get("/runs", params={"deployment": "v9"})).text
     assert "no runs match" in nowhere
-    part = scenario.waiting.run_id[-8:]
-    searched = (await client.get("/runs", params={"q": part})).text
+    # A run id's start (as typed: any case) finds it, and nothing else.
+    start_of = "RUN_" + scenario.waiting.run_id[4:-2].lower()
+    searched = (await client.get("/runs", params={"q": start_of})).text
     assert scenario.waiting.run_id in searched and scenario.failed.run_id not in searched
 
     exact = await client.get("/runs", params={"q": scenario.failed.run_id})

@@ -32,16 +32,19 @@ __all__ = ["web"]
     "SQLite world's key file, if there is one).",
 )
 def web(world_url: str | None, host: str, port: int, token: str | None, key: str | None) -> None:
-    """Serve the dashboard: runs, a timeline of each run, its hooks, streams and events,
-    and actions (cancel, wake, rerun, resume a hook, decrypt payloads).
+    """Serve the dashboard: runs (counted by status, searched, each saying what it waits
+    for or why it failed), a timeline of each run, its hooks, streams and events, the
+    workers and what they hold, and actions (cancel one run or many, wake, rerun, resume
+    a hook, decrypt payloads).
 
     Binds 127.0.0.1 by default. Any other address needs a token; open the dashboard once
     with ?token=TOKEN (a cookie keeps you signed in) or send `Authorization: Bearer TOKEN`.
 
     Encrypted payloads show as encrypted. With the key at hand (--key, else
     $DURABLY_ENCRYPTION_KEY, else the key file beside an SQLite database), a run's page and
-    a step's page offer Decrypt: the payloads in plaintext for that response only, after a
-    data_decrypted record (who, via which client, when, which events) is appended to the run.
+    a step's page offer Decrypt: after a data_decrypted record (who, via which client,
+    when, which events) is appended to the run, every page of that run shows its payloads
+    in plaintext to that browser session (an hour at most, or until Hide plaintext).
     """
     from .._extras import require
     from ..errors import MissingExtraError

@@ -1,18 +1,19 @@
-"""The dashboard's actions (POST forms): cancel, wake, rerun, resume a hook, decrypt.
+"""The dashboard's actions (POST forms): cancel (one run, or many after a confirmation),
+wake, rerun, resume a hook, decrypt.
 
 Each checks the form's cross-site protection (:func:`~durably.web.security.csrf_problem`),
 acts through the control plane (:class:`~durably.control.Control`, over a world that
-seals what it writes as the run's own payloads are), and redirects back to the run with a
-one-time message. Decrypt instead answers with the page itself, its payloads in
-plaintext for that response only (never cached), after appending a ``data_decrypted``
-record to the run: who (the OS user and host of the dashboard), via (``web`` and the
-client's address), when, and which events and chunks.
+seals what it writes as the run's own payloads are), and redirects back with a one-time
+message. Decrypt appends a ``data_decrypted`` record to the run (who: the OS user and
+host of the dashboard; via: ``web`` and the client's address; when; which events and
+chunks, and for how long its pages show plaintext) and then grants the browser's session
+the plaintext of the run's pages (:mod:`durably.web.sessions`).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import time
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
@@ -23,19 +24,30 @@ from ..crypto import Sealer
 from ..errors import DecryptionError, DurablyError, HookNotFoundError
 from ..events import EventType
 from ..hooks import hook_type_named
+from ..worlds.base import TERMINAL_STATUSES
 from ..worlds.encrypted import record_decryption, who
-from . import views
+from . import listing, views
 from .payloads import Decryption
 from .security import csrf_problem
-from .state import Dashboard, dashboard, root
+from .state import Dashboard, dashboard, fmt_time, root
 
-__all__ = ["cancel", "decrypt_call", "decrypt_run", "fork", "rerun", "resume", "wake"]
+__all__ = [
+    "cancel",
+    "cancel_many",
+    "decrypt_call",
+    "decrypt_run",
+    "end_decrypt",
+    "fork",
+    "rerun",
+    "resume",
+    "wake",
+]
 
 #: Largest form accepted (a hook payload typed into the page).
 MAX_FORM_BYTES = 1024 * 1024
 
 
-async def _form(request: Request, dash: Dashboard) -> dict[str, str] | Response:
+async def _form(request: Request, dash: Dashboard) -> Form | Response:
     """The posted form, or the response refusing it."""
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
@@ -49,11 +61,18 @@ async def _form(request: Request, dash: Dashboard) -> dict[str, str] | Response:
         parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
         return PlainTextResponse("the form is not UTF-8", status_code=400)
-    form = {k: v[0] for k, v in parsed.items()}
+    form = Form({k: v[0] for k, v in parsed.items()})
+    form.lists = parsed
     problem = csrf_problem(request, form.get("csrf"), dash.csrf)
     if problem is not None:
         return PlainTextResponse(problem, status_code=403)
     return form
+
+
+class Form(dict[str, str]):
+    """A posted form: each field's first value; ``lists`` has every value."""
+
+    lists: dict[str, list[str]]
 
 
 def _run_url(request: Request, run_id: str) -> str:
@@ -77,6 +96,58 @@ async def cancel(request: Request) -> Response:
     except DurablyError as e:
         return dash.flash_redirect(_run_url(request, run_id), "error", str(e))
     return dash.flash_redirect(_run_url(request, run_id), "ok", "cancellation requested")
+
+
+async def cancel_many(request: Request) -> Response:
+    """Cancel several runs: the runs ticked in the runs table (``scope=selected``) or
+    every live run matching the page's filters (``scope=matching``, at most
+    :data:`~durably.web.listing.BULK_LIMIT`). Without ``confirm=yes`` it answers with a
+    page that lists the runs and asks to confirm; that page posts their ids, so what is
+    cancelled is what was shown. Each run is cancelled through the control plane."""
+    dash = dashboard(request)
+    form = await _form(request, dash)
+    if isinstance(form, Response):
+        return form
+    items = [(k, v) for k, vs in form.lists.items() for v in vs]
+    query = listing.RunsQuery.from_items(items)
+    back = root(request) + "/runs" + (f"?{query.qs()}" if query.qs() else "")
+    ids = [r.strip() for r in form.lists.get("run", []) if r.strip()]
+    world = await dash.world()
+    if form.get("confirm") != "yes":
+        if form.get("scope") == "matching":
+            runs, more = await listing.live_runs_matching(world, query)
+        else:
+            found = [await world.get_run(r) for r in ids[: listing.BULK_LIMIT]]
+            runs = [r for r in found if r is not None and r.status not in TERMINAL_STATUSES]
+            more = len(ids) > listing.BULK_LIMIT
+        if not runs:
+            return dash.flash_redirect(back, "error", "No live run to cancel was chosen.")
+        return dash.render(
+            request,
+            "cancel_runs.html",
+            runs=runs,
+            more=more,
+            query=query,
+            back=back,
+            limit=listing.BULK_LIMIT,
+        )
+    reason = form.get("reason", "").strip() or "cancelled from the dashboard (bulk)"
+    control = await dash.registry.control()
+    requested, ended, failed = 0, 0, []
+    for run_id in ids[: listing.BULK_LIMIT]:
+        try:
+            if await control.cancel(run_id, reason) is None:
+                requested += 1
+            else:
+                ended += 1
+        except DurablyError as e:
+            failed.append(f"{run_id}: {e}")
+    text = f"cancellation requested for {requested} run(s)"
+    if ended:
+        text += f"; {ended} had already ended"
+    if failed:
+        text += f"; {len(failed)} failed ({'; '.join(failed[:3])})"
+    return dash.flash_redirect(back, "error" if failed else "ok", text)
 
 
 async def wake(request: Request) -> Response:
@@ -200,59 +271,69 @@ async def resume(request: Request) -> Response:
 
 
 async def decrypt_run(request: Request) -> Response:
-    """The run page with its payloads in plaintext (input, outcome, the event log's
-    payloads, the streams' chunks), audited."""
+    """Decrypt the run's pages for this browser session, audited (see :func:`_decrypt`)."""
     return await _decrypt(request, None)
 
 
 async def decrypt_call(request: Request) -> Response:
-    """A durable call's page with its payloads in plaintext, audited."""
+    """Decrypt from a durable call's page: the same as from the run's page."""
     return await _decrypt(request, request.path_params["call"])
 
 
 async def _decrypt(request: Request, call: int | None) -> Response:
-    """Build the page with every payload it shows opened, append one ``data_decrypted``
-    record to the run (and one to a child run whose input is shown), then send the page.
+    """Open every payload the run's page shows (and the call's page, from there), append
+    one ``data_decrypted`` record to the run (and one to each other run opened: a child
+    whose input or error is shown), grant the browser's session the plaintext of those
+    runs' pages (:mod:`durably.web.sessions`), and go back to the page.
 
-    A payload that does not decrypt (wrong key, changed bytes) or no key at all: the page
-    as stored with the error, and nothing recorded.
+    A payload that does not decrypt (wrong key, changed bytes) or no key at all: back to
+    the page as stored with the error, nothing recorded, nothing granted.
     """
     dash = dashboard(request)
     form = await _form(request, dash)
     if isinstance(form, Response):
         return form
     run_id = request.path_params["run_id"]
-    template = "run.html" if call is None else "call.html"
-
-    async def build(decryption: Decryption | None) -> dict[str, Any]:
-        if call is None:
-            return await views.run_context(dash, run_id, decryption)
-        return await views.call_context(dash, run_id, call, decryption)
-
+    back = _run_url(request, run_id) + (f"/calls/{call}" if call is not None else "")
     try:
         decryption = Decryption(Sealer(dash.keyring()))
-        ctx = await build(decryption)
+        await views.run_context(dash, run_id, decryption)
+        if call is not None:
+            await views.call_context(dash, run_id, call, decryption)
     except DecryptionError as e:
-        ctx = await build(None)
-        panel = views.decrypt_panel(request, ctx["sealed"], call=call)
-        flash = ("error", f"Nothing was decrypted: {e}")
-        return _no_store(dash.render(request, template, **ctx, decrypt=panel, flash=flash))
+        return dash.flash_redirect(back, "error", f"Nothing was decrypted: {e}")
+    opened = decryption.runs()
+    if not opened:
+        return dash.flash_redirect(back, "ok", "Nothing on this run's pages is encrypted.")
     world = await dash.world()
     via = _via(request)
+    until = fmt_time(time.time() + dash.sessions.ttl)
+    session = f"; its pages in plaintext for this browser session until {until}"
     recorded = []
     # The record comes first: no plaintext leaves without its audit trail.
-    for rid in sorted(decryption.runs(), key=lambda r: r != run_id):
-        seqs, what = decryption.seqs(rid), decryption.what(rid)
+    for rid in sorted(opened, key=lambda r: r != run_id):
+        seqs, what = decryption.seqs(rid), decryption.what(rid) + session
         await record_decryption(world, rid, seqs, via=via, what=what)
-        recorded.append(f"{what} of run {rid}" if rid != run_id else what)
-    if call is None and recorded:
-        # Show the run's log up to and including its new audit record.
-        last = ctx["events"][-1].seq if ctx["events"] else 0
-        news = await world.read_events(run_id, after_seq=last)
-        ctx["shown_events"] = ctx["shown_events"] + [(ev, views.event_payload(ev)) for ev in news]
-    note = f"{'; '.join(recorded)}, by {who()} via {via}" if recorded else ""
-    panel = views.decrypt_panel(request, ctx["sealed"], decrypted=True, recorded=note, call=call)
-    return _no_store(dash.render(request, template, **ctx, decrypt=panel, flash=None))
+        recorded.append(f"run {rid}" if rid != run_id else "this run")
+    response = dash.flash_redirect(
+        back,
+        "ok",
+        f"Decrypted by {who()} via {via}: payloads of {' and '.join(recorded)} in plaintext "
+        f"for this browser session until {until}; recorded in the event log (data_decrypted).",
+    )
+    dash.sessions.grant(request, response, [run_id, *opened])
+    return response
+
+
+async def end_decrypt(request: Request) -> Response:
+    """Show the run's pages as stored again in this browser session."""
+    dash = dashboard(request)
+    form = await _form(request, dash)
+    if isinstance(form, Response):
+        return form
+    run_id = request.path_params["run_id"]
+    dash.sessions.revoke(request, run_id)
+    return dash.flash_redirect(_run_url(request, run_id), "ok", "Payloads hidden again.")
 
 
 def _via(request: Request) -> str:

@@ -3,11 +3,11 @@
 It reads only through the :class:`~durably.worlds.base.World` protocol and acts only
 through the control plane (:class:`~durably.control.Control`, as ``Run.cancel``,
 ``Run.wake`` and ``resume_hook`` do), so it works on every world. Pages read the world as
-stored (payloads that are encrypted stay opaque); actions write through a world that seals
-what they write as the run's own payloads are. The decrypt action opens payloads with
-:meth:`Dashboard.keyring` for one response, after appending a ``data_decrypted`` record to
-the run. This module only assembles the app: the pages are in :mod:`.views`, the actions
-in :mod:`.actions`, what both share in :mod:`.state`.
+stored (payloads that are encrypted stay opaque) unless the browser's session was granted
+a run by the audited decrypt action (:mod:`.sessions`); actions write through a world
+that seals what they write as the run's own payloads are. This module only assembles the
+app: the pages are in :mod:`.listing` (runs), :mod:`.views` (a run, a call) and
+:mod:`.workers`, the actions in :mod:`.actions`, what they share in :mod:`.state`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..registry import Workflows
-from . import actions, views
+from . import actions, listing, views, workers
 from .security import LOOPBACK_HOSTS, Guard
 from .state import HERE, Dashboard
 
@@ -65,14 +65,19 @@ def create_app(
             await dash.close()
 
     routes = [
-        Route("/", views.home),
-        Route("/runs", views.runs_page),
-        Route("/runs/_rows", views.runs_rows),
-        Route("/hooks", views.hooks_page),
+        Route("/", listing.home),
+        Route("/runs", listing.runs_page),
+        Route("/runs/_rows", listing.runs_rows),
+        Route("/runs/_counts", listing.runs_counts),
+        Route("/runs/cancel", actions.cancel_many, methods=["POST"]),
+        Route("/hooks", listing.hooks_page),
+        Route("/workers", workers.workers_page),
+        Route("/workers/_live", workers.workers_live),
         Route("/runs/{run_id}", views.run_page),
         Route("/runs/{run_id}/_live", views.run_live),
         Route("/runs/{run_id}/calls/{call:int}", views.call_page),
         Route("/runs/{run_id}/decrypt", actions.decrypt_run, methods=["POST"]),
+        Route("/runs/{run_id}/decrypt/end", actions.end_decrypt, methods=["POST"]),
         Route("/runs/{run_id}/calls/{call:int}/decrypt", actions.decrypt_call, methods=["POST"]),
         Route("/runs/{run_id}/streams/_chunks", views.stream_chunks),
         Route("/runs/{run_id}/cancel", actions.cancel, methods=["POST"]),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import pprint
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -114,15 +114,24 @@ class Decryption:
     every payload they show. Only payloads that were encrypted are counted.
     """
 
-    def __init__(self, sealer: Sealer) -> None:
+    def __init__(self, sealer: Sealer, runs: Collection[str] | None = None) -> None:
         self.sealer = sealer
+        #: The runs whose payloads may be opened (``None``: any, for the decrypt
+        #: action itself; a session's decryption opens only the runs granted to it).
+        self.allowed = None if runs is None else frozenset(runs)
         #: run id -> sequence numbers of the events whose payloads were opened.
         self.events: dict[str, set[int]] = {}
         #: run id -> stream namespace -> indexes of the chunks opened.
         self.chunks: dict[str, dict[str, set[int]]] = {}
 
-    def event(self, ev: Event) -> Opener:
-        """The opener of ``ev``'s payload."""
+    def opens(self, run_id: str) -> bool:
+        """Whether payloads of ``run_id`` may be opened."""
+        return self.allowed is None or run_id in self.allowed
+
+    def event(self, ev: Event) -> Opener | None:
+        """The opener of ``ev``'s payload (``None``: its run is not granted)."""
+        if not self.opens(ev.run_id):
+            return None
 
         def open_event(payload: bytes) -> bytes:
             plain = self.sealer.open_event(ev.run_id, ev.seq, ev.type.value, ev.call, payload)
@@ -131,8 +140,11 @@ class Decryption:
 
         return open_event
 
-    def chunk(self, run_id: str, namespace: str, index: int) -> Opener:
-        """The opener of chunk ``index`` of stream ``namespace`` of ``run_id``."""
+    def chunk(self, run_id: str, namespace: str, index: int) -> Opener | None:
+        """The opener of chunk ``index`` of stream ``namespace`` of ``run_id`` (``None``:
+        its run is not granted)."""
+        if not self.opens(run_id):
+            return None
 
         def open_chunk(payload: bytes) -> bytes:
             plain = self.sealer.open_chunk(run_id, namespace, index, payload)

@@ -26,10 +26,12 @@ from ..errors import DecryptionError, DurablyError
 from ..registry import Workflows
 from ..worlds import World, key_policy, open_world
 from ..worlds.encrypted import EncryptedWorld
+from .payloads import Decryption
 from .security import new_secret
+from .sessions import DecryptSessions
 from .timeline import human_duration
 
-__all__ = ["Dashboard", "dashboard", "fmt_time", "now", "redirect", "root"]
+__all__ = ["Dashboard", "dashboard", "fmt_time", "now", "redirect", "relative", "root"]
 
 HERE = Path(__file__).parent
 
@@ -53,6 +55,7 @@ class Dashboard:
         self._sealed: World | None = None
         self._lock: asyncio.Lock | None = None
         self._flashes: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self.sessions = DecryptSessions()
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -66,6 +69,9 @@ class Dashboard:
                 "dur": human_duration,
                 "since": lambda t, t0: "+" + human_duration((t or t0) - t0),
                 "compact_json": lambda d: json.dumps(d, separators=(",", ":"), default=str),
+                "ago": relative,
+                "type_name": lambda name: str(name).rsplit(":", 1)[-1],
+                "short": lambda text, n=140: text if len(text) <= n else text[: n - 1] + "…",
             }
         )
         self.env.globals["csrf"] = self.csrf
@@ -146,6 +152,18 @@ class Dashboard:
             raise DecryptionError("no key: $DURABLY_ENCRYPTION_KEY is set to off")
         return ring
 
+    def session_decryption(self, request: Request) -> Decryption | None:
+        """What opens the payloads of the runs granted to ``request``'s session by an
+        audited decrypt (see :mod:`durably.web.sessions`); ``None`` when none is, or the
+        key is no longer at hand."""
+        granted = self.sessions.granted(request)
+        if not granted:
+            return None
+        try:
+            return Decryption(Sealer(self.keyring()), runs=granted)
+        except DecryptionError:
+            return None
+
     def key_problem(self) -> str | None:
         """Why payloads cannot be decrypted here (``None``: they can)."""
         try:
@@ -196,6 +214,16 @@ def fmt_time(ts: float | None) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def relative(ts: float | None, at: float | None = None) -> str:
+    """A time relative to now (or ``at``): ``"12.0s ago"``, ``"in 25.00s"``."""
+    if ts is None:
+        return "-"
+    at = time.time() if at is None else at
+    if ts <= at:
+        return human_duration(at - ts) + " ago"
+    return "in " + human_duration(ts - at)
 
 
 def now() -> float:

@@ -4,19 +4,24 @@ One row per durable call (steps, sleeps, hooks, child runs) under a row for the 
 each with bars for what happened when: a step's time in the queue, each attempt (and how it
 ended), the backoff between attempts; a sleep from its start to when it fired (or is due);
 a hook from its creation to its disposal, with a mark per resume received; a child run from
-its start to its end. Positions are percentages of the chart's time span, so a template
+its start to its end. Positions are percentages of the chart's width, so a template
 draws the bars as SVG rectangles without any arithmetic of its own.
+
+Long idle stretches (a sleep of hours between steps of seconds) are drawn compressed, so
+the steps do not shrink to slivers, and a :class:`~durably.web.scale.Zoom` shows a window
+of the chart: see :mod:`durably.web.scale`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..events import EVENTS, TERMINAL_RUN_TYPES, Event, EventType, require_handlers
 from ..worlds.base import TERMINAL_STATUSES, RunRecord, StepRecord
+from .scale import Gap, Zoom, human_duration, make_scale
 
-__all__ = ["Bar", "Mark", "Row", "Timeline", "build_timeline", "human_duration"]
+__all__ = ["Bar", "Gap", "Mark", "Row", "Timeline", "Zoom", "build_timeline", "human_duration"]
 
 #: The narrowest bar drawn, in percent of the chart, so that a 1 ms step stays visible.
 MIN_WIDTH = 0.35
@@ -72,7 +77,8 @@ class Row:
 
 @dataclass(slots=True)
 class Timeline:
-    """The chart: its time span, rows and axis ticks (``(percent, label)``)."""
+    """The chart: its time span, rows, axis ticks (``(percent, label)``), the idle gaps
+    drawn compressed and the zoom it is drawn at (positions are of the zoom's window)."""
 
     start: float
     end: float
@@ -80,22 +86,9 @@ class Timeline:
     ticks: list[tuple[float, str]]
     live: bool
     hidden_rows: int = 0
-
-
-def human_duration(seconds: float | None) -> str:
-    """``0.8ms``, ``1.25s``, ``3.5m``, ``2.0h``, ``3.1d``."""
-    if seconds is None:
-        return "-"
-    d = max(seconds, 0.0)
-    if d < 1:
-        return f"{d * 1000:.1f}ms"
-    if d < 120:
-        return f"{d:.2f}s"
-    if d < 7200:
-        return f"{d / 60:.1f}m"
-    if d < 172800:
-        return f"{d / 3600:.1f}h"
-    return f"{d / 86400:.1f}d"
+    gaps: list[Gap] = field(default_factory=list)
+    zoom: Zoom = field(default_factory=Zoom)
+    window: tuple[float, float] = (0.0, 0.0)  # the times at the window's edges
 
 
 def build_timeline(
@@ -105,6 +98,7 @@ def build_timeline(
     now: float,
     steps: Sequence[StepRecord] = (),
     max_rows: int = 500,
+    zoom: Zoom | None = None,
 ) -> Timeline:
     """Lay out the timeline of ``run`` from its ``events`` as of ``now``.
 
@@ -114,7 +108,10 @@ def build_timeline(
         now: the current time (bars of what is still going end there).
         steps: the run's ``steps`` projection, to tell a running step from a queued one.
         max_rows: rows beyond this many are counted in ``hidden_rows``, not drawn.
+        zoom: the window of the chart to draw and its scale (default: all of it, idle
+            gaps compressed).
     """
+    zoom = zoom or Zoom()
     live = run.status not in TERMINAL_STATUSES
     run_row = Row(kind="run", name=run.workflow_name, status=run.status, start=run.created_at)
     rows: dict[int, Row] = {}
@@ -129,7 +126,7 @@ def build_timeline(
     # is about to end, so its remainder shows). Audit records of reading the run's
     # payloads (data_decrypted, often long after its end) are not part of it.
     end = run_end if run_end is not None else now
-    ran = (e.created_at for e in events if e.type is not EventType.DATA_DECRYPTED)
+    ran = [e.created_at for e in events if e.type is not EventType.DATA_DECRYPTED]
     end = max(end, max(ran, default=end))
     if live:
         span = max(end - run.created_at, 1.0)
@@ -138,7 +135,6 @@ def build_timeline(
         if soon:
             end = max(soon)
     start = run.created_at
-    total = max(end - start, 1e-3)
 
     status_of = {s.call: s.status for s in steps}
     clock = now if live else end
@@ -148,20 +144,43 @@ def build_timeline(
         _finish(row, run_end, clock, status_of.get(row.call or 0))
     hidden = max(len(ordered) - max_rows, 0)
     shown = [run_row, *ordered[:max_rows]]
+    # Busy: step attempts and the instants something was recorded; the rest is idle.
+    busy = [(t, t) for t in ran]
+    busy += [(b.start, b.end) for r in ordered for b in r.bars if b.css.startswith("attempt")]
+    scale = make_scale(start, end, busy, compress=zoom.compress)
+    lo, hi = zoom.lo, zoom.hi
+
+    def at(t: float) -> float:  # a time's place in the window, in percent
+        return (scale.x(t) - lo) / (hi - lo) * 100.0
+
     for row in shown:
+        bars = []
         for bar in row.bars:
-            x0 = _pct(bar.start, start, total)
-            x1 = _pct(bar.end, start, total)
+            x0, x1 = at(bar.start), at(bar.end)
+            if x1 < 0.0 or x0 > 100.0:
+                continue  # outside the window
+            x0, x1 = max(x0, 0.0), min(x1, 100.0)
             bar.x = min(x0, 100.0 - MIN_WIDTH)
             bar.w = max(x1 - x0, MIN_WIDTH)
+            bars.append(bar)
+        row.bars = bars
+        row.marks = [m for m in row.marks if 0.0 <= at(m.at) <= 100.0]
         for mark in row.marks:
-            mark.x = _pct(mark.at, start, total)
-    ticks = [(i * 20.0, "+" + human_duration(total * i / 5)) for i in range(6)]
-    return Timeline(start, end, shown, ticks, live, hidden)
-
-
-def _pct(t: float, start: float, total: float) -> float:
-    return min(max((t - start) / total * 100.0, 0.0), 100.0)
+            mark.x = at(mark.at)
+    gaps = []
+    for gap in scale.gaps:
+        x0, x1 = at(gap.start), at(gap.end)
+        if x1 > 0.0 and x0 < 100.0:
+            gaps.append(replace(gap, x=max(x0, 0.0), w=min(x1, 100.0) - max(x0, 0.0)))
+    ticks = []
+    for i in range(6):
+        pct = i * 20.0
+        x = lo + (hi - lo) * pct / 100.0
+        if any(g.x - 8 < x < g.x + g.w + 8 for g in scale.gaps):
+            continue  # at a compressed gap: its label (how long it is) goes there
+        ticks.append((pct, "+" + human_duration(scale.t(x) - start)))
+    window = (scale.t(lo), scale.t(hi))
+    return Timeline(start, end, shown, ticks, live, hidden, gaps, zoom, window)
 
 
 def _apply(ev: Event, run_row: Row, rows: dict[int, Row]) -> None:

@@ -1,13 +1,14 @@
-"""The dashboard's pages (GET): runs, one run, one durable call, live hooks, and the
-fragments that the pages poll for live updates.
+"""The dashboard's pages (GET) of one run: the run (what it waits for, who holds it, why
+it failed, its timeline, payloads, hooks, streams and log), one durable call, and the
+fragments these pages poll for live updates. The runs list is :mod:`.listing`.
 
-The run and call pages are built by :func:`run_context` and :func:`call_context`, which
-the decrypt action (:mod:`durably.web.actions`) calls with a :class:`Decryption` to build
-the same page with the payloads in plaintext."""
+The run and call pages are built by :func:`run_context` and :func:`call_context` with the
+:class:`Decryption` of the browser's session (:mod:`.sessions`): payloads of a run the
+session was granted by an audited decrypt are shown in plaintext, the rest as stored."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,11 +17,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from ..crypto import is_sealed
+from ..errors import DecryptionError
 from ..events import EVENTS, TERMINAL_RUN_TYPES, Event, EventType
-from ..worlds.base import TERMINAL_STATUSES, RunFilter, RunRecord
+from ..waiting import Waiting, failing_step, waiting_of
+from ..worlds.base import TERMINAL_STATUSES, LeaseRecord, RunRecord, World
+from .listing import child_rows
 from .payloads import Decryption, Opener, PayloadView, render_payload
-from .state import Dashboard, dashboard, now, redirect, root
-from .timeline import build_timeline
+from .state import Dashboard, dashboard, fmt_time, now, root
+from .timeline import Timeline, Zoom, build_timeline
 
 __all__ = [
     "DecryptPanel",
@@ -28,147 +32,19 @@ __all__ = [
     "call_page",
     "decrypt_panel",
     "event_payload",
-    "home",
-    "hooks_page",
+    "holders",
     "not_found",
     "run_context",
     "run_live",
     "run_page",
-    "runs_page",
-    "runs_rows",
     "stream_chunks",
+    "zoom_of",
 ]
 
-PAGE_SIZE = 50
-#: Runs read to apply the filters a world cannot (deployment, part of a run id).
-SCAN_LIMIT = 5000
 #: Events shown in a run's log (the newest are kept when there are more).
 MAX_EVENTS = 2000
 #: Chunks shown when a stream is first displayed (the newest).
 TAIL_CHUNKS = 50
-STATUSES = ("pending", "running", "completed", "failed", "cancelled")
-
-
-# -- runs -------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class RunsQuery:
-    """The runs page's filters, from the query string."""
-
-    status: str = ""
-    workflow: str = ""
-    deployment: str = ""
-    attrs: list[str] = field(default_factory=list)
-    q: str = ""
-    page: int = 0
-
-    @classmethod
-    def parse(cls, request: Request) -> RunsQuery:
-        p = request.query_params
-        status = p.get("status", "")
-        try:
-            page = max(int(p.get("page", "0")), 0)
-        except ValueError:
-            page = 0
-        return cls(
-            status=status if status in STATUSES else "",
-            workflow=p.get("workflow", "").strip(),
-            deployment=p.get("deployment", "").strip(),
-            attrs=[a.strip() for a in p.getlist("attr") if a.strip()],
-            q=p.get("q", "").strip(),
-            page=page,
-        )
-
-    def attributes(self) -> dict[str, str]:
-        out = {}
-        for pair in self.attrs:
-            k, sep, v = pair.partition("=")
-            if sep and k.strip():
-                out[k.strip()] = v.strip()
-        return out
-
-    def qs(self, **change: Any) -> str:
-        """This query as a query string, with ``change`` applied."""
-        items: list[tuple[str, Any]] = []
-        values = {
-            "status": self.status,
-            "workflow": self.workflow,
-            "deployment": self.deployment,
-            "q": self.q,
-            "page": self.page,
-            **change,
-        }
-        for key in ("status", "workflow", "deployment", "q"):
-            if values[key]:
-                items.append((key, values[key]))
-        items += [("attr", a) for a in self.attrs]
-        if values["page"]:
-            items.append(("page", values["page"]))
-        return urlencode(items)
-
-
-async def _list_runs(dash: Dashboard, query: RunsQuery) -> tuple[list[RunRecord], bool]:
-    world = await dash.world()
-    post_filter = bool(query.deployment or query.q)
-    wanted = (query.page + 1) * PAGE_SIZE + 1
-    flt = RunFilter(
-        status=query.status or None,
-        workflow_name=query.workflow or None,
-        attributes=query.attributes(),
-        limit=SCAN_LIMIT if post_filter else wanted,
-    )
-    runs = await world.list_runs(flt)
-    if query.deployment:
-        runs = [r for r in runs if r.deployment == query.deployment]
-    if query.q:
-        needle = query.q.lower()
-        runs = [r for r in runs if needle in r.run_id.lower()]
-    start = query.page * PAGE_SIZE
-    return runs[start : start + PAGE_SIZE], len(runs) > start + PAGE_SIZE
-
-
-async def home(request: Request) -> Response:
-    """``/``: the runs page."""
-    return redirect(root(request) + "/runs")
-
-
-async def runs_page(request: Request) -> Response:
-    """``/runs``: runs, newest first, filtered and paged, refreshed live."""
-    dash = dashboard(request)
-    query = RunsQuery.parse(request)
-    if query.q:
-        world = await dash.world()
-        if await world.get_run(query.q) is not None:
-            return redirect(root(request) + f"/runs/{query.q}")
-    runs, more = await _list_runs(dash, query)
-    seen = await (await dash.world()).list_runs(RunFilter(limit=500))
-    return dash.render(
-        request,
-        "runs.html",
-        runs=runs,
-        more=more,
-        query=query,
-        statuses=STATUSES,
-        workflows=sorted({r.workflow_name for r in seen}),
-        deployments=sorted({r.deployment for r in seen}),
-        now=now(),
-    )
-
-
-async def runs_rows(request: Request) -> Response:
-    """``/runs/_rows``: the rows of the runs table (what the page polls)."""
-    dash = dashboard(request)
-    query = RunsQuery.parse(request)
-    runs, _ = await _list_runs(dash, query)
-    return dash.render(request, "_runs_rows.html", runs=runs, now=now(), flash=None)
-
-
-async def hooks_page(request: Request) -> Response:
-    """``/hooks``: every live hook, newest first."""
-    dash = dashboard(request)
-    hooks = await (await dash.world()).list_hooks(limit=500)
-    return dash.render(request, "hooks.html", hooks=hooks)
 
 
 # -- one run ----------------------------------------------------------------------------
@@ -181,12 +57,70 @@ async def _run(dash: Dashboard, run_id: str) -> RunRecord:
     return rec
 
 
-async def _live_context(dash: Dashboard, rec: RunRecord) -> dict[str, Any]:
+async def holders(world: World, run_id: str, at: float) -> list[LeaseRecord]:
+    """The leases held now on the run's turn and tasks: which worker, until when."""
+    queue = await world.run_queue(run_id)
+    if queue is None:
+        return []
+    out = []
+    if queue.lease_owner and queue.lease_until and queue.lease_until >= at:
+        out.append(LeaseRecord(queue.lease_owner, run_id, "turn", queue.lease_until))
+    for task in queue.tasks:
+        if task.lease_owner and task.lease_until and task.lease_until >= at:
+            out.append(
+                LeaseRecord(task.lease_owner, run_id, task.kind, task.lease_until, call=task.call)
+            )
+    return out
+
+
+def zoom_of(request: Request) -> Zoom:
+    """The timeline's zoom asked for in the query string."""
+    return Zoom.parse(request.query_params.get("zoom"), request.query_params.get("scale"))
+
+
+async def _live_context(dash: Dashboard, rec: RunRecord, zoom: Zoom) -> dict[str, Any]:
+    """What the polled part of the run page shows: the summary (status, what it waits
+    for, who holds it, the failing call) and the timeline."""
     world = await dash.world()
+    at = now()
     events = await world.read_events(rec.run_id)
     steps = await world.list_steps(rec.run_id)
-    timeline = build_timeline(rec, events, now=now(), steps=steps)
-    return {"run": rec, "events": events, "timeline": timeline, "steps": steps}
+    timeline = build_timeline(rec, events, now=at, steps=steps, zoom=zoom)
+    live = rec.status not in TERMINAL_STATUSES
+    waiting: Waiting | None = await waiting_of(world, rec, now=at) if live else None
+    names = {s.call: s.name for s in steps}
+    held = await holders(world, rec.run_id, at) if live else []
+    for lease in held:
+        lease.name = names.get(lease.call) if lease.call is not None else None
+    return {
+        "run": rec,
+        "events": events,
+        "timeline": timeline,
+        "zooms": _zoom_links(timeline),
+        "steps": steps,
+        "wait": waiting if waiting is not None and waiting.kind is not None else None,
+        "held": held,
+        "failing": failing_step(rec, steps),
+        "now": at,
+    }
+
+
+def _zoom_links(timeline: Timeline) -> dict[str, str]:
+    """The query strings of the timeline's zoom controls."""
+    z = timeline.zoom
+
+    def qs(target: Zoom) -> str:
+        return "?" + urlencode(target.params()) + "#timeline"
+
+    return {
+        "in": qs(z.zoomed_in()),
+        "out": qs(z.zoomed_out()),
+        "left": qs(z.panned(-1)),
+        "right": qs(z.panned(1)),
+        "fit": qs(Zoom(compress=z.compress)),
+        "scale": qs(Zoom(z.lo, z.hi, not z.compress)),
+        "live": urlencode(z.params()),
+    }
 
 
 def _end_event(events: list[Event]) -> Event | None:
@@ -199,40 +133,39 @@ def _end_event(events: list[Event]) -> Event | None:
 @dataclass(frozen=True, slots=True)
 class DecryptPanel:
     """What a page says about its encrypted payloads: the Decrypt button (``action``, a
-    POST), why it is not offered (``problem``: no key), or that this response shows them
-    decrypted (``decrypted``, with the page to go back to, ``back``)."""
+    POST), why it is not offered (``problem``: no key), or that the browser's session
+    shows this run's payloads in plaintext (``decrypted``) until ``until``, with the
+    button that ends it (``hide``)."""
 
     sealed: bool
     action: str
-    back: str
+    hide: str
     problem: str | None = None
     owns_key: bool = True
     decrypted: bool = False
-    recorded: str = ""
+    until: str = ""
 
 
-def decrypt_panel(
-    request: Request,
-    sealed: bool,
-    *,
-    decrypted: bool = False,
-    recorded: str = "",
-    call: int | None = None,
-) -> DecryptPanel:
+def decrypt_panel(request: Request, sealed: bool, *, call: int | None = None) -> DecryptPanel:
     """The panel of the run page (or of call ``call``'s page) of this request's run."""
     dash = dashboard(request)
-    back = root(request) + f"/runs/{request.path_params['run_id']}"
-    if call is not None:
-        back += f"/calls/{call}"
+    run_id = request.path_params["run_id"]
+    page = root(request) + f"/runs/{run_id}"
+    until = dash.sessions.granted(request).get(run_id)
+    problem = dash.key_problem() if sealed or until is not None else None
     return DecryptPanel(
         sealed=sealed,
-        action=back + "/decrypt",
-        back=back,
-        problem=dash.key_problem() if sealed and not decrypted else None,
+        action=page + (f"/calls/{call}" if call is not None else "") + "/decrypt",
+        hide=page + "/decrypt/end",
+        problem=problem,
         owns_key=dash.owns_registry,
-        decrypted=decrypted,
-        recorded=recorded,
+        decrypted=until is not None and problem is None,
+        until=fmt_time(until) if until is not None else "",
     )
+
+
+def _opens(decryption: Decryption | None, run_id: str) -> bool:
+    return decryption is not None and decryption.opens(run_id)
 
 
 def _opener(decryption: Decryption | None, ev: Event) -> Opener | None:
@@ -240,10 +173,14 @@ def _opener(decryption: Decryption | None, ev: Event) -> Opener | None:
 
 
 async def run_context(
-    dash: Dashboard, run_id: str, decryption: Decryption | None = None
+    dash: Dashboard,
+    run_id: str,
+    decryption: Decryption | None = None,
+    zoom: Zoom | None = None,
 ) -> dict[str, Any]:
     """What ``run.html`` shows of run ``run_id``; with ``decryption``, its payloads (input,
-    outcome, the event log's payloads, the streams' chunks) are opened.
+    outcome, the event log's payloads, the streams' chunks, its child runs' errors) are
+    opened; ``zoom``: the timeline's.
 
     Raises:
         HTTPException: 404, no such run.
@@ -251,7 +188,7 @@ async def run_context(
     """
     rec = await _run(dash, run_id)
     world = await dash.world()
-    ctx = await _live_context(dash, rec)
+    ctx = await _live_context(dash, rec, zoom or Zoom())
     events: list[Event] = ctx["events"]
     created = events[0] if events and events[0].type is EventType.RUN_CREATED else None
     end = _end_event(events)
@@ -291,6 +228,7 @@ async def run_context(
     shown = events[-MAX_EVENTS:]
     edges = [ev for ev in (created, end) if ev is not None]  # shown even when the log is cut
     sealed = sealed or any(is_sealed(ev.payload) for ev in [*shown, *edges])
+    sealed = sealed and not _opens(decryption, rec.run_id)  # still encrypted as shown
     return {
         **ctx,
         "shown_events": [(ev, event_payload(ev, decryption)) for ev in shown],
@@ -306,17 +244,29 @@ async def run_context(
         "end": end,
         "hooks": await world.list_hooks(run_id=rec.run_id, limit=100),
         "streams": tails,
-        "waiting": [s for s in ctx["steps"] if s.kind == "wait" and s.status == "waiting"],
+        "sleeps": [s for s in ctx["steps"] if s.kind == "wait" and s.status == "waiting"],
+        "children": await child_rows(dash, ctx["steps"], decryption),
         "terminal": rec.status in TERMINAL_STATUSES,
         "sealed": sealed,
     }
 
 
 async def run_page(request: Request) -> Response:
-    """``/runs/{run_id}``: status, timeline, input and outcome, hooks, streams, event log."""
+    """``/runs/{run_id}``: status, what it waits for, who holds it, why it failed, the
+    timeline, input and outcome, hooks, child runs, streams, the event log."""
     dash = dashboard(request)
-    ctx = await run_context(dash, request.path_params["run_id"])
-    return dash.render(request, "run.html", **ctx, decrypt=decrypt_panel(request, ctx["sealed"]))
+    run_id = request.path_params["run_id"]
+    zoom = zoom_of(request)
+    flash = None
+    try:
+        ctx = await run_context(dash, run_id, dash.session_decryption(request), zoom)
+    except DecryptionError as e:  # the key changed since the decrypt: show as stored
+        ctx = await run_context(dash, run_id, None, zoom)
+        flash = ("error", f"Payloads could not be decrypted: {e}")
+    panel = decrypt_panel(request, ctx["sealed"])
+    if flash is not None:
+        return dash.render(request, "run.html", **ctx, decrypt=panel, flash=flash)
+    return dash.render(request, "run.html", **ctx, decrypt=panel)
 
 
 async def run_live(request: Request) -> Response:
@@ -324,7 +274,7 @@ async def run_live(request: Request) -> Response:
     The ``X-Durably-Live: done`` header tells the page the run has ended."""
     dash = dashboard(request)
     rec = await _run(dash, request.path_params["run_id"])
-    ctx = await _live_context(dash, rec)
+    ctx = await _live_context(dash, rec, zoom_of(request))
     response = dash.render(request, "_run_live.html", **ctx, flash=None)
     if rec.status in TERMINAL_STATUSES:
         response.headers["x-durably-live"] = "done"
@@ -403,7 +353,7 @@ async def call_context(
             view = render_payload(ev.payload, kind="value", where="a hook's payload", opener=opener)
             received.append((ev, view))
     args = None
-    sealed = any(is_sealed(ev.payload) for ev in events)
+    sealed = any(is_sealed(ev.payload) for ev in events) and not _opens(decryption, rec.run_id)
     if command is not None and command.type is EventType.STEP_CREATED:
         args = render_payload(
             command.payload,
@@ -416,7 +366,8 @@ async def call_context(
         child_events = await world.read_events(str(child_id), limit=1) if child_id else []
         if child_events:
             child_input = child_events[0]
-            sealed = sealed or is_sealed(child_input.payload)
+            opened = _opens(decryption, child_input.run_id)
+            sealed = sealed or (is_sealed(child_input.payload) and not opened)
             args = render_payload(
                 child_input.payload,
                 kind="args",
@@ -442,8 +393,16 @@ async def call_page(request: Request) -> Response:
     (with errors and tracebacks), its result or final error, its events."""
     dash = dashboard(request)
     call: int = request.path_params["call"]
-    ctx = await call_context(dash, request.path_params["run_id"], call)
+    run_id = request.path_params["run_id"]
+    flash = None
+    try:
+        ctx = await call_context(dash, run_id, call, dash.session_decryption(request))
+    except DecryptionError as e:
+        ctx = await call_context(dash, run_id, call)
+        flash = ("error", f"Payloads could not be decrypted: {e}")
     panel = decrypt_panel(request, ctx["sealed"], call=call)
+    if flash is not None:
+        return dash.render(request, "call.html", **ctx, decrypt=panel, flash=flash)
     return dash.render(request, "call.html", **ctx, decrypt=panel)
 
 
@@ -475,12 +434,12 @@ async def stream_chunks(request: Request) -> Response:
         start = 0
     world = await dash.world()
     chunks, done = await world.read_chunks(run_id, namespace, start_index=start, limit=200)
-    response = dash.render(
-        request,
-        "_chunks.html",
-        chunks=[_chunk_view(run_id, namespace, c) for c in chunks],
-        flash=None,
-    )
+    decryption = dash.session_decryption(request)
+    try:
+        views = [_chunk_view(run_id, namespace, c, decryption) for c in chunks]
+    except DecryptionError:
+        views = [_chunk_view(run_id, namespace, c) for c in chunks]
+    response = dash.render(request, "_chunks.html", chunks=views, flash=None)
     response.headers["x-durably-next"] = str(chunks[-1].index + 1 if chunks else start)
     if done:
         response.headers["x-durably-live"] = "done"

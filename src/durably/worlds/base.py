@@ -27,6 +27,7 @@ __all__ = [
     "CommitResult",
     "DeploymentRecord",
     "HookRecord",
+    "LeaseRecord",
     "PayloadSealer",
     "QueuedTask",
     "RunFilter",
@@ -307,6 +308,40 @@ class QueuedTask:
 
 
 @dataclass(slots=True)
+class LeaseRecord:
+    """A lease a worker holds on a run's turn or on one of its tasks (see
+    :meth:`World.list_leases`); ``owner`` is the worker's id (``host:pid:suffix``).
+
+    A lease that expired stays recorded until the work is claimed again or ends, so
+    ``lease_until`` in the past says its worker stopped beating (or is stuck).
+    """
+
+    owner: str
+    run_id: str
+    kind: Literal["turn", "step", "timer"]
+    lease_until: float
+    call: int | None = None
+    name: str | None = None
+    workflow_name: str = ""
+    namespace: str = ""
+    deployment: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-ready data."""
+        return {
+            "owner": self.owner,
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "lease_until": self.lease_until,
+            "call": self.call,
+            "name": self.name,
+            "workflow": self.workflow_name,
+            "namespace": self.namespace,
+            "deployment": self.deployment,
+        }
+
+
+@dataclass(slots=True)
 class RunQueue:
     """What a run has in the queue: whether it needs a turn (``turn_due_at``, when it
     became due), the lease on its turn, and its tasks by call."""
@@ -527,6 +562,16 @@ class World(Protocol):
         """What the run has in the queue (its turn, its tasks, who holds their leases),
         for readers that show what a run waits for; ``None`` when there is no such run.
         Not a claim: it changes nothing."""
+
+    async def count_runs(self, flt: RunFilter) -> dict[str, int]:
+        """How many runs match ``flt``, by status (statuses with none are left out).
+        ``flt.status``, ``limit`` and ``offset`` are ignored: the counts are what a
+        status filter would choose among."""
+
+    async def list_leases(self, namespace: str | None = None) -> list[LeaseRecord]:
+        """Every lease on a run's turn or a task, by owner, run and call: who holds
+        what, and until when (expired leases included, until their work is claimed
+        again). For readers (the dashboard's workers page); changes nothing."""
 
     async def get_hook(self, token: str) -> HookRecord | None:
         """The live hook holding ``token``, if any."""

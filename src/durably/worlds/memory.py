@@ -21,6 +21,7 @@ from .base import (
     CommitResult,
     DeploymentRecord,
     HookRecord,
+    LeaseRecord,
     PayloadSealer,
     QueuedTask,
     RunFilter,
@@ -286,6 +287,55 @@ class MemoryWorld:
                     for t in tasks
                 ],
             )
+
+    async def count_runs(self, flt: RunFilter) -> dict[str, int]:
+        every = replace(flt, status=None, limit=len(self._d.runs) + 1, offset=0)
+        counts: dict[str, int] = {}
+        for r in await self.list_runs(every):
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return counts
+
+    async def list_leases(self, namespace: str | None = None) -> list[LeaseRecord]:
+        d = self._d
+        out: list[LeaseRecord] = []
+        with d.lock:
+            for row in d.runs.values():
+                r = row.record
+                if row.lease_owner is None or row.lease_until is None:
+                    continue
+                if namespace is None or r.namespace == namespace:
+                    out.append(
+                        LeaseRecord(
+                            row.lease_owner,
+                            r.run_id,
+                            "turn",
+                            row.lease_until,
+                            workflow_name=r.workflow_name,
+                            namespace=r.namespace,
+                            deployment=r.deployment,
+                        )
+                    )
+            for (run_id, call), t in d.tasks.items():
+                run = d.runs.get(run_id)
+                if t.lease_owner is None or t.lease_until is None or run is None:
+                    continue
+                if namespace is None or t.namespace == namespace:
+                    step = d.steps.get(run_id, {}).get(call)
+                    out.append(
+                        LeaseRecord(
+                            t.lease_owner,
+                            run_id,
+                            t.kind,  # type: ignore[arg-type]
+                            t.lease_until,
+                            call=call,
+                            name=step.name if step is not None else None,
+                            workflow_name=run.record.workflow_name,
+                            namespace=t.namespace,
+                            deployment=t.deployment,
+                        )
+                    )
+        out.sort(key=lambda x: (x.owner, x.run_id, -1 if x.call is None else x.call))
+        return out
 
     async def get_hook(self, token: str) -> HookRecord | None:
         with self._d.lock:

@@ -559,6 +559,33 @@ STREAM_INFO = (
     " FROM {schema}.streams WHERE run_id = $1 ORDER BY namespace"
 )
 
+# Counts by status under the runs page's other filters.
+COUNT_RUNS = """
+SELECT status, count(*) FROM {schema}.runs
+WHERE ($1::text IS NULL OR workflow_name = $1)
+  AND ($2::text IS NULL OR namespace = $2)
+  AND ($3::text IS NULL OR deployment = $3)
+  AND ($4::text IS NULL OR left(run_id, length($4)) = $4)
+  AND ($5::jsonb IS NULL OR attributes @> $5::jsonb)
+GROUP BY status
+"""
+
+# Who holds what: the leases on run turns and on tasks (expired ones too).
+LIST_LEASES = """
+SELECT lease_owner, run_id, 'turn', lease_until, NULL::int, NULL::text, workflow_name,
+       namespace, deployment
+FROM {schema}.runs WHERE lease_owner IS NOT NULL AND lease_until IS NOT NULL
+  AND ($1::text IS NULL OR namespace = $1)
+UNION ALL
+SELECT t.lease_owner, t.run_id, t.kind, t.lease_until, t.call, s.name, r.workflow_name,
+       t.namespace, t.deployment
+FROM {schema}.tasks AS t JOIN {schema}.runs AS r ON r.run_id = t.run_id
+LEFT JOIN {schema}.steps AS s ON s.run_id = t.run_id AND s.call = t.call
+WHERE t.lease_owner IS NOT NULL AND t.lease_until IS NOT NULL
+  AND ($1::text IS NULL OR t.namespace = $1)
+ORDER BY 1, 2, 5
+"""
+
 # -- deployments -----------------------------------------------------------------------
 
 TOUCH_DEPLOYMENT = """
@@ -675,6 +702,8 @@ class Statements:
     READ_COMMAND: str
     LIST_STEPS: str
     RUN_TASKS: str
+    COUNT_RUNS: str
+    LIST_LEASES: str
     PRELOAD: str
     PRELOAD_LOCKED: str
     WRITE: str

@@ -9,6 +9,7 @@ it keeps to itself what truly differs: connections, commits, claims, wake-ups, s
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -18,7 +19,9 @@ from ..base import (
     ChunkBatch,
     DeploymentRecord,
     HookRecord,
+    LeaseRecord,
     QueuedTask,
+    RunFilter,
     RunQueue,
     RunRecord,
     RunWrite,
@@ -53,6 +56,10 @@ class ReadStatements(Protocol):
     def LIST_STEPS(self) -> str: ...  # (run_id)
     @property
     def RUN_TASKS(self) -> str: ...  # (run_id)
+    @property
+    def COUNT_RUNS(self) -> str: ...  # (workflow, namespace, deployment, prefix, attrs)
+    @property
+    def LIST_LEASES(self) -> str: ...  # (namespace)
     @property
     def GET_HOOK(self) -> str: ...  # (token)
     @property
@@ -114,6 +121,37 @@ class SqlWorld(ABC):
         rows = await self._fetch("read a run's tasks", self.sql.RUN_TASKS, run_id)
         tasks = [QueuedTask(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
         return RunQueue(run.turn_due_at, run.lease_owner, run.lease_until, tasks)
+
+    async def count_runs(self, flt: RunFilter) -> dict[str, int]:
+        """How many runs match ``flt`` (its status, limit and offset aside), by status."""
+        rows = await self._fetch(
+            "count runs",
+            self.sql.COUNT_RUNS,
+            flt.workflow_name,
+            flt.namespace,
+            flt.deployment,
+            flt.run_id_prefix,
+            json.dumps(flt.attributes) if flt.attributes else None,
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def list_leases(self, namespace: str | None = None) -> list[LeaseRecord]:
+        """Every lease on a run's turn or a task, by owner, run and call."""
+        rows = await self._fetch("list leases", self.sql.LIST_LEASES, namespace)
+        return [
+            LeaseRecord(
+                owner=r[0],
+                run_id=r[1],
+                kind=r[2],
+                lease_until=float(r[3]),
+                call=r[4],
+                name=r[5],
+                workflow_name=r[6],
+                namespace=r[7],
+                deployment=r[8],
+            )
+            for r in rows
+        ]
 
     # -- hooks ----------------------------------------------------------------------------
 

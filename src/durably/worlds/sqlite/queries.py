@@ -129,6 +129,39 @@ RUN_TASKS = (
     " WHERE run_id = ? ORDER BY call"
 )
 
+# Counts by status under the runs page's other filters (?1..?5 as LIST_RUNS's).
+COUNT_RUNS = """
+SELECT status, count(*) FROM runs
+WHERE (?1 IS NULL OR workflow_name = ?1)
+  AND (?2 IS NULL OR namespace = ?2)
+  AND (?3 IS NULL OR deployment = ?3)
+  AND (?4 IS NULL OR substr(run_id, 1, length(?4)) = ?4)
+  AND (?5 IS NULL OR NOT EXISTS (
+        SELECT 1 FROM json_each(?5) AS f
+        WHERE NOT EXISTS (
+            SELECT 1 FROM json_each(runs.attributes) AS a
+            WHERE a.key = f.key AND a.value = f.value
+        )
+  ))
+GROUP BY status
+"""
+
+# Who holds what: the leases on run turns and on tasks (expired ones too).
+LIST_LEASES = """
+SELECT lease_owner, run_id, 'turn', lease_until, NULL, NULL, workflow_name, namespace,
+       deployment
+FROM runs WHERE lease_owner IS NOT NULL AND lease_until IS NOT NULL
+  AND (?1 IS NULL OR namespace = ?1)
+UNION ALL
+SELECT t.lease_owner, t.run_id, t.kind, t.lease_until, t.call, s.name, r.workflow_name,
+       t.namespace, t.deployment
+FROM tasks AS t JOIN runs AS r ON r.run_id = t.run_id
+LEFT JOIN steps AS s ON s.run_id = t.run_id AND s.call = t.call
+WHERE t.lease_owner IS NOT NULL AND t.lease_until IS NOT NULL
+  AND (?1 IS NULL OR t.namespace = ?1)
+ORDER BY 1, 2, 5
+"""
+
 # -- the queue: claims and leases ------------------------------------------------------
 
 # A worker is handed only work it can do (see World.claim): run turns and timers of its
