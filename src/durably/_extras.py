@@ -19,6 +19,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "postgres": ("asyncpg",),
     "web": ("starlette", "uvicorn", "jinja2"),
     "otel": ("opentelemetry",),
+    "ai": ("pydantic_ai",),
 }
 
 
