@@ -37,6 +37,12 @@ HERE = Path(__file__).parent
 #: Seconds between two tokens of the scripted model.
 DELAY = float(os.environ.get("CHAT_TOKEN_DELAY", "0.08"))
 
+GREETING = (
+    "Hello! I am the support agent of this shop, running as a durable workflow. "
+    "Every word you read is written to the run's stream as it is produced, so you "
+    "can reload this page in the middle of an answer and it picks up where it was. "
+    "Ask me about order A123, or ask me to refund it."
+)
 ORDERS = {"A123": "shipped on Monday, arriving Thursday", "B456": "delivered yesterday"}
 
 
@@ -73,12 +79,7 @@ async def scripted(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterat
         yield {1: DeltaToolCall(name="lookup_order", json_args=f'{{"order_id": "{order}"}}')}
         return
     else:
-        text = (
-            "Hello! I am the support agent of this shop, running as a durable workflow. "
-            "Every word you read is written to the run's stream as it is produced, so you "
-            "can reload this page in the middle of an answer and it picks up where it was. "
-            "Ask me about order A123, or ask me to refund it."
-        )
+        text = GREETING
     for word in re.findall(r"\S+\s*", text):
         yield word
         await asyncio.sleep(DELAY)

@@ -141,3 +141,18 @@ async def test_transport_answers_an_approval_through_the_chat_post(
     runs = await (await wf.open()).list_runs(RunFilter())
     assert len(runs) == 1
     assert await (await wf.get_run(runs[0].run_id)).return_value() == "Done: A1 refunded."
+
+
+def test_the_committed_page_bundle_is_built_from_its_source(node_modules: Path) -> None:
+    """examples/chat/static/chat.js is what `npm run build` makes of web/main.jsx with the
+    pinned packages (so the page the example serves is the page in the source)."""
+    shutil.copytree(EXAMPLE / "web", node_modules / "web", dirs_exist_ok=True)
+    (node_modules / "static").mkdir(exist_ok=True)
+    out = subprocess.run(
+        ["npm", "run", "build"], cwd=node_modules, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    built = (node_modules / "static" / "chat.js").read_bytes()
+    assert built == (EXAMPLE / "static" / "chat.js").read_bytes(), (
+        "examples/chat/static/chat.js is stale: run `npm install && npm run build` there"
+    )
