@@ -138,3 +138,43 @@ def test_dashboard_modules_import_in_one_direction() -> None:
     assert "durably.web.app" not in graph["durably.web.views"]
     assert "durably.web.app" not in graph["durably.web.actions"]
     assert "durably.web.actions" not in graph["durably.web.views"]
+
+
+def _all_imports(path: Path, module: str, is_package: bool, known: set[str]) -> set[str]:
+    """Every durably module ``path`` imports, at any depth (in functions too)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    deps: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            deps |= _imported(module, is_package, node, known)
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                deps.add(node.module)
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+    return deps
+
+
+def test_the_core_never_imports_the_ai_layer() -> None:
+    """``durably.ai`` (the extra ``durably[ai]``) sits on the public API; nothing else in
+    the package imports it, not even on use."""
+    modules = _modules()
+    known = set(modules)
+    assert "durably.ai" in known
+    for module, (path, is_package) in modules.items():
+        if module == "durably.ai" or module.startswith("durably.ai."):
+            continue
+        deps = _all_imports(path, module, is_package, known)
+        bad = {d for d in deps if d == "durably.ai" or d.startswith(("durably.ai.", "pydantic_ai"))}
+        assert not bad, f"{module} imports {sorted(bad)}"
+
+
+def test_import_durably_loads_no_ai_module() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, durably, durably.cli\n"
+        "bad = [m for m in sys.modules if m.startswith(('durably.ai', 'pydantic_ai'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -25,7 +25,7 @@ from durably.errors import MissingExtraError
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-OPTIONAL = ("asyncpg", "starlette", "uvicorn", "jinja2", "opentelemetry")
+OPTIONAL = ("asyncpg", "starlette", "uvicorn", "jinja2", "opentelemetry", "pydantic_ai")
 
 
 def _names(requirements: Sequence[str]) -> set[str]:
@@ -35,13 +35,15 @@ def _names(requirements: Sequence[str]) -> set[str]:
 def test_extras_add_up() -> None:
     extras = PYPROJECT["project"]["optional-dependencies"]
     core = _names(PYPROJECT["project"]["dependencies"])
-    features = ("postgres", "web", "otel")
-    assert not core & {"asyncpg", "starlette", "uvicorn", "jinja2", "opentelemetry-api"}
+    features = ("postgres", "web", "otel", "ai")
+    assert not core & {
+        "asyncpg", "starlette", "uvicorn", "jinja2", "opentelemetry-api", "pydantic-ai-slim"
+    }  # fmt: skip
     union = set().union(*(set(extras[f]) for f in features))
     assert set(extras["all"]) == union, "`all` is every feature extra, nothing else"
     assert set(extras["dev"]) >= union, "`dev` includes every extra"
     # The import names the guards check are the packages the extras install.
-    import_names = {"opentelemetry-api": "opentelemetry"}
+    import_names = {"opentelemetry-api": "opentelemetry", "pydantic-ai-slim": "pydantic_ai"}
     for f in features:
         assert {import_names.get(n, n) for n in _names(extras[f])} == set(_extras.EXTRAS[f])
 
@@ -125,8 +127,10 @@ def test_plain_install_is_the_core_and_runs_the_demo(plain: Path, tmp_path: Path
         (["python", "-c", "import durably.http; durably.http.app"], "web"),
         (["python", "-c", "from durably.web import create_app"], "web"),
         (["durably", "web"], "web"),
+        (["python", "-c", "import durably.ai"], "ai"),
     ],
-    ids=["Workflows-postgres", "cli-postgres", "http-app", "dashboard-module", "durably-web"],
+    ids=["Workflows-postgres", "cli-postgres", "http-app", "dashboard-module", "durably-web",
+         "ai"],
 )  # fmt: skip
 def test_a_feature_without_its_extra_names_the_extra(
     plain: Path, tmp_path: Path, argv: list[str], extra: str

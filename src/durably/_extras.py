@@ -3,7 +3,8 @@
 The core (``import durably``, the SQLite and memory worlds, the CLI's demo, worker and
 inspect) needs only the packages in ``[project.dependencies]``. The rest come with
 extras: ``durably[postgres]`` (asyncpg), ``durably[web]`` (starlette, uvicorn, jinja2:
-``durably.http`` and the dashboard), ``durably[otel]`` (opentelemetry-api).
+``durably.http`` and the dashboard), ``durably[otel]`` (opentelemetry-api),
+``durably[ai]`` (pydantic-ai-slim: ``durably.ai``).
 """
 
 from __future__ import annotations

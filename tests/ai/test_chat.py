@@ -8,30 +8,42 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 import durably
 from durably import RetryableError, Workflows
-from durably.ai import chat_app, stream_chat
+from durably.ai import DurablyDurability, chat_app, stream_chat
 from durably.http import app as http_app
 from durably.worlds.base import RunFilter
 from tests.support import serve
 
-from .conftest import sse, texts, user
+from .chat_support import sse, texts, user
 
 WORDS = [f"word{i} " for i in range(30)]
 ANSWER = "".join(WORDS)
 
 
-def slow_agent(delay: float = 0.01) -> Agent[None, str]:
+@pytest.fixture(params=[True, False], ids=["capability", "plain-agent"])
+def durable(request: pytest.FixtureRequest) -> bool:
+    """Agents with DurablyDurability (its steps) and without (stream_chat's own)."""
+    return bool(request.param)
+
+
+def make_agent(stream: Any, durable: bool, *, webhooks: bool = False) -> Agent[None, str]:
+    caps = [DurablyDurability(webhooks=webhooks)] if durable else []
+    return Agent(FunctionModel(stream_function=stream), name="support", capabilities=caps)
+
+
+def slow_agent(durable: bool, delay: float = 0.01) -> Agent[None, str]:
     async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
         for w in WORDS:
             await asyncio.sleep(delay)
             yield w
 
-    return Agent(FunctionModel(stream_function=stream), name="support")
+    return make_agent(stream, durable)
 
 
 def chat_workflow(wf: Workflows, agent: Agent[Any, Any]) -> Any:
@@ -42,8 +54,8 @@ def chat_workflow(wf: Workflows, agent: Agent[Any, Any]) -> Any:
     return support_chat
 
 
-async def test_post_streams_the_answer_token_by_token(wf: Workflows) -> None:
-    chat = chat_workflow(wf, slow_agent())
+async def test_post_streams_the_answer_token_by_token(wf: Workflows, durable: bool) -> None:
+    chat = chat_workflow(wf, slow_agent(durable))
     async with serve(chat_app(wf, chat)) as base, httpx.AsyncClient(timeout=30) as client:
         headers, events = await sse(
             client, "POST", f"{base}/api/chat", json_body={"messages": [user("hi")]}
@@ -61,8 +73,10 @@ async def test_post_streams_the_answer_token_by_token(wf: Workflows) -> None:
     assert deltas[0]["id"] == f"{run_id}.{step.call}:0"
 
 
-async def test_dropped_client_resumes_by_index_nothing_lost_or_repeated(wf: Workflows) -> None:
-    chat = chat_workflow(wf, slow_agent(delay=0.03))
+async def test_dropped_client_resumes_by_index_nothing_lost_or_repeated(
+    wf: Workflows, durable: bool
+) -> None:
+    chat = chat_workflow(wf, slow_agent(durable, delay=0.03))
     async with serve(chat_app(wf, chat)) as base, httpx.AsyncClient(timeout=30) as client:
         headers, first = await sse(
             client, "POST", f"{base}/api/chat", json_body={"messages": [user("hi")]}, stop_after=8
@@ -78,8 +92,10 @@ async def test_dropped_client_resumes_by_index_nothing_lost_or_repeated(wf: Work
     assert rest[-1]["type"] == "finish"
 
 
-async def test_negative_start_index_reads_the_tail_and_says_where_it_was(wf: Workflows) -> None:
-    chat = chat_workflow(wf, slow_agent(delay=0))
+async def test_negative_start_index_reads_the_tail_and_says_where_it_was(
+    wf: Workflows, durable: bool
+) -> None:
+    chat = chat_workflow(wf, slow_agent(durable, delay=0))
     async with serve(chat_app(wf, chat)) as base, httpx.AsyncClient(timeout=30) as client:
         headers, whole = await sse(
             client, "POST", f"{base}/api/chat", json_body={"messages": [user("hi")]}
@@ -95,15 +111,15 @@ async def test_negative_start_index_reads_the_tail_and_says_where_it_was(wf: Wor
     assert missing.json()["error"] == "run_not_found"
 
 
-async def test_core_streams_read_negative_start_indexes(wf: Workflows) -> None:
-    chat = chat_workflow(wf, slow_agent(delay=0))
+async def test_core_streams_read_negative_start_indexes(wf: Workflows, durable: bool) -> None:
+    chat = chat_workflow(wf, slow_agent(durable, delay=0))
     run = await durably.start(chat, [user("hi")])
     await run.return_value()
     everything = [c async for c in run.readable(namespace="ui")]
     assert [c async for c in run.readable(start_index=-3, namespace="ui")] == everything[-3:]
 
 
-def flaky_agent(retry_words: list[str]) -> tuple[Agent[None, str], list[int]]:
+def flaky_agent(durable: bool, retry_words: list[str]) -> tuple[Agent[None, str], list[int]]:
     """The model streams 5 words of its answer, then fails (attempt 1); its retry
     streams ``retry_words``."""
     attempts: list[int] = []
@@ -118,11 +134,13 @@ def flaky_agent(retry_words: list[str]) -> tuple[Agent[None, str], list[int]]:
         for w in retry_words:
             yield w
 
-    return Agent(FunctionModel(stream_function=stream), name="support"), attempts
+    return make_agent(stream, durable), attempts
 
 
-async def test_retried_model_step_repeating_its_text_leaves_exact_text(wf: Workflows) -> None:
-    agent, attempts = flaky_agent(WORDS)
+async def test_retried_model_step_repeating_its_text_leaves_exact_text(
+    wf: Workflows, durable: bool
+) -> None:
+    agent, attempts = flaky_agent(durable, WORDS)
     chat = chat_workflow(wf, agent)
     async with serve(chat_app(wf, chat)) as base, httpx.AsyncClient(timeout=30) as client:
         headers, events = await sse(
@@ -140,9 +158,11 @@ async def test_retried_model_step_repeating_its_text_leaves_exact_text(wf: Workf
     assert texts(committed) == [ANSWER]
 
 
-async def test_retried_model_step_with_other_text_discards_the_torn_part(wf: Workflows) -> None:
+async def test_retried_model_step_with_other_text_discards_the_torn_part(
+    wf: Workflows, durable: bool
+) -> None:
     other = ["Something ", "else ", "entirely."]
-    agent, attempts = flaky_agent(other)
+    agent, attempts = flaky_agent(durable, other)
     chat = chat_workflow(wf, agent)
     async with serve(chat_app(wf, chat)) as base, httpx.AsyncClient(timeout=30) as client:
         headers, events = await sse(
@@ -159,7 +179,7 @@ async def test_retried_model_step_with_other_text_discards_the_torn_part(wf: Wor
     assert await (await wf.get_run(run_id)).return_value() == "".join(other)
 
 
-def approval_agent() -> Agent[None, str]:
+def approval_agent(durable: bool, *, webhooks: bool = False) -> Agent[None, str]:
     async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
         returns = [p for p in messages[-1].parts if isinstance(p, ToolReturnPart)]
         if returns:
@@ -168,7 +188,7 @@ def approval_agent() -> Agent[None, str]:
         yield "I will refund it."
         yield {1: DeltaToolCall(name="refund", json_args='{"order": "A1"}', tool_call_id="t1")}
 
-    agent = Agent(FunctionModel(stream_function=stream), name="support")
+    agent = make_agent(stream, durable, webhooks=webhooks)
 
     @agent.tool_plain(requires_approval=True)
     async def refund(order: str) -> str:
@@ -196,8 +216,10 @@ def answered(events: list[dict[str, Any]], approved: bool) -> dict[str, Any]:
     }
 
 
-async def test_approval_through_the_chat_post_resumes_the_waiting_run(wf: Workflows) -> None:
-    chat = chat_workflow(wf, approval_agent())
+async def test_approval_through_the_chat_post_resumes_the_waiting_run(
+    wf: Workflows, durable: bool
+) -> None:
+    chat = chat_workflow(wf, approval_agent(durable))
     async with serve(chat_app(wf, chat)) as base, httpx.AsyncClient(timeout=30) as client:
         headers, first = await sse(
             client, "POST", f"{base}/api/chat", json_body={"messages": [user("refund A1")]}
@@ -223,8 +245,10 @@ async def test_approval_through_the_chat_post_resumes_the_waiting_run(wf: Workfl
     assert len(await (await wf.open()).list_runs(RunFilter())) == 1  # no second run
 
 
-async def test_approval_through_the_webhook_continues_the_stream(wf: Workflows) -> None:
-    chat = chat_workflow(wf, approval_agent())
+async def test_approval_through_the_webhook_continues_the_stream(
+    wf: Workflows, durable: bool
+) -> None:
+    chat = chat_workflow(wf, approval_agent(durable, webhooks=True))
     async with (
         serve(chat_app(wf, chat)) as base,
         serve(http_app(wf)) as hooks,

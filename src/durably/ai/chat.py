@@ -60,8 +60,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse  # noq
 from starlette.routing import Route  # noqa: E402
 
 from .. import serde  # noqa: E402
-from ..errors import HookNotFoundError, RunNotFoundError  # noqa: E402
-from ..hooks import resume_webhook  # noqa: E402
+from ..errors import HookNotFoundError, RunNotFoundError, SerializationError  # noqa: E402
+from ..hooks import get_hook_by_token, resume_hook  # noqa: E402
 from ..registry import Workflow, Workflows  # noqa: E402
 from ..run import Run  # noqa: E402
 from ..streams import read_stream  # noqa: E402
@@ -84,7 +84,8 @@ class _Reconcile:
         self.sent: dict[str, str] = {}  # client text id -> the text the client has
         self.retry: dict[str, str] = {}  # text id -> what the current retry wrote
         self.direct: set[str] = set()  # text ids the current retry streams straight through
-        self.stepped: set[int] = set()  # calls whose start-step was sent
+        self.others: dict[int, list[dict[str, Any]]] = {}  # call -> its other chunks sent
+        self.position: dict[int, int] = {}  # call -> how many of those its retry matched
 
     def feed(self, call: int | None, attempt: int, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         if call is None or attempt <= 0:
@@ -97,16 +98,12 @@ class _Reconcile:
                 if c == call:
                     self.retry[part] = ""
                     self.direct.discard(part)
+            self.position[call] = 0
         self.latest[call] = attempt
         kind = str(chunk.get("type"))
-        if kind == "start-step":
-            if call in self.stepped:
-                return []
-            self.stepped.add(call)
-            return [chunk]
         tid = chunk.get("id")
         if not isinstance(tid, str) or kind not in ("text-start", "text-delta", "text-end"):
-            return [chunk]
+            return self._other(call, chunk)
         if tid not in self.retry:  # written by the first attempt that wrote this part
             self.call_of[tid] = call
             self.client[tid] = tid
@@ -114,6 +111,20 @@ class _Reconcile:
                 self.sent[tid] = self.sent.get(tid, "") + str(chunk.get("delta", ""))
             return [chunk]
         return self._retried(tid, attempt, kind, chunk)
+
+    def _other(self, call: int, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """A chunk other than text: a retry's chunk equal to the one its failed attempt
+        sent at the same place (``start-step``, a tool call, ``finish``) is not sent
+        again."""
+        sent = self.others.setdefault(call, [])
+        at = self.position.get(call)
+        if at is not None:
+            self.position[call] = at + 1
+            if at < len(sent) and sent[at] == chunk:
+                return []
+            self.position.pop(call)  # the retry has gone its own way
+        sent.append(chunk)
+        return [chunk]
 
     def _retried(
         self, tid: str, attempt: int, kind: str, chunk: dict[str, Any]
@@ -328,10 +339,16 @@ class _ChatAPI:
                 continue
             answer = {"approved": bool(approval.get("approved")), "reason": approval.get("reason")}
             try:
-                run_id = await resume_webhook(token, answer, registry=self.wf)
-            except HookNotFoundError:
-                continue
-            run = await self.wf.get_run(run_id)
+                # Only a run of this chat's workflow, waiting on this approval's token.
+                hook = await get_hook_by_token(token, registry=self.wf)
+                if hook.namespace != self.wf.namespace:
+                    continue
+                run = await self.wf.get_run(hook.run_id)
+                if run.workflow_name != self.workflow.name:
+                    continue
+                await resume_hook(token, answer, registry=self.wf)
+            except (HookNotFoundError, SerializationError):
+                continue  # answered already, or not an approval: a new run answers it
             asked = await UIStreamReader(run, self.namespace).message_of_approval(token)
             found = (run, asked + 1)
         return found

@@ -76,31 +76,19 @@ from pydantic_ai.ui.vercel_ai import VercelAIAdapter, VercelAIEventStream
 from pydantic_ai.ui.vercel_ai.request_types import UIMessage
 
 from ..api import run_step
-from ..hooks import BaseHook
 from ..runtime.context import current_instance, get_step_metadata
 from ..streams import get_writable
+from ._callbacks import step_callbacks
+from .approvals import ApprovalRequest, ToolApproval
+from .durability import DurablyDurability
 
-__all__ = ["ToolApproval", "stream_chat", "ui_messages_to_history"]
+__all__ = ["stream_chat", "ui_messages_to_history"]
 
 #: The AI SDK major whose chunks are written (6: tool approvals exist; 7 is the same wire).
 SDK_VERSION: Literal[6] = 6
 
 _ui_messages: TypeAdapter[list[UIMessage]] = TypeAdapter(list[UIMessage])
 _MODEL_STREAM_EVENTS = (PartStartEvent, PartDeltaEvent, PartEndEvent, FinalResultEvent)
-
-
-@dataclass
-class ToolApproval(BaseHook):
-    """The answer to a tool call that needs approval: the payload of the webhook whose
-    token is the ``approvalId`` of the ``tool-approval-request`` chunk.
-
-    Attributes:
-        approved: run the tool (``True``) or not.
-        reason: why not, told to the model when denied.
-    """
-
-    approved: bool
-    reason: str | None = None
 
 
 def ui_messages_to_history(messages: Sequence[dict[str, Any]]) -> list[ModelMessage]:
@@ -152,6 +140,39 @@ async def _write(namespace: str, chunks: list[dict[str, Any]], close: bool = Fal
         await out.close()
 
 
+async def _write_model_events(namespace: str, events: AsyncIterable[Any]) -> None:
+    """Inside a model step: the live events of the model's response as UI chunks, each
+    written as it comes; text ids from the step's id (stable across its attempts)."""
+    conv = _Chunks(get_step_metadata().step_id)
+    out = get_writable(namespace)
+    await out.write({"type": "start-step"})
+    async for event in events:
+        for chunk in await conv.chunks(event):
+            await out.write(chunk)
+    await out.write({"type": "finish-step"})
+
+
+def _approval_chunks(requests: list[ApprovalRequest], message_id: str) -> list[dict[str, Any]]:
+    """A message's end while its run waits for approvals: each call and its request (the
+    ``approvalId`` is the hook token), ``finish``, and the next message's ``start``."""
+    chunks: list[dict[str, Any]] = []
+    for r in requests:
+        chunks.append(
+            {
+                "type": "tool-input-available",
+                "toolCallId": r.tool_call_id,
+                "toolName": r.tool_name,
+                "input": r.args,
+            }
+        )
+        chunks.append(
+            {"type": "tool-approval-request", "approvalId": r.token, "toolCallId": r.tool_call_id}
+        )
+    chunks.append({"type": "finish", "finishReason": "tool-calls"})
+    chunks.append({"type": "start", "messageId": message_id})
+    return chunks
+
+
 class _StepModel(WrapperModel):
     """A model whose every request is a durable step that streams its chunks live.
 
@@ -178,18 +199,11 @@ class _StepModel(WrapperModel):
         namespace = self._namespace
 
         async def request() -> Any:
-            meta = get_step_metadata()
-            conv = _Chunks(meta.step_id)
-            out = get_writable(namespace)
-            await out.write({"type": "start-step"})
             async with wrapped.request_stream(
                 messages, model_settings, model_request_parameters, run_context
             ) as stream:
-                async for event in stream:
-                    for chunk in await conv.chunks(event):
-                        await out.write(chunk)
+                await _write_model_events(namespace, stream)
                 response = stream.get()
-            await out.write({"type": "finish-step"})
             return ModelMessagesTypeAdapter.dump_python([response], mode="json")[0]
 
         data = await run_step(self._step_name, request)
@@ -238,17 +252,22 @@ async def stream_chat(
     Call it in a workflow body. The messages (AI SDK ``UIMessage`` dicts, as ``useChat``
     sends them) become the agent's history; the agent's events are written to the run's
     stream ``namespace`` as AI SDK UI message chunks as they are produced (see the
-    module's notes for where and with which ids). Tool calls that need approval suspend
-    the run on a :class:`ToolApproval` webhook per call (raced against
-    ``approval_timeout`` seconds, after which the call is denied), then the run goes on.
+    module's notes for where and with which ids). A tool call that needs approval
+    suspends the run on a :class:`~durably.ai.ToolApproval` hook whose token is the
+    chunk's ``approvalId``; then the run goes on.
+
+    With :class:`~durably.ai.DurablyDurability` on the agent, its steps are the
+    capability's (``{name}.model``, ``{name}.tool.{tool}``, ``{name}.approval``, its
+    approval timeout); without it, each model request is made a step here (tools then
+    run in the workflow body, so they must be ``async``) and approvals wait at most
+    ``approval_timeout`` seconds.
 
     Args:
-        agent: a pydantic-ai agent (its ``name`` names the steps: ``{name}.model``,
-            ``{name}.ui``).
+        agent: a pydantic-ai agent (its ``name`` names the steps).
         messages: the chat so far, the user's new message last.
         namespace: the run stream the chunks go to.
-        approval_timeout: deny a pending approval after this many seconds (``None``:
-            wait for ever).
+        approval_timeout: without the capability: deny a pending approval after this
+            many seconds (``None``: wait for ever).
         deps: the agent's dependencies for this run.
 
     Returns:
@@ -259,13 +278,60 @@ async def stream_chat(
         raise RuntimeError("stream_chat() works only inside a workflow body")
     name = agent.name or "agent"
     ui = _UIMessages.of(agent, messages)
-    history = ui.history
-    deferred = ui.deferred
     body = _BodyEvents(name, namespace)
-    model = _StepModel(_agent_model(agent), name, namespace)
-    output_type: Any = [agent.output_type, DeferredToolRequests]
     message_id = f"msg-{inst.run_id}"
     await body.write([{"type": "start", "messageId": message_id}])
+    if _durable(agent):
+
+        async def model_events(ctx: RunContext[Any], events: AsyncIterable[Any]) -> None:
+            await _write_model_events(namespace, events)
+
+        async def approval_requested(requests: list[ApprovalRequest]) -> None:
+            await _write(namespace, _approval_chunks(requests, message_id))
+
+        with step_callbacks(
+            model_events=model_events, approval_requested=approval_requested, run_events=False
+        ):
+            result = await agent.run(
+                message_history=ui.history,
+                deferred_tool_results=ui.deferred,
+                event_stream_handler=body,
+                deps=deps,
+            )
+    else:
+        result = await _run_with_step_model(agent, ui, body, message_id, approval_timeout, deps)
+    await body.write([{"type": "finish", "finishReason": "stop"}], close=True)
+    return str(result.output)
+
+
+def _durable(agent: Agent[Any, Any]) -> bool:
+    """Whether the agent carries :class:`~durably.ai.DurablyDurability`."""
+    found = False
+
+    def visit(cap: Any) -> None:
+        nonlocal found
+        found = found or isinstance(cap, DurablyDurability)
+
+    root = getattr(agent, "root_capability", None)
+    if root is not None and hasattr(root, "apply"):
+        root.apply(visit)
+    return found
+
+
+async def _run_with_step_model(
+    agent: Agent[Any, Any],
+    ui: _UIMessages,
+    body: _BodyEvents,
+    message_id: str,
+    approval_timeout: float | None,
+    deps: Any,
+) -> Any:
+    """The agent without a durability capability: each model request a step of ours,
+    approvals through the run's ``DeferredToolRequests`` output and hooks of ours."""
+    name = agent.name or "agent"
+    model = _StepModel(_agent_model(agent), name, body.namespace)
+    output_type: Any = [agent.output_type, DeferredToolRequests]
+    history, deferred = ui.history, ui.deferred
     while True:
         result = await agent.run(
             message_history=history,
@@ -275,56 +341,47 @@ async def stream_chat(
             event_stream_handler=body,
             deps=deps,
         )
-        history = result.all_messages()
         if not isinstance(result.output, DeferredToolRequests):
-            await body.write([{"type": "finish", "finishReason": "stop"}], close=True)
-            return str(result.output)
-        deferred = await _ask_approvals(body, result.output, approval_timeout)
-        await body.write([{"type": "start", "messageId": message_id}])
+            return result
+        history = result.all_messages()
+        deferred = await _ask_approvals(body, result.output, message_id, approval_timeout)
 
 
 async def _ask_approvals(
-    body: _BodyEvents, requests: DeferredToolRequests, timeout: float | None
+    body: _BodyEvents, requests: DeferredToolRequests, message_id: str, timeout: float | None
 ) -> DeferredToolResults:
-    """Announce each approval on a webhook, end the message so a client can answer,
+    """Announce each approval on a webhook, end the message so that a client can answer,
     and wait for the answers (durably; a timeout denies)."""
     approvals: dict[str, bool | ToolApproved | ToolDenied] = {}
     async with contextlib.AsyncExitStack() as stack:
         hooks = []
-        chunks: list[dict[str, Any]] = []
         for call in requests.approvals:
             hook = await stack.enter_async_context(
                 ToolApproval.wait(
-                    metadata={"tool": call.tool_name, "tool_call_id": call.tool_call_id},
+                    metadata={"tool_name": call.tool_name, "tool_call_id": call.tool_call_id},
                     webhook=True,
                 )
             )
-            hooks.append((call.tool_call_id, hook))
-            if call.tool_call_id not in body.announced:
-                chunks.append(
-                    {
-                        "type": "tool-input-available",
-                        "toolCallId": call.tool_call_id,
-                        "toolName": call.tool_name,
-                        "input": call.args_as_dict(),
-                    }
+            hooks.append(
+                (
+                    ApprovalRequest(
+                        hook.token,
+                        call.tool_call_id,
+                        call.tool_name,
+                        call.args_as_dict(),
+                        body.step,
+                    ),
+                    hook,
                 )
-            chunks.append(
-                {
-                    "type": "tool-approval-request",
-                    "approvalId": hook.token,
-                    "toolCallId": call.tool_call_id,
-                }
             )
-        chunks.append({"type": "finish", "finishReason": "tool-calls"})
-        await body.write(chunks)
-        for tool_call_id, hook in hooks:
+        await body.write(_approval_chunks([r for r, _ in hooks], message_id))
+        for request, hook in hooks:
             try:
                 answer = await asyncio.wait_for(hook, timeout)
             except TimeoutError:
                 answer = ToolApproval(approved=False, reason="the approval timed out")
-            approvals[tool_call_id] = (
-                True
+            approvals[request.tool_call_id] = (
+                ToolApproved(override_args=answer.override_args)
                 if answer.approved
                 else ToolDenied(message=answer.reason or "The user denied this tool call.")
             )
