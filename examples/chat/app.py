@@ -31,7 +31,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from durably import Workflows
-from durably.ai import chat_app, stream_chat
+from durably.ai import DurablyDurability, chat_app, stream_chat
 
 HERE = Path(__file__).parent
 #: Seconds between two tokens of the scripted model.
@@ -95,17 +95,19 @@ agent = Agent(
     _model(),
     name="support",
     instructions="You are a shop's support agent. Look orders up before answering.",
+    # Each model request and tool call a recorded step; approvals wait on hooks.
+    capabilities=[DurablyDurability()],
 )
 
 
 @agent.tool_plain
-async def lookup_order(order_id: str) -> str:
+def lookup_order(order_id: str) -> str:
     """Where an order is."""
     return ORDERS.get(order_id, "unknown")
 
 
 @agent.tool_plain(requires_approval=True)
-async def refund_order(order_id: str) -> str:
+def refund_order(order_id: str) -> str:
     """Refund an order (a person approves it first)."""
     return f"The refund of {order_id} is on its way."
 

@@ -20,7 +20,7 @@ from pydantic_ai.messages import ModelMessage, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 from durably import Workflows
-from durably.ai import chat_app, stream_chat
+from durably.ai import DurablyDurability, chat_app, stream_chat
 from durably.worlds.base import RunFilter
 from tests.support import serve
 
@@ -84,7 +84,11 @@ def agent() -> Agent[None, str]:
         if "approve" in os.environ.get("_CHAT_MODE", ""):
             yield {1: DeltaToolCall(name="refund", json_args='{"order": "A1"}')}
 
-    a = Agent(FunctionModel(stream_function=stream), name="support")
+    a = Agent(
+        FunctionModel(stream_function=stream),
+        name="support",
+        capabilities=[DurablyDurability()],
+    )
 
     @a.tool_plain(requires_approval=True)
     async def refund(order: str) -> str:

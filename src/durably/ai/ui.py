@@ -222,7 +222,6 @@ class _BodyEvents:
         self.step = f"{agent_name}.ui"
         self.namespace = namespace
         self.conv = _Chunks("body")
-        self.announced: set[str] = set()
 
     async def write(self, chunks: list[dict[str, Any]], *, close: bool = False) -> None:
         if chunks or close:
@@ -232,11 +231,7 @@ class _BodyEvents:
         async for event in events:
             if isinstance(event, _MODEL_STREAM_EVENTS):
                 continue
-            chunks = await self.conv.chunks(event)
-            for c in chunks:
-                if c.get("type") == "tool-input-available":
-                    self.announced.add(c["toolCallId"])
-            await self.write(chunks)
+            await self.write(await self.conv.chunks(event))
 
 
 async def stream_chat(
