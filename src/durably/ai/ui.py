@@ -33,13 +33,16 @@ each chunk records the step attempt that wrote it. Readers choose (see docs/chat
   the failed attempt's part with ``providerMetadata.durably.discarded`` and streams its
   own under a new id.
 
-Tool approvals (``requires_approval=True``): the agent's run ends with pydantic-ai's
-``DeferredToolRequests``; each approval is announced with a ``tool-approval-request``
-chunk whose ``approvalId`` is the token of a webhook (:class:`ToolApproval`) the run then
-waits on (no compute while waiting), and the message's ``finish`` is written so that a
-client can answer. A resume (``POST /hooks/{token}`` with ``{"approved": true}``, or a
-chat POST carrying the approval, see :func:`durably.ai.chat_app`) continues the same run:
-it writes a new ``start`` and the rest of the answer, in the same stream.
+Tool approvals (``requires_approval=True``): the run waits on a
+:class:`~durably.ai.ToolApproval` hook per call (no compute while waiting). The wait is
+announced with a ``tool-approval-request`` chunk per call whose ``approvalId`` is the
+hook's token, then the message's ``finish`` (so that a client can answer) and the next
+message's ``start``. A resume (``ToolApproval(approved=True).resume(token)``, ``POST
+/hooks/{token}`` for webhooks, or a chat POST carrying the approval, see
+:func:`durably.ai.chat_app`) continues the same run and its stream. With
+:class:`~durably.ai.DurablyDurability` the capability waits and announces (step
+``{agent}.approval``); without it, the agent's run ends with pydantic-ai's
+``DeferredToolRequests`` and ``stream_chat`` waits on webhooks of its own.
 """
 
 from __future__ import annotations
