@@ -275,3 +275,68 @@ async def test_two_calls_wait_on_a_hook_each(make_wf: Callable[..., Workflows]) 
     await ToolApproval(approved=True).resume(by_id["a"])
     assert await run.return_value(timeout=60) == "keep o2 | o1 deleted"
     assert ran == ["o1"]
+
+
+async def test_an_ask_that_answers_at_once_does_not_suspend(
+    make_wf: Callable[..., Workflows],
+) -> None:
+    from pydantic_ai.tools import DeferredToolResults
+
+    wf = make_wf()
+    script, ran, asked = Script("delete_order"), [], []
+
+    async def delete_order(order_id: str) -> str:
+        """Delete an order (needs a person's approval)."""
+        ran.append(order_id)
+        return f"{order_id} deleted"
+
+    def policy(ctx: Any, requests: Any, token: str) -> DeferredToolResults:
+        asked.append(token)
+        return DeferredToolResults(approvals={"call_1": True})
+
+    agent = Agent(
+        script.model(),
+        name="support",
+        tools=[Tool(delete_order, requires_approval=True)],
+        capabilities=[RequestInput(ask=policy, name="policy"), DurablyDurability(approvals=False)],
+    )
+
+    @wf.workflow
+    async def support(prompt: str) -> str:
+        return (await agent.run(prompt)).output
+
+    run = await start(support, "delete o1")
+    assert await run.return_value(timeout=60) == "done: o1 deleted"
+    assert ran == ["o1"] and len(asked) == 1, "ask's answer is recorded: asked once"
+    names = [s.name for s in await run.steps() if s.kind == "step"]
+    assert names == [
+        "support.model",
+        "support.ask.policy",
+        "support.tool.delete_order",
+        "support.model",
+    ]
+
+
+async def test_cancelling_a_run_that_waits_for_an_approval(
+    make_wf: Callable[..., Workflows],
+) -> None:
+    from durably import HookNotFoundError, RunCancelledError
+
+    wf = make_wf()
+    script, ran, announced = Script("delete_order"), [], []
+    run = await start(_workflow(wf, _approval_agent(script, ran), announced), "delete o1")
+    request = await _first(announced)
+    await run.cancel(reason="customer left")
+    try:
+        await run.return_value(timeout=60)
+    except RunCancelledError:
+        pass
+    else:
+        raise AssertionError("the run was not cancelled")
+    assert ran == []
+    try:
+        await ToolApproval(approved=True).resume(request.token)
+    except HookNotFoundError:
+        pass
+    else:
+        raise AssertionError("a cancelled run's approval hook is still live")
