@@ -49,7 +49,7 @@ test: lint chromium
 # Tests write their screenshots to a temporary folder, so a test run leaves the clone
 # clean; this refreshes the ones docs/ and the README show.
 screenshots: $(STAMP) chromium
-	DURABLY_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -q tests/web/test_browser.py
+	DURABLY_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -q tests/web/test_browser.py tests/ai/test_chat_browser.py
 
 # A wheel and an sdist in dist/ (tests/test_install.py builds them too, installs the wheel
 # in a fresh venv and runs the demo).

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .. import serde
+from ..agent_steps import agent_step_kind, agent_summary
 from ..crypto import Sealer, is_sealed, resolve_keyring
 from ..errors import DecryptionError, RunNotFoundError
 from ..runtime.failures import decode_error_doc
@@ -176,13 +177,17 @@ def run_cmd(
         if decrypt and rec.status == "failed" and end is not None:
             [opened] = await decrypt_events(world, world_url, key, run_id, [end])
             error = _error_doc(opened.payload)
+        kinds = {s.call: agent_step_kind(s.name, rec.attributes) for s in steps}
+        args = await _tool_args(world, world_url, key, run_id, kinds) if decrypt else {}
         if as_json:
             body = {
                 **live.run_json(rec, waiting, failing),
                 "cancel_requested": rec.cancel_requested,
                 "cancel_reason": reason,
                 "unclaimed": unclaimed,
-                "steps": [_step_json(s, waiting) for s in steps],
+                "steps": [
+                    _step_json(s, waiting, kinds.get(s.call), args.get(s.call)) for s in steps
+                ],
             }
             if error is not None:
                 body["error"] = error
@@ -206,6 +211,9 @@ def run_cmd(
         if rec.attributes:
             attrs = " ".join(f"{k}={v}" for k, v in sorted(rec.attributes.items()))
             click.echo(f"attrs     {attrs}")
+        summary = agent_summary(rec.attributes)
+        if summary is not None:
+            click.echo(f"agent     {summary}")
         if unclaimed is not None:
             click.echo(f"unclaimed {describe(unclaimed)}")
         if rec.status == "failed" and not decrypt:
@@ -219,13 +227,13 @@ def run_cmd(
             [
                 [
                     s.call,
-                    s.kind,
+                    kinds.get(s.call) or s.kind,
                     s.name,
                     s.status,
                     s.attempts if s.kind == "step" else "",
                     fmt_time(s.started_at),
                     fmt_duration(s.started_at, s.completed_at),
-                    live.step_detail(s, waiting),
+                    args.get(s.call) or live.step_detail(s, waiting),
                 ]
                 for s in steps
             ],
@@ -240,9 +248,32 @@ def run_cmd(
     run_async(with_world(world_url, go, read_only=True))
 
 
-def _step_json(step: StepRecord, waiting: Waiting) -> dict[str, Any]:
-    """A step as JSON, with the worker and lease end of a running attempt."""
+async def _tool_args(
+    world: World, world_url: str | None, key: str | None, run_id: str, kinds: dict[int, str | None]
+) -> dict[int, str]:
+    """The arguments of an agent run's tool steps, decrypted (one audit record)."""
+    calls = [c for c, k in kinds.items() if k == "tool"]
+    events = [e for e in [await world.read_command(run_id, c) for c in calls] if e is not None]
+    if not events:
+        return {}
+    out: dict[int, str] = {}
+    for e in await decrypt_events(world, world_url, key, run_id, events):
+        if e.payload is not None and e.call is not None:
+            value = serde.decode(e.payload, where=f"the arguments of step {e.call}")
+            out[e.call] = json.dumps(value, default=str, separators=(",", ":"))[:120]
+    return out
+
+
+def _step_json(
+    step: StepRecord, waiting: Waiting, agent_kind: str | None = None, args: str | None = None
+) -> dict[str, Any]:
+    """A step as JSON, with the worker and lease end of a running attempt (and, in an agent
+    run, what the step is, and a tool's decrypted arguments)."""
     body = step.to_json()
+    if agent_kind is not None:
+        body["agent_kind"] = agent_kind
+    if args is not None:
+        body["args"] = args
     w = live.wait_of_call(waiting, step.call)
     if w is not None and w.kind == "step":
         body["worker"] = w.worker

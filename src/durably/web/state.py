@@ -20,6 +20,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ..agent_steps import agent_step_kind, agent_summary
 from ..control import Control
 from ..crypto import KeyRing, Sealer, is_sealed, resolve_keyring
 from ..errors import DecryptionError, DurablyError
@@ -75,6 +76,9 @@ class Dashboard:
             }
         )
         self.env.globals["csrf"] = self.csrf
+        # Steps of an agent run (durably.ai) shown as what they are: model, tool, ...
+        self.env.globals["agent_kind"] = agent_step_kind
+        self.env.globals["agent_summary"] = agent_summary
 
     async def world(self) -> World:
         """The world as stored (opened on first use; the app may be mounted elsewhere)."""
