@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
+from .clock import Clock, WallClock
 from .control import Control, new_run_id
 from .crypto import Sealer, resolve_keyring
 from .durations import parse_duration
@@ -185,6 +186,9 @@ class Workflows:
         self.embedded_worker = _worker_flag(worker)
         self.concurrency = concurrency or int(os.environ.get("DURABLY_CONCURRENCY", "16"))
         self.limits = limits or Limits()
+        #: The worker's time (:mod:`durably.clock`): the real time, unless a test put a
+        #: virtual clock here (``durably.testing.time_skipping``).
+        self.clock: Clock = WallClock()
         self.workflows: dict[str, Workflow[Any, Any]] = {}
         self.steps: dict[str, Step[Any, Any]] = {}
         self._world_opened = False
