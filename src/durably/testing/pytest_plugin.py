@@ -82,8 +82,8 @@ async def durably_skipping_wf(durably_wf: Workflows) -> AsyncIterator[Workflows]
 
 @_async_fixture
 async def durably_time_skipping() -> AsyncIterator[Callable[..., Awaitable[VirtualClock]]]:
-    """``await durably_time_skipping(wf)``: time skipping for ``wf`` until the test
-    ends; returns the virtual clock."""
+    """A function putting a registry under time skipping until the test ends:
+    ``clock = await durably_time_skipping(wf)`` (it returns the virtual clock)."""
     async with contextlib.AsyncExitStack() as stack:
 
         async def enter(wf: Workflows, *, auto: bool = True) -> VirtualClock:
