@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pytest
 
@@ -30,12 +30,18 @@ from ..registry import Workflows
 from .helpers import read_stream, resume_when_waiting
 from .timeskip import time_skipping
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 try:  # async fixtures in pytest-asyncio's strict mode need its own decorator
     import pytest_asyncio
 
-    _async_fixture: Any = pytest_asyncio.fixture
+    _fixture: Any = pytest_asyncio.fixture
 except ImportError:  # pragma: no cover - without it, async tests need another plugin
-    _async_fixture = pytest.fixture
+    _fixture = pytest.fixture
+
+
+def _async_fixture(fn: _F) -> _F:
+    return cast(_F, _fixture(fn))
 
 __all__ = [
     "durably_read_stream",
