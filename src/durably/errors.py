@@ -15,6 +15,7 @@ __all__ = [
     "DurablyError",
     "DurablyWarning",
     "FatalError",
+    "HistoryError",
     "HookConflictError",
     "HookNotFoundError",
     "KeyFileMissingError",
@@ -209,3 +210,8 @@ class KeyFileMissingError(DecryptionError, ConfigurationError):
     """The key file of a database that holds encrypted payloads is missing: no new key is
     made beside data it could not read. Put the key file back, or give the key with
     ``encryption_key=`` or ``$DURABLY_ENCRYPTION_KEY``."""
+
+
+class HistoryError(DurablyError, ValueError):
+    """A file given as a run's history is not one (``durably inspect events RUN --export
+    FILE`` writes them), or its workflow is not in the registry it is replayed against."""

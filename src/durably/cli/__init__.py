@@ -12,6 +12,7 @@ from .commands import cancel, demo, worker
 from .deployments import deployments_cmd, runs
 from .inspect import inspect
 from .migrate import migrate
+from .replay import replay
 from .security import keygen, rekey
 from .skill import skill
 from .web import web
@@ -36,6 +37,7 @@ inspect.add_command(deployments_cmd)
 cli.add_command(web)
 cli.add_command(skill)
 cli.add_command(migrate)
+cli.add_command(replay)
 
 
 def main() -> None:

@@ -17,6 +17,19 @@ from __future__ import annotations
 
 from ..clock import VirtualClock
 from .helpers import read_stream, resume_when_waiting
+from .history import History, load_history
+from .replay import Divergence, ReplayReport, check_history, replay
 from .timeskip import time_skipping
 
-__all__ = ["VirtualClock", "read_stream", "resume_when_waiting", "time_skipping"]
+__all__ = [
+    "Divergence",
+    "History",
+    "ReplayReport",
+    "VirtualClock",
+    "check_history",
+    "load_history",
+    "read_stream",
+    "replay",
+    "resume_when_waiting",
+    "time_skipping",
+]

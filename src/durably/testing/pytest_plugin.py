@@ -43,6 +43,7 @@ except ImportError:  # pragma: no cover - without it, async tests need another p
 def _async_fixture(fn: _F) -> _F:
     return cast(_F, _fixture(fn))
 
+
 __all__ = [
     "durably_read_stream",
     "durably_resume_hook",
