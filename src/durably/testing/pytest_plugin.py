@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pytest
@@ -51,6 +52,7 @@ __all__ = [
     "durably_time_skipping",
     "durably_wf",
     "pytest_addoption",
+    "pytest_collection_modifyitems",
 ]
 
 
@@ -68,6 +70,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "is a fresh temporary folder per test, '{unique}' a fresh name per test"
         ),
     )
+
+
+_CONFORMANCE = Path(__file__).parent / "conformance"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run the shipped conformance suite without ``--world`` (once, clearly,
+    rather than an error per test)."""
+    if config.getoption("--world"):
+        return
+    if any(_CONFORMANCE in Path(str(item.path)).parents for item in items):
+        raise pytest.UsageError(
+            "the durably conformance suite needs the world to test: pytest --pyargs "
+            "durably.testing.conformance --world URL ('{tmp}' in the URL is a fresh "
+            "temporary folder per test, '{unique}' a fresh name per test)"
+        )
 
 
 @_async_fixture

@@ -1,9 +1,11 @@
 """The world conformance suite: what every world must do, run unchanged against each.
 
-A world passes this suite or it is not a world. Tests drive only the public ``World``
-protocol (``durably.worlds.base``) and the event vocabulary (``durably.events``).
-Lease expiry is tested with real time and short leases; no assertion depends on how
-fast the machine is, except generous upper bounds on waits that should end early.
+A world passes this suite or it is not a world (``pytest --pyargs
+durably.testing.conformance --world URL``; see :mod:`durably.testing.conformance`). Tests
+drive only the public ``World`` protocol (``durably.worlds.base``) and the event
+vocabulary (``durably.events``). Lease expiry is tested with real time and short leases;
+no assertion depends on how fast the machine is, except generous upper bounds on waits
+that should end early.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ SHORT_LEASE = 0.5
 PAST_LEASE = SHORT_LEASE + 0.3
 #: An upper bound for waits that should end early (generous: the machine may be busy).
 PROMPT = 5.0
+
+# Marked for pytest-asyncio's strict mode too (a third party's project may use it).
+pytestmark = pytest.mark.asyncio
 
 
 def ev(type_: E, call: int | None = None, **data: Any) -> NewEvent:
@@ -648,8 +653,8 @@ async def test_claims_stay_within_namespace_and_deployment(world: World) -> None
 
 # Two apps on one world, same namespace and deployment: app A has workflow "wa" and step
 # "sa", app B workflow "wb" and step "sb".
-APP_A = {"workflows": ["wa"], "steps": ["sa"]}
-APP_B = {"workflows": ["wb"], "steps": ["sb"]}
+APP_A: dict[str, Any] = {"workflows": ["wa"], "steps": ["sa"]}
+APP_B: dict[str, Any] = {"workflows": ["wb"], "steps": ["sb"]}
 
 
 async def test_claims_hand_out_only_runs_of_known_workflows(world: World) -> None:
@@ -673,7 +678,7 @@ async def test_claims_hand_out_only_tasks_of_known_steps_and_workflows(world: Wo
         workflow="wb",
     )
     a_run = await run_with_calls(world, ev(E.STEP_CREATED, 0, name="sa"), workflow="wa")
-    nobody = {"workflows": ["wc"], "steps": ["sc"]}
+    nobody: dict[str, Any] = {"workflows": ["wc"], "steps": ["sc"]}
     assert await world.next_due(namespace=NS, deployment=DEP, **nobody) is None
     assert await world.next_due(namespace=NS, deployment=DEP, **APP_A) is not None
     assert (await claim(world, A, **nobody)).tasks == []

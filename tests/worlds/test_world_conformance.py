@@ -1,0 +1,10 @@
+"""The world conformance suite that durably ships (durably.testing.conformance), over the
+project's own worlds: memory, SQLite and PostgreSQL (the ``world`` fixture of
+tests/worlds/conftest.py). A third-party world runs the very same tests with
+``pytest --pyargs durably.testing.conformance --world URL``
+(tests/testing/test_conformance_command.py checks that command)."""
+
+from durably.testing.conformance.test_conformance import *  # noqa: F403
+from durably.testing.conformance.test_due_by_conformance import *  # noqa: F403
+from durably.testing.conformance.test_stream_attempts_conformance import *  # noqa: F403
+from durably.testing.conformance.test_stream_closer_conformance import *  # noqa: F403
