@@ -154,8 +154,13 @@ class Claims:
                 return  # a virtual clock moved to the next due work: claim it
             timeout = min(timeout, max(due - clock.now(), 0.0))
         if timeout <= 0:
-            await asyncio.sleep(0.001)
-            return
+            if clock.due_by() is None:
+                await asyncio.sleep(0.001)
+                return
+            # Ahead of the real time, work "due" but not claimed is behind a lease, which
+            # expires on the real time (often this worker's own, on a turn in flight):
+            # wait for news rather than spin.
+            timeout = 0.05
         if self.wake.is_set():
             return  # news since this round's claim began: claim again
         waker = asyncio.ensure_future(self.wake.wait())
