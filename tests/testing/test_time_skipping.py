@@ -140,3 +140,57 @@ async def test_read_stream_helper(make_wf: Callable[..., Workflows]) -> None:
     async with time_skipping(wf):
         run = await start(producer, 3)
         assert await read_stream(run) == [0, 1, 2]
+
+
+async def test_no_skip_while_a_step_runs(make_wf: Callable[..., Workflows]) -> None:
+    wf = make_wf()
+    running = asyncio.Event()
+    release = asyncio.Event()
+
+    @wf.step
+    async def slow() -> str:
+        running.set()
+        await release.wait()
+        return "done"
+
+    @wf.workflow
+    async def busy() -> str:
+        return await slow()
+
+    @wf.workflow
+    async def napper() -> str:
+        await sleep("1d")
+        return "woke"
+
+    async with time_skipping(wf) as clock:
+        busy_run = await start(busy)
+        await asyncio.wait_for(running.wait(), 30)
+        nap_run = await start(napper)
+        while not [s for s in await nap_run.steps() if s.kind == "wait"]:
+            await asyncio.sleep(0.005)
+        for _ in range(20):  # many claim rounds: none may skip while slow() runs
+            await asyncio.sleep(0.01)
+        assert clock.offset == 0
+        assert await nap_run.status() == "running"
+        release.set()
+        assert await busy_run.return_value(timeout=30) == "done"
+        assert await nap_run.return_value(timeout=30) == "woke"
+        assert clock.offset >= DAY - 60
+
+
+async def test_a_child_run_sleeps_in_virtual_time(make_wf: Callable[..., Workflows]) -> None:
+    wf = make_wf()
+
+    @wf.workflow
+    async def child(days: int) -> float:
+        began = durably.now()
+        await sleep(timedelta(days=days))
+        return (durably.now() - began) / timedelta(days=1)
+
+    @wf.workflow
+    async def parent() -> list[float]:
+        return list(await asyncio.gather(child(2), child(5)))
+
+    async with time_skipping(wf):
+        got = await (await start(parent)).return_value(timeout=60)
+    assert [round(d) for d in got] == [2, 5]
