@@ -11,7 +11,7 @@ Each test needs an empty world: in the URL, ``{tmp}`` becomes a fresh temporary 
 and ``{unique}`` a fresh name (a schema, a database, a key prefix) for every test. The
 suite drives only the public ``World`` protocol (:mod:`durably.worlds.base`) and the event
 vocabulary (:mod:`durably.events`). Lease expiry is tested with real time and short
-leases. durably's own worlds run the same tests (``tests/worlds/test_world_conformance.py``
+leases. durably's own worlds run the same tests (``tests/worlds/test_conformance.py``
 in its repository), over ``memory://``, SQLite and PostgreSQL.
 
 The modules:
