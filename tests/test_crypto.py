@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from durably.crypto import KeyRing, Sealer, is_sealed, new_key, sealed_key_id
@@ -74,3 +76,28 @@ def test_plaintext_passes_through_and_off_means_off() -> None:
 def test_bad_keys_say_how_to_make_one(bad: str) -> None:
     with pytest.raises(ConfigurationError, match="durably keygen"):
         KeyRing.parse(bad)
+
+
+def test_the_key_file_is_never_visible_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reader (another process) that finds the file must find the whole key: while the
+    # key is being written, the file must not exist yet under its name.
+    import os
+
+    from durably import crypto
+
+    path = tmp_path / "db.key"
+    seen: list[bool] = []
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        seen.append(path.exists())
+        return real_write(fd, data)
+
+    monkeypatch.setattr(crypto.os, "write", write)
+    key = crypto.load_or_create_key_file(path)
+    assert seen == [False]
+    assert path.read_text().strip() == key and key
+    assert [p.name for p in tmp_path.iterdir()] == ["db.key"]  # no temporary file left
+    assert crypto.load_or_create_key_file(path) == key

@@ -146,15 +146,22 @@ def load_or_create_key_file(
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     key = new_key()
+    # Written whole beside it, then linked into place (which fails if the file exists):
+    # another process never reads the key file half written (empty).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, (key + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
     except FileExistsError:
         # Another process made it meanwhile: use theirs.
         return path.read_text().strip()
-    try:
-        os.write(fd, (key + "\n").encode())
     finally:
-        os.close(fd)
+        os.unlink(tmp)
     sys.stderr.write(
         f"durably: created the encryption key file {path} (mode 0600). Keep it with the "
         "database: without it the stored payloads cannot be read.\n"

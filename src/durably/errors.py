@@ -16,6 +16,7 @@ __all__ = [
     "DurablyWarning",
     "FatalError",
     "ForkError",
+    "HistoryError",
     "HookConflictError",
     "HookNotFoundError",
     "KeyFileMissingError",
@@ -214,3 +215,8 @@ class KeyFileMissingError(DecryptionError, ConfigurationError):
     """The key file of a database that holds encrypted payloads is missing: no new key is
     made beside data it could not read. Put the key file back, or give the key with
     ``encryption_key=`` or ``$DURABLY_ENCRYPTION_KEY``."""
+
+
+class HistoryError(DurablyError, ValueError):
+    """A file given as a run's history is not one (``durably inspect events RUN --export
+    FILE`` writes them), or its workflow is not in the registry it is replayed against."""

@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from .attributes import check_attributes
+from .clock import Clock, WallClock
 from .control import Control, new_run_id
 from .crypto import Sealer, resolve_keyring
 from .durations import parse_duration
@@ -265,6 +266,9 @@ class Workflows:
         self.limits = limits or Limits()
         keep = retention if retention is not None else os.environ.get("DURABLY_RETENTION")
         self.retention: float | None = None if keep is None or keep == "" else parse_duration(keep)
+        #: The worker's time (:mod:`durably.clock`): the real time, unless a test put a
+        #: virtual clock here (``durably.testing.time_skipping``).
+        self.clock: Clock = WallClock()
         self.workflows: dict[str, Workflow[Any, Any]] = {}
         self.steps: dict[str, Step[Any, Any]] = {}
         self._world_opened = False

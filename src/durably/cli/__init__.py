@@ -14,6 +14,7 @@ from .inspect import inspect
 from .mcp_cmd import mcp
 from .migrate import migrate
 from .operate import cancel, fork, prune, start, wake
+from .replay import replay
 from .security import keygen, rekey
 from .skill import skill
 from .web import web
@@ -43,6 +44,7 @@ cli.add_command(web)
 cli.add_command(skill)
 cli.add_command(migrate)
 cli.add_command(mcp)
+cli.add_command(replay)
 
 
 def main() -> None:

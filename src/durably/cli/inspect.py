@@ -40,7 +40,7 @@ from .common import (
     with_world,
     world_option,
 )
-from .payloads import decrypt_events, decrypt_option, key_option, show_payload
+from .payloads import decrypt_events, decrypt_option, export_history, key_option, show_payload
 from .waiting import describe, waiting_for_worker
 
 __all__ = ["inspect"]
@@ -296,18 +296,39 @@ def _error_doc(payload: bytes | None) -> dict[str, Any]:
 @click.argument("run_id", type=text_type)
 @decrypt_option
 @key_option
+@click.option(
+    "--export",
+    "export",
+    default=None,
+    metavar="FILE",
+    help="Write the run's whole log, payloads decrypted, as a JSON history to FILE ('-': "
+    "standard output), for `durably replay FILE MODULE:ATTR`; audited like --decrypt.",
+)
 @world_option
 @json_option
 def events_cmd(
-    run_id: str, decrypt: bool, key: str | None, world_url: str | None, as_json: bool
+    run_id: str,
+    decrypt: bool,
+    key: str | None,
+    export: str | None,
+    world_url: str | None,
+    as_json: bool,
 ) -> None:
     """Print a run's event log. Payloads show as <encrypted> unless --decrypt, which
-    appends a data_decrypted event (who, when, which events) to the run."""
+    appends a data_decrypted event (who, when, which events) to the run.
+
+    With --export FILE, write the log as a history instead: every event with its
+    payload decrypted (recorded in the run's audit trail like --decrypt), for replay
+    checks of new code against real runs (`durably replay FILE MODULE:ATTR`)."""
 
     async def go(world: World) -> None:
-        if await world.get_run(run_id) is None:
+        rec = await world.get_run(run_id)
+        if rec is None:
             raise RunNotFoundError(run_id, resolve_world_url(world_url))
         events = await world.read_events(run_id)
+        if export is not None:
+            await export_history(world, world_url, key, rec, events, export)
+            return
         if decrypt:
             events = await decrypt_events(world, world_url, key, run_id, events)
         if as_json:

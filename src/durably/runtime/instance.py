@@ -164,6 +164,9 @@ class RunInstance:
         # steps set meanwhile (those are facts, counted by the step that sets them).
         self.attributes: dict[str, str] = {}
         self.steps: dict[int, StepCall] = {}
+        #: The first divergence from the log, once one was found: the recorded event,
+        #: the command the body issued in its place (or ``None``) and what it issued.
+        self.divergence: tuple[Event, NewEvent | None, list[NewEvent]] | None = None
 
     # -- feeding the log ---------------------------------------------------------------
 
@@ -234,9 +237,10 @@ class RunInstance:
             raise NonDeterminismError(self._divergence(ev, issued))
 
     def _divergence(self, ev: Event, issued: NewEvent | None) -> str:
-        return divergence_message(
-            self.run_id, self.workflow.name, ev, issued, list(self._issued.values())
-        )
+        others = list(self._issued.values())
+        # Kept for replay checks (durably.testing.replay), which report it piece by piece.
+        self.divergence = (ev, issued, others)
+        return divergence_message(self.run_id, self.workflow.name, ev, issued, others)
 
     def _apply(
         self,
@@ -497,6 +501,11 @@ class RunInstance:
             data["remove"] = removals
         self._attributes(data)
         self._issued[("attributes_set", n)] = NewEvent(EventType.ATTRIBUTES_SET, n, data)
+
+    @property
+    def calls_made(self) -> int:
+        """How many durable calls the body has made so far (the next call's number)."""
+        return self._next_call
 
     def pending_children(self) -> list[str]:
         """Child runs this run started and still waits for."""

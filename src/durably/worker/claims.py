@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Collection
 
+from ..clock import Clock
 from ..errors import WorldUnavailableError
 from ..worlds.base import Task, World
 from .outage import Outage
@@ -45,6 +45,10 @@ class Claims:
         on_step: given each claimed step task (its slot and lease already taken).
         on_timer: given each claimed timer task (its lease already held).
         on_beat: called at each heartbeat, after the leases are extended.
+        clock: the registry's clock, asked at each claim (a test may swap it): work is
+            due by its time, and a virtual clock skips to the next due work when the
+            worker is ``quiet``.
+        quiet: whether nothing of this worker is in flight (no step, no turn).
     """
 
     def __init__(
@@ -65,6 +69,8 @@ class Claims:
         on_step: Callable[[Task], None],
         on_timer: Callable[[Task], None],
         on_beat: Callable[[], Awaitable[None]],
+        clock: Callable[[], Clock] = Clock,
+        quiet: Callable[[], bool] = lambda: False,
     ) -> None:
         self.world = world
         self.slots = slots
@@ -81,6 +87,8 @@ class Claims:
         self._on_step = on_step
         self._on_timer = on_timer
         self._on_beat = on_beat
+        self._clock = clock
+        self._quiet = quiet
         self._claiming = Outage("claiming")
         self._beating = Outage("extending leases")
 
@@ -93,6 +101,10 @@ class Claims:
                 # of this worker that queued work) is not lost before the idle wait.
                 self.wake.clear()
                 free = slots.free
+                due_by = self._clock().due_by()
+                # Passed only when set: a world written before ``due_by`` still serves
+                # workers on the real time.
+                extra = {} if due_by is None else {"due_by": due_by}
                 claim = await world.claim(
                     owner=self.owner,
                     namespace=self.namespace,
@@ -102,6 +114,7 @@ class Claims:
                     lease_seconds=self.lease_seconds,
                     workflows=self.workflows,
                     steps=self.steps,
+                    **extra,
                 )
                 for run_id in claim.runs:
                     self._on_run(run_id)
@@ -135,11 +148,19 @@ class Claims:
             workflows=self.workflows,
             steps=self.steps,
         )
+        clock = self._clock()
         if due is not None and can_take_tasks:
-            timeout = min(timeout, max(due - time.time(), 0.0))
+            if clock.skipping and not self.wake.is_set() and self._quiet() and clock.skip_to(due):
+                return  # a virtual clock moved to the next due work: claim it
+            timeout = min(timeout, max(due - clock.now(), 0.0))
         if timeout <= 0:
-            await asyncio.sleep(0.001)
-            return
+            if clock.due_by() is None:
+                await asyncio.sleep(0.001)
+                return
+            # Ahead of the real time, work "due" but not claimed is behind a lease, which
+            # expires on the real time (often this worker's own, on a turn in flight):
+            # wait for news rather than spin.
+            timeout = 0.05
         if self.wake.is_set():
             return  # news since this round's claim began: claim again
         waker = asyncio.ensure_future(self.wake.wait())

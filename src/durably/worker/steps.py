@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -102,6 +101,10 @@ class Steps:
         self._stopping = stopping
         self._spawn_step = spawn_step
 
+    def _now(self) -> float:
+        # The registry's clock (a test may skip it ahead): when attempts start and end.
+        return self.registry.clock.now()
+
     # -- entry points ------------------------------------------------------------------
 
     async def claimed(self, task: Task) -> None:
@@ -120,7 +123,7 @@ class Steps:
                 await self.turns.advance_and_launch(task.run_id, [lost], read=False)
                 return
             handed_over = True  # _execute gives the slot back
-            await self._execute(task.run_id, sc, task.attempt, time.time())
+            await self._execute(task.run_id, sc, task.attempt, self._now())
         finally:
             if not handed_over:
                 self.slots.give_back()
@@ -185,7 +188,7 @@ class Steps:
                 following = await self._record(run_id, fact)
             finally:
                 self.slots.drop_task(run_id, call)
-            started, attempt = time.time(), 1
+            started, attempt = self._now(), 1
             current = following[0] if following else None
             self.launch(run_id, following[1:], started)
 
@@ -281,7 +284,7 @@ class Steps:
                 raise
             return _failed(sc, RuntimeError("the step was cancelled"), attempt, started)
         except Exception as e:
-            now = time.time()
+            now = self._now()
             retry_at = spec.retry.next_attempt(e, attempt, now)
             if retry_at is None:
                 return _failed(sc, e, attempt, started)
@@ -299,7 +302,7 @@ class Steps:
             sc.call,
             {"attempt": attempt, "started_at": started},
             payload,
-            time.time(),
+            self._now(),
         )
 
 
@@ -308,7 +311,8 @@ def _failed(sc: StepCall, err: BaseException, attempt: int, started: float | Non
     data: dict[str, Any] = {"attempt": attempt, "error_type": error_type_name(err)}
     if started is not None:
         data["started_at"] = started
-    return NewEvent(EventType.STEP_FAILED, sc.call, data, encode_error(err), time.time())
+    # Stamped by the turn that records it, with the registry's clock.
+    return NewEvent(EventType.STEP_FAILED, sc.call, data, encode_error(err))
 
 
 def _retrying(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -92,6 +91,10 @@ class Turns:
         self._launch = launch
         self._stop_steps = stop_steps
 
+    def _now(self) -> float:
+        # The registry's clock (a test may skip it ahead): the time of this worker's facts.
+        return self.registry.clock.now()
+
     # -- entry points ------------------------------------------------------------------
 
     async def claimed_turn(self, run_id: str) -> None:
@@ -104,7 +107,7 @@ class Turns:
     async def fire_timer(self, task: Task) -> None:
         """A timer task is due: deliver it to its run."""
         try:
-            fired = NewEvent(EventType.WAIT_COMPLETED, task.call, {}, None, time.time())
+            fired = NewEvent(EventType.WAIT_COMPLETED, task.call, {}, None, self._now())
             await self.advance_and_launch(task.run_id, [fired], read=False)
         finally:
             self.slots.drop_task(task.run_id, task.call)
@@ -119,7 +122,7 @@ class Turns:
     ) -> None:
         """Advance a run, then run the steps its turn claimed."""
         self._launch(
-            run_id, await self.advance(run_id, facts, read=read, release=release), time.time()
+            run_id, await self.advance(run_id, facts, read=read, release=release), self._now()
         )
 
     @telemetry.traced_turn
@@ -160,7 +163,7 @@ class Turns:
                     self._foreign.discard(run_id)
                     return []
                 read = True
-            now = time.time()
+            now = self._now()
             last_read = inst.seen_seq
             try:
                 if read:
@@ -292,7 +295,8 @@ class Turns:
         keep = inst.waiting_on_steps()
         if not keep:
             timers = inst.loop.pending_timers().values()
-            keep = any(due - time.time() <= STICKY_TIMER_HORIZON for due in timers)
+            now = self._now()
+            keep = any(due - now <= STICKY_TIMER_HORIZON for due in timers)
         if not keep:
             inst.close()
             return

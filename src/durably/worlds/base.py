@@ -496,6 +496,7 @@ class World(Protocol):
         lease_seconds: float,
         workflows: Collection[str] | None = None,
         steps: Collection[str] | None = None,
+        due_by: float | None = None,
     ) -> Claim:
         """Lease runs that need a turn and tasks that are due, oldest first.
 
@@ -506,6 +507,10 @@ class World(Protocol):
         expired is taken over on the same terms. ``None`` means any (tools and tests);
         a worker always passes its registry's names, so work no live worker has waits
         in the queue (``durably inspect run`` shows it) instead of failing elsewhere.
+
+        ``due_by``: hand out what is due at or before this time instead of now (a worker
+        on a virtual clock, ``durably.testing.time_skipping``, claims timers and retries
+        ahead of the real time); leases still expire on the world's real time.
         """
 
     async def extend_leases(

@@ -94,8 +94,10 @@ class MemoryWorld:
         lease_seconds: float,
         workflows: Collection[str] | None = None,
         steps: Collection[str] | None = None,
+        due_by: float | None = None,
     ) -> Claim:
         now = time.time()
+        due_at = now if due_by is None else max(now, due_by)
         until = now + lease_seconds
         out = Claim()
         d = self._d
@@ -105,7 +107,7 @@ class MemoryWorld:
                     row
                     for row in d.runs.values()
                     if row.turn_due_at is not None
-                    and row.turn_due_at <= now
+                    and row.turn_due_at <= due_at
                     and row.record.namespace == namespace
                     and row.record.deployment == deployment
                     and (row.lease_until is None or row.lease_until < now)
@@ -120,7 +122,7 @@ class MemoryWorld:
                 ready = [
                     t
                     for t in d.tasks.values()
-                    if t.visible_at <= now
+                    if t.visible_at <= due_at
                     and t.namespace == namespace
                     and t.deployment == deployment
                     and (t.lease_until is None or t.lease_until < now)

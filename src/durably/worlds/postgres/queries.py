@@ -350,10 +350,11 @@ JOIN unnest($1::text[], $2::int[]) AS k(run_id, seq) ON e.run_id = k.run_id AND 
 # Only work the worker can do is leased (see World.claim): run turns and timers of its
 # workflows ($8), step tasks of its steps ($9) or of runs of its workflows (ad-hoc steps
 # are run by replaying the body); NULL for any. The names filter rows the indexes find.
+# Due by $10 (now, or ahead of it for a worker on a virtual clock); leases expire by $3.
 CLAIM = """
 WITH due_runs AS (
     SELECT run_id, turn_ready_at FROM {schema}.runs
-    WHERE namespace = $1 AND deployment = $2 AND turn_ready_at <= $3::float8
+    WHERE namespace = $1 AND deployment = $2 AND turn_ready_at <= $10::float8
       AND (lease_until IS NULL OR lease_until < $3::float8)
       AND ($8::text[] IS NULL OR workflow_name = ANY($8::text[]))
     ORDER BY turn_ready_at
@@ -367,7 +368,7 @@ WITH due_runs AS (
     SELECT t.run_id, t.call, t.ready_at FROM {schema}.tasks AS t
     JOIN {schema}.steps AS s ON s.run_id = t.run_id AND s.call = t.call
     JOIN {schema}.runs AS r ON r.run_id = t.run_id
-    WHERE t.namespace = $1 AND t.deployment = $2 AND t.ready_at <= $3::float8
+    WHERE t.namespace = $1 AND t.deployment = $2 AND t.ready_at <= $10::float8
       AND (t.lease_until IS NULL OR t.lease_until < $3::float8)
       AND ($8::text[] IS NULL OR r.workflow_name = ANY($8::text[])
            OR (t.kind = 'step' AND ($9::text[] IS NULL OR s.name = ANY($9::text[]))))

@@ -175,7 +175,7 @@ _TASK_TAKEN = (
 
 DUE_RUNS = (
     "SELECT run_id FROM runs"
-    " WHERE namespace = :namespace AND deployment = :deployment AND turn_due_at <= :now"
+    " WHERE namespace = :namespace AND deployment = :deployment AND turn_due_at <= :due"
     " AND (lease_until IS NULL OR lease_until < :now)"
     " AND " + _KNOWN_WORKFLOW.format(col="workflow_name") + " ORDER BY turn_due_at LIMIT :limit"
 )
@@ -186,7 +186,7 @@ DUE_TASKS = (
     "SELECT t.run_id, t.call, t.kind, t.attempt, t.visible_at FROM tasks AS t"
     " JOIN runs AS r ON r.run_id = t.run_id"
     " JOIN steps AS s ON s.run_id = t.run_id AND s.call = t.call"
-    " WHERE t.namespace = :namespace AND t.deployment = :deployment AND t.visible_at <= :now"
+    " WHERE t.namespace = :namespace AND t.deployment = :deployment AND t.visible_at <= :due"
     " AND (t.lease_until IS NULL OR t.lease_until < :now) AND "
     + _TASK_TAKEN
     + " ORDER BY t.visible_at LIMIT :limit"

@@ -126,6 +126,7 @@ class SqliteWorld(SqlWorld):
         lease_seconds: float,
         workflows: Collection[str] | None = None,
         steps: Collection[str] | None = None,
+        due_by: float | None = None,
     ) -> Claim:
         """Lease runs that need a turn and tasks that are due, oldest first: only
         those of ``workflows`` and ``steps`` (see ``World.claim``)."""
@@ -137,7 +138,14 @@ class SqliteWorld(SqlWorld):
             now = time.time()
             until = now + lease_seconds
             out = Claim()
-            where = {"namespace": namespace, "deployment": deployment, "now": now, **names}
+            due = now if due_by is None else max(now, due_by)
+            where = {
+                "namespace": namespace,
+                "deployment": deployment,
+                "now": now,
+                "due": due,
+                **names,
+            }
             if max_runs > 0:
                 runs = conn.execute(q.DUE_RUNS, {**where, "limit": max_runs}).fetchall()
                 out.runs = [r[0] for r in runs]

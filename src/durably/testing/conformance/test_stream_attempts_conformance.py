@@ -14,7 +14,17 @@ from durably.streams import read_stream, resolve_start
 from durably.worlds import World
 from durably.worlds.base import ChunkBatch
 
-from .test_conformance import PAST_LEASE, SHORT_LEASE, A, B, claim, ev, run_with_calls, write
+from .test_conformance import (
+    PAST_LEASE,
+    SHORT_LEASE,
+    A,
+    B,
+    claim,
+    ev,
+    pytestmark,  # noqa: F401  (strict asyncio mode)
+    run_with_calls,
+    write,
+)
 
 
 async def _read(world: World, run_id: str, **kw: object) -> list[tuple[int, bytes, int]]:

@@ -15,7 +15,12 @@ from durably.streams import read_stream
 from durably.worlds import World
 from durably.worlds.base import ChunkBatch
 
-from .test_conformance import ev, run_with_calls, write
+from .test_conformance import (
+    ev,
+    pytestmark,  # noqa: F401  (strict asyncio mode)
+    run_with_calls,
+    write,
+)
 
 
 def _batch(run_id: str, n: int, who: tuple[int | None, int], *, close: bool) -> ChunkBatch:

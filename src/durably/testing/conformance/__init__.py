@@ -1,0 +1,24 @@
+"""The world conformance suite: what every world must do. A world passes it or it is not
+a world.
+
+Run it against a world of your own (installed, registered under the entry point group
+``durably.worlds`` with its URL scheme)::
+
+    pip install durably pytest pytest-asyncio
+    pytest --pyargs durably.testing.conformance --world "myworld://host/db?ns={unique}"
+
+Each test needs an empty world: in the URL, ``{tmp}`` becomes a fresh temporary folder
+and ``{unique}`` a fresh name (a schema, a database, a key prefix) for every test. The
+suite drives only the public ``World`` protocol (:mod:`durably.worlds.base`) and the event
+vocabulary (:mod:`durably.events`). Lease expiry is tested with real time and short
+leases. durably's own worlds run the same tests (``tests/worlds/test_conformance.py``
+in its repository), over ``memory://``, SQLite and PostgreSQL.
+
+The modules:
+
+* ``test_conformance``: the log, projections, queue, leases, claims, hooks, waits;
+* ``test_stream_attempts_conformance``, ``test_stream_closer_conformance``: streams
+  (which step attempt wrote or closed a chunk, reopening by a retry, committed readers);
+* ``fixtures``: the ``world`` fixture (the world opened for a test and closed after it),
+  on the ``world_url`` fixture that ``--world`` gives (``conftest.py``).
+"""
