@@ -32,12 +32,14 @@ from .errors import (
     RunNotFoundError,
     WorkflowNotRegisteredError,
 )
+from .rate_limits import RateLimit, parse_rate_limit
 from .retry import DEFAULT_RETRY
 from .run import Run
 from .runtime.calls import CallShape
 from .runtime.context import current_instance
 from .runtime.instance import StepSpec, WorkflowSpec
 from .runtime.limits import Limits
+from .schedules import Schedule, parse_schedule
 from .worlds import key_policy, open_world, resolve_world_url
 from .worlds.base import World
 from .worlds.encrypted import EncryptedWorld
@@ -187,6 +189,9 @@ class Workflows:
         self.limits = limits or Limits()
         self.workflows: dict[str, Workflow[Any, Any]] = {}
         self.steps: dict[str, Step[Any, Any]] = {}
+        # Flow control: rate limits by step name, schedules by workflow name.
+        self.rate_limits: dict[str, RateLimit] = {}
+        self.schedules: dict[str, Schedule] = {}
         self._world_opened = False
         self._worker: Worker | None = None
         self._open_lock: asyncio.Lock | None = None
@@ -207,14 +212,47 @@ class Workflows:
 
     @overload
     def workflow(
-        self, *, name: str | None = None
+        self,
+        *,
+        name: str | None = None,
+        schedule: str | None = None,
+        timezone: str | None = None,
+        catch_up: str | None = None,
     ) -> Callable[[Callable[P, Any]], Workflow[P, Any]]: ...
 
     def workflow(  # type: ignore[misc]
-        self, fn: Callable[P, Any] | None = None, /, *, name: str | None = None
+        self,
+        fn: Callable[P, Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        schedule: str | None = None,
+        timezone: str | None = None,
+        catch_up: str | None = None,
     ) -> Any:
         """Register an ``async def`` as a workflow (``@wf.workflow`` or
-        ``@wf.workflow(name="...")``)."""
+        ``@wf.workflow(name="...")``).
+
+        Args:
+            fn: the workflow function (when used as ``@wf.workflow`` without parentheses).
+            name: the workflow's recorded name (default: the function's name).
+            schedule: a five-field cron expression (``"*/5 * * * *"``): the registry's
+                workers start one run per tick, across every worker and process, with
+                the tick (an aware ``datetime``) as its one argument. See
+                :mod:`durably.schedules`.
+            timezone: the IANA time zone the schedule is read in (default ``"UTC"``).
+            catch_up: after downtime, ``"latest"`` (default: the latest missed tick
+                runs), ``"all"`` (every missed tick) or ``"skip"`` (none).
+
+        Raises:
+            ConfigurationError: a malformed schedule, time zone or catch-up, or
+                ``timezone``/``catch_up`` without a ``schedule``.
+        """
+        if schedule is None and (timezone is not None or catch_up is not None):
+            raise ConfigurationError(
+                'timezone= and catch_up= apply to a schedule: add schedule="<cron>" '
+                '(for example schedule="0 9 * * *") or drop them'
+            )
 
         def register(f: Callable[P, Any]) -> Workflow[P, Any]:
             if not inspect.iscoroutinefunction(f):
@@ -224,9 +262,16 @@ class Workflows:
                 )
             wname = name or f.__name__
             self._check_free(wname, "workflow")
+            sched = None
+            if schedule is not None:
+                sched = parse_schedule(
+                    schedule, timezone or "UTC", catch_up or "latest", workflow=wname, fn=f
+                )
             spec = WorkflowSpec(wname, f, CallShape(f, kind="workflow", name=wname))
             wfobj: Workflow[P, Any] = Workflow(self, f, spec)
             self.workflows[wname] = wfobj
+            if sched is not None:
+                self.schedules[wname] = sched
             return wfobj
 
         return register(fn) if fn is not None else register
@@ -242,6 +287,7 @@ class Workflows:
         max_retries: int = DEFAULT_RETRY.max_retries,
         retry_after: str | float | None = None,
         timeout: str | float | None = None,
+        rate_limit: str | None = None,
     ) -> Callable[[Callable[P, Any]], Step[P, Any]]: ...
 
     def step(  # type: ignore[misc]
@@ -253,6 +299,7 @@ class Workflows:
         max_retries: int = DEFAULT_RETRY.max_retries,
         retry_after: Any = None,
         timeout: Any = None,
+        rate_limit: Any = None,
     ) -> Any:
         """Register a step (``@wf.step`` or ``@wf.step(max_retries=5, timeout="30s")``).
 
@@ -270,6 +317,11 @@ class Workflows:
             max_retries: retries after the first attempt (default 3: up to 4 attempts).
             retry_after: backoff base (a duration); attempt n waits base * 2**(n-1).
             timeout: longest one attempt may run (a duration).
+            rate_limit: ``"NAME:COUNT/UNIT"`` (``"openai:60/min"``): the bodies of all
+                steps naming limiter ``NAME`` begin at most COUNT times in any window
+                of the unit (``s``, ``min``, ``h``), across every run and worker of the
+                world; a step over it waits durably (never fails for it). See
+                :mod:`durably.rate_limits`.
         """
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(
@@ -279,6 +331,7 @@ class Workflows:
         timeout_s = _seconds(timeout, "timeout")
         if timeout_s is not None and timeout_s <= 0:
             raise ConfigurationError(f"timeout must be positive, got {timeout!r}")
+        rate = None if rate_limit is None else parse_rate_limit(rate_limit, step=name)
 
         def register(f: Callable[P, Any]) -> Step[P, Any]:
             if not callable(f) or inspect.isclass(f):
@@ -297,6 +350,8 @@ class Workflows:
             )
             st: Step[P, Any] = Step(self, f, spec)
             self.steps[sname] = st
+            if rate is not None:
+                self.rate_limits[sname] = rate
             return st
 
         return register(fn) if fn is not None else register

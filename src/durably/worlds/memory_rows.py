@@ -10,6 +10,7 @@ from ..events import Event
 from .base import HookRecord, StepRecord, StreamChunk
 from .ledger import OverlayStore, RunRow, TaskRow
 from .notify import Signal
+from .schedules import ScheduleTable
 
 
 class _Data:
@@ -26,6 +27,9 @@ class _Data:
         self.stream_signals: dict[tuple[str, str], Signal] = {}
         self.work = Signal()
         self.run_signals: dict[str, Signal] = {}
+        # Flow control (memory_flow.py): each limiter's recent starts; the schedules.
+        self.rates: dict[str, list[float]] = {}
+        self.schedules = ScheduleTable()
 
     def run_signal(self, run_id: str) -> Signal:
         sig = self.run_signals.get(run_id)
