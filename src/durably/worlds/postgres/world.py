@@ -49,6 +49,7 @@ from .config import PostgresConfig, parse_postgres_url
 from .connections import LOST_RACE, Connections, Outage, is_disconnect
 from .hub import POLL_FALLBACK, Hub, queue_key
 from .queries import Statements
+from .rates_schedules import PostgresFlow
 from .schema import migrate
 from .store import (
     CommitAttempt,
@@ -97,6 +98,7 @@ class PostgresWorld(SqlWorld):
         self.db = Connections(self.config)
         self.recent = RecentRows()
         self.streams = Streams(self.db, self.sql, self._fetch)
+        self.flow = PostgresFlow(self.db, self.config.quoted_schema, self._live)
         self._lock = threading.Lock()
         self._hub: Hub | None = None
         self._closed = False

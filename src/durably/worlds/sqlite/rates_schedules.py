@@ -16,6 +16,7 @@ from . import queries as q
 from .connections import Connections
 
 __all__ = [
+    "SqliteFlow",
     "advance_schedule",
     "list_rates",
     "list_schedules",
@@ -226,3 +227,80 @@ def schedule_ran(
 ) -> None:
     """See :meth:`durably.worlds.base.World.schedule_ran`."""
     db.write(lambda conn: conn.execute(SCHEDULE_RAN, (run_id, namespace, workflow_name, tick)))
+
+
+class SqliteFlow:
+    """The SQLite world's flow control (its ``flow``: see ``SqlWorld``)."""
+
+    def __init__(self, db: Connections) -> None:
+        self.db = db
+
+    async def take_rate(
+        self,
+        *,
+        limiter: str,
+        limit: int,
+        per: float,
+        owner: str,
+        run_id: str,
+        call: int,
+        now: float,
+    ) -> RateDecision:
+        """See :func:`take_rate`."""
+        return take_rate(
+            self.db,
+            limiter=limiter,
+            limit=limit,
+            per=per,
+            owner=owner,
+            run_id=run_id,
+            call=call,
+            now=now,
+        )
+
+    async def list_rates(self) -> list[RateState]:
+        """See :func:`list_rates`."""
+        return list_rates(self.db)
+
+    async def sync_schedules(
+        self, namespace: str, put: Sequence[ScheduleRecord], drop: Sequence[str], now: float
+    ) -> None:
+        """See :func:`sync_schedules`."""
+        sync_schedules(self.db, namespace, put, drop, now)
+
+    async def list_schedules(self, namespace: str | None) -> list[ScheduleRecord]:
+        """See :func:`list_schedules`."""
+        return list_schedules(self.db, namespace)
+
+    async def advance_schedule(
+        self,
+        namespace: str,
+        workflow_name: str,
+        *,
+        cron: str,
+        timezone: str,
+        last_tick: float | None,
+        tick: float,
+        pending: bool,
+        next_tick: float | None,
+        now: float,
+    ) -> bool:
+        """See :func:`advance_schedule`."""
+        return advance_schedule(
+            self.db,
+            namespace,
+            workflow_name,
+            cron=cron,
+            timezone=timezone,
+            last_tick=last_tick,
+            tick=tick,
+            pending=pending,
+            next_tick=next_tick,
+            now=now,
+        )
+
+    async def schedule_ran(
+        self, namespace: str, workflow_name: str, *, tick: float, run_id: str
+    ) -> None:
+        """See :func:`schedule_ran`."""
+        schedule_ran(self.db, namespace, workflow_name, tick=tick, run_id=run_id)

@@ -38,15 +38,13 @@ from ..base import (
     Task,
 )
 from ..ledger import apply_commit
-from ..rates import RateDecision, RateState
-from ..schedules import ScheduleRecord
 from ..sql.rows import chunk_from_row, run_row_from_row
 from ..sql.world import SqlWorld, closing_write, refuse_write
 from ..urls import KeyPolicy
 from . import queries as q
-from . import rates_schedules as flow
 from .config import SqliteConfig, key_policy, parse_sqlite_url
 from .connections import Connections
+from .rates_schedules import SqliteFlow
 from .store import SqliteStore
 
 __all__ = ["SqliteConfig", "SqliteWorld", "parse_sqlite_url"]
@@ -74,6 +72,7 @@ class SqliteWorld(SqlWorld):
         self.url = url
         self.config = parse_sqlite_url(url)
         self.db = Connections(self.config)
+        self.flow = SqliteFlow(self.db)
 
     @classmethod
     def key_policy(cls, url: str) -> KeyPolicy:
@@ -412,79 +411,6 @@ class SqliteWorld(SqlWorld):
             return n
 
         return self.db.write(work)[0]
-
-    # -- flow control: rate limits and schedules (see .rates_schedules) -----------------
-
-    async def take_rate(
-        self,
-        *,
-        limiter: str,
-        limit: int,
-        per: float,
-        owner: str,
-        run_id: str,
-        call: int,
-        now: float | None = None,
-    ) -> RateDecision:
-        """A step's start under a rate limit (see ``World.take_rate``)."""
-        at = time.time() if now is None else now
-        return flow.take_rate(
-            self.db,
-            limiter=limiter,
-            limit=limit,
-            per=per,
-            owner=owner,
-            run_id=run_id,
-            call=call,
-            now=at,
-        )
-
-    async def list_rates(self) -> list[RateState]:
-        """Every limiter with the starts of its current window."""
-        return flow.list_rates(self.db)
-
-    async def sync_schedules(
-        self, namespace: str, put: Sequence[ScheduleRecord], drop: Sequence[str], now: float
-    ) -> None:
-        """Register a registry's schedules (see ``World.sync_schedules``)."""
-        flow.sync_schedules(self.db, namespace, put, drop, now)
-
-    async def list_schedules(self, namespace: str | None = None) -> list[ScheduleRecord]:
-        """The schedules (of ``namespace``, or all)."""
-        return flow.list_schedules(self.db, namespace)
-
-    async def advance_schedule(
-        self,
-        namespace: str,
-        workflow_name: str,
-        *,
-        cron: str,
-        timezone: str,
-        last_tick: float | None,
-        tick: float,
-        pending: bool,
-        next_tick: float | None,
-        now: float,
-    ) -> bool:
-        """Decide a tick by compare and set (see ``World.advance_schedule``)."""
-        return flow.advance_schedule(
-            self.db,
-            namespace,
-            workflow_name,
-            cron=cron,
-            timezone=timezone,
-            last_tick=last_tick,
-            tick=tick,
-            pending=pending,
-            next_tick=next_tick,
-            now=now,
-        )
-
-    async def schedule_ran(
-        self, namespace: str, workflow_name: str, *, tick: float, run_id: str
-    ) -> None:
-        """Record the run of a decided tick."""
-        flow.schedule_ran(self.db, namespace, workflow_name, tick=tick, run_id=run_id)
 
 
 def _names(workflows: Collection[str] | None, steps: Collection[str] | None) -> dict[str, Any]:
