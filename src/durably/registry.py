@@ -265,7 +265,11 @@ class Workflows:
             sched = None
             if schedule is not None:
                 sched = parse_schedule(
-                    schedule, timezone or "UTC", catch_up or "latest", workflow=wname, fn=f
+                    schedule,
+                    "UTC" if timezone is None else timezone,
+                    "latest" if catch_up is None else catch_up,
+                    workflow=wname,
+                    fn=f,
                 )
             spec = WorkflowSpec(wname, f, CallShape(f, kind="workflow", name=wname))
             wfobj: Workflow[P, Any] = Workflow(self, f, spec)

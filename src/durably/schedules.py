@@ -47,7 +47,7 @@ MAX_CATCH_UP = 100
 
 #: With ``catch_up="skip"``, a tick seen later than this many seconds after its time was
 #: missed (the driver passes at least every few seconds while a tick is due).
-SKIP_GRACE = 60.0
+SKIP_GRACE = 15.0
 
 _CRON_HOW = (
     'write five fields "MINUTE HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK", for example '

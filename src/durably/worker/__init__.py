@@ -17,7 +17,8 @@ Each of those is a module of this package, and :class:`Worker` composes them:
 * :mod:`.turns`: a run's turn (advance, commit, sticky cache, run-end fan-out);
 * :mod:`.steps`: one attempt of a step, its timeout, and recording its outcome;
 * :mod:`.cancels`: stopping the steps running here of a run that was cancelled;
-* :mod:`.group_commit`: many runs' commits in one transaction.
+* :mod:`.group_commit`: many runs' commits in one transaction;
+* :mod:`.schedules`: the schedule driver, one run per tick across all workers.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ..worlds.base import Task, World
 from .cancels import Cancels
 from .claims import Claims
 from .group_commit import GroupCommit
+from .schedules import ScheduleDriver
 from .slots import Slots
 from .steps import Steps
 from .turns import Turns
@@ -124,10 +126,12 @@ class Worker:
             on_timer=self._take_timer,
             on_beat=self.cancels.check,
         )
+        self.schedules = ScheduleDriver(registry, world, stopping=self._is_stopping)
         self._bg: set[asyncio.Task[Any]] = set()
         self._step_tasks: set[asyncio.Task[Any]] = set()
         self._main: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._schedules: asyncio.Task[None] | None = None
         self._stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -143,6 +147,7 @@ class Worker:
         self.loop = asyncio.get_running_loop()
         self._main = self.loop.create_task(self.claims.loop(), name="durably-worker")
         self._heartbeat = self.loop.create_task(self._keep_alive(), name="durably-heartbeat")
+        self._schedules = self.loop.create_task(self.schedules.loop(), name="durably-schedules")
 
     @property
     def running(self) -> bool:
@@ -188,7 +193,7 @@ class Worker:
             return
         self._stopping = True
         self._wake.set()
-        for t in (self._main, self._heartbeat):
+        for t in (self._main, self._heartbeat, self._schedules):
             if t is not None:
                 t.cancel()
         try:
