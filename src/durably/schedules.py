@@ -18,22 +18,28 @@ none (a tick runs only if it is seen within :data:`SKIP_GRACE` seconds of its ti
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
 from .errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from .worlds.base import World
+
 __all__ = [
     "CATCH_UPS",
     "MAX_CATCH_UP",
+    "OVERDUE_AFTER",
     "SKIP_GRACE",
     "CatchUp",
     "Schedule",
+    "describe_schedules",
     "parse_schedule",
     "tick_key",
 ]
@@ -48,6 +54,9 @@ MAX_CATCH_UP = 100
 #: With ``catch_up="skip"``, a tick seen later than this many seconds after its time was
 #: missed (the driver passes at least every few seconds while a tick is due).
 SKIP_GRACE = 15.0
+
+#: A next tick this many seconds in the past, not started, is shown as overdue.
+OVERDUE_AFTER = 5.0
 
 _CRON_HOW = (
     'write five fields "MINUTE HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK", for example '
@@ -177,3 +186,41 @@ def parse_schedule(
         except ValueError:
             pass  # no signature to check (a builtin): trust it
     return Schedule(expr, timezone, str(catch_up))
+
+
+async def describe_schedules(
+    world: World, namespace: str | None = None, *, now: float | None = None
+) -> list[dict[str, Any]]:
+    """Each schedule of ``world`` (of ``namespace``, or all) with its next tick and last
+    run, as JSON-ready data: what ``durably inspect schedules`` and the dashboard show.
+
+    ``next_tick`` is the first tick after the last one decided (or after the schedule was
+    registered); ``overdue`` is true when it has passed and no worker has started it (no
+    worker of the registry is running, or all are stopped). Times are seconds since the
+    epoch; ``next_tick_local`` and ``last_tick_local`` are ISO texts in the schedule's zone.
+    """
+    now = time.time() if now is None else now
+    out: list[dict[str, Any]] = []
+    for row in await world.list_schedules(namespace):
+        sched = Schedule(row.cron, row.timezone, row.catch_up)
+        after = row.anchor if row.last_tick is None else max(row.anchor, row.last_tick)
+        nxt = sched.next_after(after)
+        status = None
+        if row.last_run_id is not None:
+            rec = await world.get_run(row.last_run_id)
+            status = rec.status if rec is not None else "pruned"
+        out.append(
+            {
+                **row.to_json(),
+                "next_tick": nxt,
+                "next_tick_local": sched.as_datetime(nxt).isoformat(),
+                "last_tick_local": (
+                    sched.as_datetime(row.last_tick).isoformat()
+                    if row.last_tick is not None
+                    else None
+                ),
+                "last_run_status": status,
+                "overdue": nxt <= now - OVERDUE_AFTER,
+            }
+        )
+    return out

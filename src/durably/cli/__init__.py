@@ -10,6 +10,7 @@ import click
 
 from .commands import cancel, demo, worker
 from .deployments import deployments_cmd, runs
+from .flow import rates_cmd, schedules_cmd
 from .inspect import inspect
 from .migrate import migrate
 from .security import keygen, rekey
@@ -33,6 +34,8 @@ cli.add_command(keygen)
 cli.add_command(rekey)
 cli.add_command(runs)
 inspect.add_command(deployments_cmd)
+inspect.add_command(schedules_cmd)
+inspect.add_command(rates_cmd)
 cli.add_command(web)
 cli.add_command(skill)
 cli.add_command(migrate)
