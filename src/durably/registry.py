@@ -276,6 +276,8 @@ class Workflows:
             self.workflows[wname] = wfobj
             if sched is not None:
                 self.schedules[wname] = sched
+                if self._worker is not None:
+                    self._worker.schedules.wake()  # registered after it started: now
             return wfobj
 
         return register(fn) if fn is not None else register

@@ -10,6 +10,7 @@ The kinds (:data:`WaitKind`):
 
 * ``"step"``: a step attempt runs on ``worker``, its lease ends at ``until``;
 * ``"retry"``: a step failed and its next attempt is due at ``until``;
+* ``"rate_limit"``: a step waits for its rate limit's window, until ``until``;
 * ``"sleep"``: a durable timer fires at ``until``;
 * ``"hook"``: a hook waits to be resumed (its type, whether it is a webhook; never the
   token, which is a secret);
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .errors import DecryptionError, RunNotFoundError
 from .events import TERMINAL_RUN_TYPES, Event
 from .worlds.base import TERMINAL_STATUSES, QueuedTask, RunRecord, StepRecord, StreamInfo
+from .worlds.rates import RATE_LIMITED
 
 if TYPE_CHECKING:
     from .worlds.base import World
@@ -51,7 +53,7 @@ __all__ = [
 ]
 
 #: What a run waits for (``None``: nothing, it has ended).
-WaitKind = Literal["step", "retry", "sleep", "hook", "child", "turn", "worker"]
+WaitKind = Literal["step", "retry", "rate_limit", "sleep", "hook", "child", "turn", "worker"]
 
 _Work = Literal["start", "turn", "step", "timer"]
 
@@ -62,7 +64,10 @@ STALLED_AFTER = 10.0
 
 #: The main wait is the first kind in this order.
 _ORDER: dict[str | None, int] = {
-    k: i for i, k in enumerate(("worker", "turn", "step", "retry", "child", "hook", "sleep"))
+    k: i
+    for i, k in enumerate(
+        ("worker", "turn", "step", "retry", "rate_limit", "child", "hook", "sleep")
+    )
 }
 
 
@@ -124,8 +129,10 @@ class Waiting:
             return ""
         if self.kind == "worker":
             return "a worker" + (" (stalled)" if self.stalled else "")
-        if self.kind in ("sleep", "retry"):
-            what = "sleep" if self.kind == "sleep" else f"retry {name}"
+        if self.kind in ("sleep", "retry", "rate_limit"):
+            what = {"sleep": "sleep", "retry": f"retry {name}"}.get(
+                self.kind, f"rate limit of {name}"
+            )
             return f"{what} until {_clock(self.until)}"
         if self.kind == "hook":
             return ("webhook " if self.webhook else "hook ") + (self.hook_type or name)
@@ -181,6 +188,8 @@ def _describe_one(w: Waiting, now: float) -> str:
     if w.kind == "retry":
         err = f" after {w.error_type}" if w.error_type else ""
         return f"retry of step {name}{err} at {_clock(w.until)}"
+    if w.kind == "rate_limit":
+        return f"step {name} waits for its rate limit until {_clock(w.until)}"
     if w.kind == "hook":
         how = "webhook" if w.webhook else "hook"
         return f"{how} {name} of type {w.hook_type or '?'}"
@@ -288,6 +297,10 @@ def _step_wait(step: StepRecord, task: QueuedTask, now: float) -> Waiting:
             until=task.lease_until,
             worker=task.lease_owner,
             attempt=task.attempt,
+        )
+    if task.visible_at > now and step.status == RATE_LIMITED:
+        return Waiting(
+            "rate_limit", since=None, call=step.call, name=step.name, until=task.visible_at
         )
     if task.visible_at > now:
         return Waiting(

@@ -13,6 +13,7 @@ import asyncio
 import time
 
 from durably.events import EventType as E
+from durably.waiting import waiting_of
 from durably.worlds import World
 from durably.worlds.schedules import ScheduleRecord
 from tests.worlds.test_conformance import NS, A, B, claim, ev, run_with_calls
@@ -68,6 +69,13 @@ async def test_starts_within_the_limit_are_granted_and_the_next_waits(world: Wor
     steps = {s.call: s for s in await world.list_steps(tasks[2][0])}
     assert steps[tasks[2][1]].status == "rate_limited"
     assert (await claim(world, B, runs=0, tasks=10)).tasks == []  # not due yet
+    # What the run waits for says so.
+    rec = await world.get_run(tasks[2][0])
+    assert rec is not None
+    waits = await waiting_of(world, rec, now=t0 + 3)
+    limited = [w for w in (waits, *waits.also) if w.kind == "rate_limit"]
+    assert [(w.call, w.name, w.until) for w in limited] == [(tasks[2][1], STEP, t0 + 10)]
+    assert "waits for its rate limit" in limited[0].describe(t0 + 3)
     # Its former holder may not start it any more.
     assert (await take(world, tasks[2], t0 + 3)).lost  # type: ignore[attr-defined]
 
