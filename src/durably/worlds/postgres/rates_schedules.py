@@ -2,10 +2,11 @@
 :mod:`durably.worlds.rates` and :mod:`durably.worlds.schedules`; the world delegates
 here). The named statements are at the top, with ``{schema}`` as in :mod:`.queries`.
 
-A rate-limited start is one transaction: the step task's row is locked (still leased
-to the asking worker?), then the limiter's row (every start of one limiter takes turns
-on it, across all workers), the window is decided in Python, and the task moves when
-over. Schedule changes are single-row statements (a compare and set on ``last_tick``).
+A rate-limited start is one statement (one round trip): the step task's row is locked
+(still leased to the asking worker?), then the limiter's row (every start of one limiter
+takes turns on it, across all workers), the window is decided in SQL by the rule of
+:func:`durably.worlds.rates.decide`, and the task moves when over. Schedule changes are
+single-row statements (a compare and set on ``last_tick``).
 """
 
 from __future__ import annotations
@@ -13,43 +14,61 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import asyncpg
-
-from ..rates import RATE_LIMITED, RateDecision, RateState, decide
+from ..rates import RATE_LIMITED, RateDecision, RateState
 from ..schedules import ScheduleRecord
 from .connections import Connections
 from .hub import Hub
 
 __all__ = ["FlowStatements", "PostgresFlow"]
 
-_TASK_LEASE = """
-SELECT lease_owner, namespace FROM {schema}.tasks WHERE run_id = $1 AND call = $2 FOR UPDATE
+# A rate-limited start in one statement: the step's task, still leased to the asker
+# ($3), is locked; then the limiter's row (made on first use; every start of one limiter
+# takes its turn on it across all workers) keeps the starts of its window ($5 - $6, $5:
+# now) with this one added if fewer than $7 remain. Not added: the task moves to when
+# the oldest start that must leave has left, held by nobody, the claim's attempt not
+# counted, its steps row 'rate_limited' ($8), and the namespace's workers hear of it
+# ($9, $10). Returns whether the task was ours, whether granted, and when it moved to.
+_TAKE_RATE = """
+WITH task AS (
+    SELECT run_id, call, namespace FROM {schema}.tasks
+    WHERE run_id = $1 AND call = $2 AND lease_owner = $3
+    FOR UPDATE
+), lim AS (
+    INSERT INTO {schema}.rate_limiters AS r (name, starts, granted)
+    SELECT $4, ARRAY[$5::float8], true FROM task
+    ON CONFLICT (name) DO UPDATE SET
+        starts = (
+            WITH kept AS (SELECT ARRAY(SELECT s FROM unnest(r.starts) AS s
+                                       WHERE s > $5::float8 - $6::float8 ORDER BY s) AS a)
+            SELECT CASE WHEN cardinality(a) < $7 THEN a || $5::float8 ELSE a END FROM kept
+        ),
+        granted = (SELECT count(*) < $7 FROM unnest(r.starts) AS s
+                   WHERE s > $5::float8 - $6::float8)
+    RETURNING starts, granted
+), verdict AS (
+    SELECT granted, starts[cardinality(starts) - $7 + 1] + $6::float8 AS retry_at FROM lim
+), moved AS (
+    UPDATE {schema}.tasks AS t SET visible_at = v.retry_at, lease_owner = NULL,
+        lease_until = NULL,
+        attempt = CASE WHEN t.kind = 'step' AND t.attempt > 0 THEN t.attempt - 1
+                       ELSE t.attempt END
+    FROM verdict AS v, task
+    WHERE NOT v.granted AND t.run_id = task.run_id AND t.call = task.call
+    RETURNING t.run_id, t.call, t.attempt
+), marked AS (
+    UPDATE {schema}.steps AS s SET status = $8, attempts = m.attempt
+    FROM moved AS m WHERE s.run_id = m.run_id AND s.call = m.call
+)
+SELECT EXISTS (SELECT 1 FROM task) AS ours,
+       (SELECT granted FROM verdict) AS granted,
+       (SELECT retry_at FROM verdict) AS retry_at,
+       (SELECT namespace FROM task) AS namespace,
+       (SELECT count(pg_notify($9, json_build_object('o', $10::text,
+                                                     'w', json_build_array(task.namespace))::text))
+        FROM moved, task) AS woken
 """
-
-_MAKE_RATE = """
-INSERT INTO {schema}.rate_limiters (name) VALUES ($1) ON CONFLICT (name) DO NOTHING
-"""
-
-_LOCK_RATE = "SELECT starts FROM {schema}.rate_limiters WHERE name = $1 FOR UPDATE"
-
-_PUT_RATE = "UPDATE {schema}.rate_limiters SET starts = $2 WHERE name = $1"
 
 _LIST_RATES = "SELECT name, starts FROM {schema}.rate_limiters ORDER BY name"
-
-# A step moved by its rate limit: due later, held by nobody, the claim's attempt not
-# counted; its steps row says so. Then the namespace's workers hear of it ($5, $6).
-_DEFER_TASK = """
-WITH t AS (
-    UPDATE {schema}.tasks SET visible_at = $1, lease_owner = NULL, lease_until = NULL,
-        attempt = CASE WHEN kind = 'step' AND attempt > 0 THEN attempt - 1 ELSE attempt END
-    WHERE run_id = $2 AND call = $3
-    RETURNING run_id, call, attempt
-), s AS (
-    UPDATE {schema}.steps AS s SET status = $4, attempts = t.attempt
-    FROM t WHERE s.run_id = t.run_id AND s.call = t.call
-)
-SELECT pg_notify($5, $6)
-"""
 
 _COLUMNS = (
     "namespace, workflow_name, cron, timezone, catch_up, anchor, next_tick, last_tick,"
@@ -93,12 +112,8 @@ class FlowStatements:
     """The statements of this module with ``{schema}`` filled in."""
 
     def __init__(self, schema: str) -> None:
-        self.TASK_LEASE = _TASK_LEASE.format(schema=schema)
-        self.MAKE_RATE = _MAKE_RATE.format(schema=schema)
-        self.LOCK_RATE = _LOCK_RATE.format(schema=schema)
-        self.PUT_RATE = _PUT_RATE.format(schema=schema)
+        self.TAKE_RATE = _TAKE_RATE.format(schema=schema)
         self.LIST_RATES = _LIST_RATES.format(schema=schema)
-        self.DEFER_TASK = _DEFER_TASK.format(schema=schema)
         self.LIST_SCHEDULES = _LIST_SCHEDULES.format(schema=schema)
         self.PUT_SCHEDULE = _PUT_SCHEDULE.format(schema=schema)
         self.DROP_SCHEDULES = _DROP_SCHEDULES.format(schema=schema)
@@ -119,27 +134,28 @@ async def take_rate(
     call: int,
     now: float,
 ) -> RateDecision:
-    """See :meth:`durably.worlds.base.World.take_rate` (one transaction)."""
-    try:
-        async with db.connection() as conn, conn.transaction():
-            lease = await conn.fetchrow(sql.TASK_LEASE, run_id, call)
-            if lease is None or lease[0] != owner:
-                return RateDecision(False, lost=True)
-            namespace = str(lease[1])
-            await conn.execute(sql.MAKE_RATE, limiter)
-            starts = await conn.fetchval(sql.LOCK_RATE, limiter)
-            kept, retry_at = decide(list(starts or ()), limit, per, now)
-            await conn.execute(sql.PUT_RATE, limiter, kept)
-            if retry_at is None:
-                return RateDecision(True)
-            channel, payload = hub.notifications([namespace], {})[0]
-            await conn.execute(
-                sql.DEFER_TASK, retry_at, run_id, call, RATE_LIMITED, channel, payload
-            )
-    except asyncpg.PostgresError as e:
-        raise db.failed(e, "take a rate limit") from e
-    hub.work_arrived([namespace])
-    return RateDecision(False, retry_at)
+    """See :meth:`durably.worlds.base.World.take_rate` (one statement)."""
+    rows = await db.fetch(
+        "take a rate limit",
+        sql.TAKE_RATE,
+        run_id,
+        call,
+        owner,
+        limiter,
+        now,
+        per,
+        limit,
+        RATE_LIMITED,
+        hub.config.channel,
+        hub.token,
+    )
+    ours, granted, retry_at, namespace = rows[0][0], rows[0][1], rows[0][2], rows[0][3]
+    if not ours:
+        return RateDecision(False, lost=True)
+    if granted:
+        return RateDecision(True)
+    hub.work_arrived([str(namespace)])
+    return RateDecision(False, float(retry_at))
 
 
 async def list_rates(db: Connections, sql: FlowStatements) -> list[RateState]:

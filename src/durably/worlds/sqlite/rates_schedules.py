@@ -5,12 +5,11 @@ at the top, as in :mod:`.queries`."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ..rates import RATE_LIMITED, RateDecision, RateState, decide
+from ..rates import RATE_LIMITED, RateDecision, RateState, decide, pack_starts, unpack_starts
 from ..schedules import ScheduleRecord
 from . import queries as q
 from .connections import Connections
@@ -110,8 +109,8 @@ def take_rate(
         if not lease or lease[0][0] != owner:
             return RateDecision(False, lost=True)
         found = conn.execute(GET_RATE, (limiter,)).fetchall()
-        kept, retry_at = decide(json.loads(found[0][0]) if found else [], limit, per, now)
-        conn.execute(PUT_RATE, (limiter, json.dumps(kept)))
+        kept, retry_at = decide(unpack_starts(found[0][0]) if found else [], limit, per, now)
+        conn.execute(PUT_RATE, (limiter, pack_starts(kept)))
         if retry_at is None:
             return RateDecision(True)
         conn.execute(DEFER_TASK, (retry_at, run_id, call))
@@ -127,7 +126,7 @@ def take_rate(
 
 def list_rates(db: Connections) -> list[RateState]:
     """See :meth:`durably.worlds.base.World.list_rates`."""
-    return [RateState(r[0], json.loads(r[1])) for r in db.read(LIST_RATES, ())]
+    return [RateState(r[0], unpack_starts(r[1])) for r in db.read(LIST_RATES, ())]
 
 
 # -- schedules ---------------------------------------------------------------------------

@@ -7,7 +7,8 @@
 
 CREATE TABLE rate_limiters (
     name    TEXT PRIMARY KEY,
-    starts  DOUBLE PRECISION[] NOT NULL DEFAULT '{}'   -- oldest first
+    starts  DOUBLE PRECISION[] NOT NULL DEFAULT '{}',  -- oldest first
+    granted BOOLEAN NOT NULL DEFAULT true              -- whether the last start asked fit
 );
 
 CREATE TABLE schedules (

@@ -6,7 +6,7 @@
 
 CREATE TABLE rate_limiters (
     name    TEXT PRIMARY KEY,
-    starts  TEXT NOT NULL DEFAULT '[]'          -- JSON array of times, oldest first
+    starts  BLOB NOT NULL DEFAULT x''           -- little-endian doubles, oldest first
 ) WITHOUT ROWID;
 
 CREATE TABLE schedules (
