@@ -5,13 +5,13 @@
 -- forward, by compare and set, and a tick's run carries the tick's idempotency key, so
 -- each tick runs once.
 
-CREATE TABLE rate_limiters (
+CREATE TABLE IF NOT EXISTS rate_limiters (
     name    TEXT PRIMARY KEY,
     starts  DOUBLE PRECISION[] NOT NULL DEFAULT '{}',  -- oldest first
     granted BOOLEAN NOT NULL DEFAULT true              -- whether the last start asked fit
 );
 
-CREATE TABLE schedules (
+CREATE TABLE IF NOT EXISTS schedules (
     namespace     TEXT NOT NULL,
     workflow_name TEXT NOT NULL,
     cron          TEXT NOT NULL,

@@ -4,12 +4,12 @@
 -- scheduled workflow of a namespace; last_tick moves only forward, by compare and set,
 -- and a tick's run carries the tick's idempotency key, so each tick runs once.
 
-CREATE TABLE rate_limiters (
+CREATE TABLE IF NOT EXISTS rate_limiters (
     name    TEXT PRIMARY KEY,
     starts  BLOB NOT NULL DEFAULT x''           -- little-endian doubles, oldest first
 ) WITHOUT ROWID;
 
-CREATE TABLE schedules (
+CREATE TABLE IF NOT EXISTS schedules (
     namespace     TEXT NOT NULL,
     workflow_name TEXT NOT NULL,
     cron          TEXT NOT NULL,
