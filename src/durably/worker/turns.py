@@ -211,6 +211,7 @@ class Turns:
                 commands=commands,
                 claim_calls=[sc.call for sc in claimed],
                 release=release,
+                locks=inst.uses_locks,
             )
         ]
         # A child is created only if its parent's turn is.
@@ -261,7 +262,16 @@ class Turns:
             encode_error(error),
         )
         telemetry.note_turn(True, [end])
-        writes = [RunWrite(run_id, facts=facts, expected_seq=seen, commands=[end], release=release)]
+        writes = [
+            RunWrite(
+                run_id,
+                facts=facts,
+                expected_seq=seen,
+                commands=[end],
+                release=release,
+                locks=inst.uses_locks,
+            )
+        ]
         writes += _ending_writes(inst, end)
         await self.committer.commit(writes)
         self._locks.pop(run_id, None)
