@@ -46,8 +46,7 @@ async def acquired(world: World, run_id: str) -> list[int | None]:
 
 async def state(world: World, key: str = "k") -> list[tuple[str, str]]:
     return [
-        (e.run_id, "holding" if e.holding else "waiting")
-        for e in await world.list_locks(key=key)
+        (e.run_id, "holding" if e.holding else "waiting") for e in await world.list_locks(key=key)
     ]
 
 
