@@ -45,9 +45,8 @@ def gated(wf: Workflows, key: str = "acct:1", limit: int = 1):  # type: ignore[n
 
     @wf.workflow(name=f"gated_{limit}")
     async def gated_body(name: str) -> str:
-        async with durably.lock(key, limit=limit):
-            async with Go.wait(token=f"go:{name}") as hook:
-                await hook
+        async with durably.lock(key, limit=limit), Go.wait(token=f"go:{name}") as hook:
+            await hook
         return name
 
     return gated_body

@@ -17,7 +17,7 @@ from durably.worlds import World, open_world
 from durably.worlds.base import Commit, RunMeta, RunWrite, WriteResult
 from durably.worlds.locks import ADMISSION
 
-from .test_conformance import A, DEP, NS, claim, create_run, ev, run_with_calls
+from .test_conformance import DEP, NS, A, claim, create_run, ev, run_with_calls
 
 
 async def turn(
