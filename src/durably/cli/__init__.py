@@ -11,6 +11,7 @@ import click
 from .commands import cancel, demo, worker
 from .deployments import deployments_cmd, runs
 from .inspect import inspect
+from .locks import locks_cmd
 from .migrate import migrate
 from .security import keygen, rekey
 from .skill import skill
@@ -33,6 +34,7 @@ cli.add_command(keygen)
 cli.add_command(rekey)
 cli.add_command(runs)
 inspect.add_command(deployments_cmd)
+inspect.add_command(locks_cmd)
 cli.add_command(web)
 cli.add_command(skill)
 cli.add_command(migrate)
