@@ -211,13 +211,13 @@ class Turns:
                 commands=commands,
                 claim_calls=[sc.call for sc in claimed],
                 release=release,
-                locks=inst.uses_locks,
             )
         ]
         # A child is created only if its parent's turn is.
         writes += [child_write(inst.record, c) for c in inst.new_child_starts()]
         end = next((c for c in commands if c.type in TERMINAL_RUN_TYPES), None)
         if end is not None:
+            writes[0].locks = inst.uses_locks  # its end releases its permits
             writes += _ending_writes(inst, end)
         try:
             results = await self.committer.commit(writes)
