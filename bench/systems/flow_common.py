@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ class FlowSizes:
     contend: int = 10_000
 
     @classmethod
-    def pick(cls, quick: bool) -> FlowSizes:
-        return cls(handoff=20, contend=200) if quick else cls()
+    def pick(cls, quick: bool, contend: int = 0) -> FlowSizes:
+        """The sizes (``contend``: runs contending, when not 0)."""
+        sizes = cls(handoff=20, contend=200) if quick else cls()
+        return cls(sizes.handoff, contend) if contend else sizes
 
 
 def percentile(xs: list[float], p: float) -> float:
@@ -32,7 +35,7 @@ def percentile(xs: list[float], p: float) -> float:
 def handoff_gaps(enter: dict[int, float], exit_: dict[int, float]) -> list[float]:
     """From one holder's end to the next holder's start, in the order they held it."""
     order = sorted(enter, key=enter.__getitem__)
-    return [enter[b] - exit_[a] for a, b in zip(order, order[1:], strict=False)]
+    return [enter[b] - exit_[a] for a, b in itertools.pairwise(order)]
 
 
 def done_waiter(n: int) -> tuple[asyncio.Event, Callable[[], None]]:

@@ -69,8 +69,8 @@ def registry(world: str, ctx: dict[str, Any]) -> Workflows:
     return wf
 
 
-async def main(world: str, quick: bool, only: set[str]) -> None:
-    s = FlowSizes.pick(quick)
+async def main(world: str, quick: bool, only: set[str], contend: int = 0) -> None:
+    s = FlowSizes.pick(quick, contend)
     ctx: dict[str, Any] = {"enter": {}, "exit": {}, "done": lambda: None}
     wf = registry(world, ctx)
     emit_settings(f"durably on {world.split(':', 1)[0]}")
@@ -141,6 +141,7 @@ if __name__ == "__main__":
     p.add_argument("--world", required=True, choices=["sqlite", "sqlite-fsync", "postgres"])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--only", default="")
+    p.add_argument("--contend", type=int, default=0, help="runs contending (default: sizes)")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="durably-flow-"))
     url = {
@@ -156,7 +157,7 @@ if __name__ == "__main__":
 
         os.environ.setdefault("DURABLY_ENCRYPTION_KEY", new_key("bench"))
     try:
-        asyncio.run(main(url, a.quick, {x for x in a.only.split(",") if x}))
+        asyncio.run(main(url, a.quick, {x for x in a.only.split(",") if x}, a.contend))
     finally:
         if a.world == "postgres":
             asyncio.run(drop_schema(url))
