@@ -52,6 +52,7 @@ from .errors import (
     WorldUnavailableError,
 )
 from .hooks import BaseHook, HookWait, get_hook_by_token, resume_hook
+from .locks import Lock, lock
 from .registry import Step, Workflow, Workflows
 from .run import Run
 from .runtime.context import (
@@ -87,6 +88,7 @@ __all__ = [
     "HookWait",
     "KeyFileMissingError",
     "Limits",
+    "Lock",
     "MissingExtraError",
     "NonDeterminismError",
     "PayloadTooLargeError",
@@ -121,6 +123,7 @@ __all__ = [
     "get_writable",
     "in_step",
     "in_workflow",
+    "lock",
     "now",
     "random",
     "remove_attributes",

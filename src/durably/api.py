@@ -25,6 +25,7 @@ async def start(
     *args: Any,
     idempotency_key: str | None = None,
     deployment: str | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Run:
     """Record a run of ``workflow`` durably and return its :class:`Run` before it executes.
@@ -35,11 +36,17 @@ async def start(
         **kwargs: the workflow's keyword arguments.
         idempotency_key: return the run already started with this key, if any.
         deployment: pin the run to this deployment (``"latest"``: the newest seen).
+        priority: higher starts first among pending runs of the registry (default 0).
     """
     if not isinstance(workflow, Workflow):
         raise TypeError(f"start() takes a workflow decorated with @wf.workflow, got {workflow!r}")
     return await workflow.registry.start(
-        workflow, *args, idempotency_key=idempotency_key, deployment=deployment, **kwargs
+        workflow,
+        *args,
+        idempotency_key=idempotency_key,
+        deployment=deployment,
+        priority=priority,
+        **kwargs,
     )
 
 

@@ -121,6 +121,8 @@ class Control:
         rerun_of: str | None = None,
         resolve_latest: bool = True,
         begin_here: bool = True,
+        priority: int = 0,
+        concurrency: tuple[str, int] | None = None,
     ) -> str:
         """Record a new run (its ``run_created`` event with ``payload``, the encoded
         input) and return its id; with ``idempotency_key``, an existing run of this
@@ -139,6 +141,9 @@ class Control:
                 create the run leased to it and begin it at once, without a claim (no
                 queue round trip before the first step); otherwise queue it and wake
                 the worker.
+            priority: higher starts first among pending runs.
+            concurrency: ``(lock key, limit)``: the run starts only once it holds a
+                permit of that key (see :mod:`durably.concurrency`).
         """
         dep = deployment or self.deployment
         if resolve_latest and dep == "latest":
@@ -147,6 +152,11 @@ class Control:
         data: dict[str, Any] = telemetry.run_created_data(workflow_name)  # + traceparent
         if rerun_of is not None:
             data["rerun_of"] = rerun_of
+        if priority:
+            data["priority"] = priority
+        if concurrency is not None:
+            data["concurrency_key"], data["concurrency_limit"] = concurrency
+            begin_here = False  # it may have to wait for a permit: the ledger decides
         write = RunWrite(
             new_run_id(),
             create=RunMeta(
@@ -154,6 +164,9 @@ class Control:
                 namespace=namespace,
                 deployment=dep,
                 idempotency_key=idempotency_key,
+                priority=priority,
+                concurrency_key=concurrency[0] if concurrency else None,
+                concurrency_limit=concurrency[1] if concurrency else None,
             ),
             facts=[NewEvent(EventType.RUN_CREATED, None, data, payload)],
         )

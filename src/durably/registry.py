@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
+from .concurrency import Concurrency, check_priority
 from .control import Control, new_run_id
 from .crypto import Sealer, resolve_keyring
 from .durations import parse_duration
@@ -95,6 +96,8 @@ class Workflow(Generic[P, R]):
         self.fn = fn
         self.spec = spec
         self.name = spec.name
+        #: The workflow's concurrency limit, if it has one (``@wf.workflow(concurrency=)``).
+        self.concurrency: Concurrency | None = None
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -215,6 +218,8 @@ class Workflows:
         self,
         *,
         name: str | None = None,
+        concurrency: int | None = None,
+        concurrency_key: Callable[..., str] | None = None,
         schedule: str | None = None,
         timezone: str | None = None,
         catch_up: str | None = None,
@@ -226,6 +231,8 @@ class Workflows:
         /,
         *,
         name: str | None = None,
+        concurrency: int | None = None,
+        concurrency_key: Callable[..., str] | None = None,
         schedule: str | None = None,
         timezone: str | None = None,
         catch_up: str | None = None,
@@ -234,8 +241,13 @@ class Workflows:
         ``@wf.workflow(name="...")``).
 
         Args:
-            fn: the workflow function (when used as ``@wf.workflow`` without parentheses).
+            fn: the workflow function (when used without parentheses).
             name: the workflow's recorded name (default: the function's name).
+            concurrency: at most this many runs at once across all workers (a sleeping
+                or waiting run counts); the others stay pending (see
+                :mod:`durably.concurrency`).
+            concurrency_key: apply ``concurrency`` per key: a function of the
+                workflow's arguments returning a string, called once at start.
             schedule: a five-field cron expression (``"*/5 * * * *"``): the registry's
                 workers start one run per tick, across every worker and process, with
                 the tick (an aware ``datetime``) as its one argument. See
@@ -262,6 +274,7 @@ class Workflows:
                 )
             wname = name or f.__name__
             self._check_free(wname, "workflow")
+            limit = Concurrency.of(wname, concurrency, concurrency_key)
             sched = None
             if schedule is not None:
                 sched = parse_schedule(
@@ -273,6 +286,7 @@ class Workflows:
                 )
             spec = WorkflowSpec(wname, f, CallShape(f, kind="workflow", name=wname))
             wfobj: Workflow[P, Any] = Workflow(self, f, spec)
+            wfobj.concurrency = limit
             self.workflows[wname] = wfobj
             if sched is not None:
                 self.schedules[wname] = sched
@@ -470,6 +484,7 @@ class Workflows:
         *args: Any,
         idempotency_key: str | None = None,
         deployment: str | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> Run:
         """Record a new run durably and return its handle before it executes.
@@ -482,6 +497,7 @@ class Workflows:
                 namespace, for this workflow), return that run instead.
             deployment: the deployment to pin the run to (default: this registry's;
                 ``"latest"``: the newest the world has seen).
+            priority: higher starts first among pending runs (default 0).
 
         Raises:
             ConfigurationError: called inside a workflow body (call the workflow there
@@ -497,6 +513,9 @@ class Workflows:
                 f"{wfobj.name}(...)`. For an independent run, call start() inside a step "
                 "(its result, e.g. the run id, is recorded as the step's result)."
             )
+        priority = check_priority(priority)
+        limit = wfobj.concurrency
+        ckey = limit.key(self.namespace, wfobj.name, args, kwargs) if limit else None
         payload = wfobj.spec.shape.encode_args(args, kwargs)
         if len(payload) > self.limits.max_payload_bytes:
             raise PayloadTooLargeError(
@@ -510,6 +529,8 @@ class Workflows:
             namespace=self.namespace,
             deployment=deployment,
             idempotency_key=idempotency_key,
+            priority=priority,
+            concurrency=(ckey, limit.limit) if limit is not None and ckey is not None else None,
         )
         return Run(self, run_id, wfobj.name)
 

@@ -16,6 +16,9 @@ The kinds (:data:`WaitKind`):
   token, which is a secret);
 * ``"child"``: a child run (``child_run_id``) must end;
 * ``"turn"``: the workflow body is running its turn on ``worker`` (a moment, normally);
+* ``"lock"``: the body waits for a permit of the lock ``name`` (``durably.lock``);
+* ``"concurrency"``: the run is ``pending`` over its workflow's concurrency limit, for a
+  permit of the key ``name`` (it starts when a run of that key ends);
 * ``"worker"``: work is ready (the run's start or next turn, a step, a due timer) and no
   worker holds it: none of the run's namespace and deployment is running, or all are
   busy, or the one that held it stopped (its lease expired at ``since``). ``stalled``
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .errors import DecryptionError, RunNotFoundError
 from .events import TERMINAL_RUN_TYPES, Event
 from .worlds.base import TERMINAL_STATUSES, QueuedTask, RunRecord, StepRecord, StreamInfo
+from .worlds.locks import ADMISSION
 from .worlds.rates import RATE_LIMITED
 
 if TYPE_CHECKING:
@@ -53,7 +57,18 @@ __all__ = [
 ]
 
 #: What a run waits for (``None``: nothing, it has ended).
-WaitKind = Literal["step", "retry", "rate_limit", "sleep", "hook", "child", "turn", "worker"]
+WaitKind = Literal[
+    "step",
+    "retry",
+    "rate_limit",
+    "sleep",
+    "hook",
+    "child",
+    "turn",
+    "worker",
+    "lock",
+    "concurrency",
+]
 
 _Work = Literal["start", "turn", "step", "timer"]
 
@@ -66,7 +81,18 @@ STALLED_AFTER = 10.0
 _ORDER: dict[str | None, int] = {
     k: i
     for i, k in enumerate(
-        ("worker", "turn", "step", "retry", "rate_limit", "child", "hook", "sleep")
+        (
+            "worker",
+            "turn",
+            "step",
+            "retry",
+            "rate_limit",
+            "child",
+            "hook",
+            "lock",
+            "concurrency",
+            "sleep",
+        )
     )
 }
 
@@ -140,6 +166,10 @@ class Waiting:
             return f"child {self.child_run_id}"
         if self.kind == "turn":
             return "its turn"
+        if self.kind == "lock":
+            return f"lock {self.name}"
+        if self.kind == "concurrency":
+            return f"concurrency limit {self.name}"
         return f"step {name}"
 
     def to_json(self) -> dict[str, Any]:
@@ -197,6 +227,10 @@ def _describe_one(w: Waiting, now: float) -> str:
         return f"child run {w.child_run_id}"
     if w.kind == "turn":
         return f"its workflow body on {w.worker}"
+    if w.kind == "lock":
+        return f"lock {w.name} (a permit held by another run)"
+    if w.kind == "concurrency":
+        return f"pending: over the concurrency limit of {w.name} (starts when one ends)"
     what = {
         "start": "its start",
         "turn": "its next turn",
@@ -277,10 +311,30 @@ async def waiting_of(world: World, rec: RunRecord, *, now: float | None = None) 
                 )
             )
     if not waits:
+        waits = await _lock_waits(world, rec.run_id)
+    if not waits:
         return Waiting(None)  # between two changes: nothing pending at this instant
     waits.sort(key=lambda w: (_ORDER.get(w.kind, 99), w.call if w.call is not None else -1))
     main, *rest = waits
     return replace(main, also=tuple(rest)) if rest else main
+
+
+async def _lock_waits(world: World, run_id: str) -> list[Waiting]:
+    """The locks (and concurrency limit) the run waits for a permit of: asked only of a
+    run that waits for nothing else (it has no turn due, no task and no open call)."""
+    list_locks = getattr(world, "list_locks", None)
+    if list_locks is None:  # a world written before locks
+        return []
+    return [
+        Waiting(
+            "concurrency" if e.call == ADMISSION else "lock",
+            since=e.queued_at,
+            call=None if e.call == ADMISSION else e.call,
+            name=e.key,
+        )
+        for e in await list_locks(run_id=run_id)
+        if not e.holding
+    ]
 
 
 def _held(task: QueuedTask, now: float) -> bool:

@@ -12,6 +12,7 @@ from .commands import cancel, demo, worker
 from .deployments import deployments_cmd, runs
 from .flow import rates_cmd, schedules_cmd
 from .inspect import inspect
+from .locks import locks_cmd
 from .migrate import migrate
 from .security import keygen, rekey
 from .skill import skill
@@ -36,6 +37,7 @@ cli.add_command(runs)
 inspect.add_command(deployments_cmd)
 inspect.add_command(schedules_cmd)
 inspect.add_command(rates_cmd)
+inspect.add_command(locks_cmd)
 cli.add_command(web)
 cli.add_command(skill)
 cli.add_command(migrate)

@@ -161,6 +161,11 @@ class RunInstance:
         # steps set meanwhile (those are facts, counted by the step that sets them).
         self.attributes: dict[str, str] = {}
         self.steps: dict[int, StepCall] = {}
+        #: Lock requests waiting for their ``lock_acquired`` fact, by call.
+        self._lock_waits: dict[int, asyncio.Future[None]] = {}
+        #: The run asked for a lock or was created under a concurrency limit: its end
+        #: releases permits (a world that preloads rows reads its lock entries then).
+        self.uses_locks = False
 
     # -- feeding the log ---------------------------------------------------------------
 
@@ -175,6 +180,8 @@ class RunInstance:
         if t is EventType.RUN_CREATED:
             self.input = ev.payload
             self._count(ev.payload)
+            if ev.data.get("concurrency_key"):
+                self.uses_locks = True
         elif t in COMMAND_TYPES:
             if t is EventType.ATTRIBUTES_SET:
                 if ev.call is None:
@@ -331,6 +338,13 @@ class RunInstance:
                 )
             )
 
+    def _apply_lock_acquired(
+        self, call: int | None, payload: bytes | None, data: dict[str, Any], at: float
+    ) -> None:
+        fut = self._lock_waits.pop(call, None) if call is not None else None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
     def _start_body(self) -> None:
         if self.cancel_requested:
             self._end(self._cancelled())
@@ -480,6 +494,25 @@ class RunInstance:
         key = self._hook_keys.get(call) or self.hook_digest(token)
         self._issued[("hook_disposed", call)] = NewEvent(
             EventType.HOOK_DISPOSED, call, {"token": key}
+        )
+
+    def request_lock(self, key: str, limit: int) -> tuple[int, asyncio.Future[None]]:
+        """Record a request for a permit of lock ``key``; returns its call and the
+        future its ``lock_acquired`` fact resolves."""
+        n = self._next()
+        self.uses_locks = True
+        self._issued[("lock_requested", n)] = NewEvent(
+            EventType.LOCK_REQUESTED, n, {"name": key, "key": key, "limit": limit}
+        )
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self._lock_waits[n] = fut
+        return n, fut
+
+    def release_lock(self, call: int, key: str) -> None:
+        """Record that the body leaves lock ``call`` (or no longer waits for it)."""
+        self._lock_waits.pop(call, None)
+        self._issued[("lock_released", call)] = NewEvent(
+            EventType.LOCK_RELEASED, call, {"name": key, "key": key}
         )
 
     def set_attributes(self, changes: dict[str, str], removals: list[str]) -> None:

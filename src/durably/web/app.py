@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..registry import Workflows
 from . import actions, flow, views
+from . import locks as lock_pages
 from .security import LOOPBACK_HOSTS, Guard
 from .state import HERE, Dashboard
 
@@ -70,6 +71,7 @@ def create_app(
         Route("/runs/_rows", views.runs_rows),
         Route("/hooks", views.hooks_page),
         Route("/schedules", flow.schedules_page),
+        *lock_pages.ROUTES,
         Route("/runs/{run_id}", views.run_page),
         Route("/runs/{run_id}/_live", views.run_live),
         Route("/runs/{run_id}/calls/{call:int}", views.call_page),

@@ -217,6 +217,7 @@ class Turns:
         writes += [child_write(inst.record, c) for c in inst.new_child_starts()]
         end = next((c for c in commands if c.type in TERMINAL_RUN_TYPES), None)
         if end is not None:
+            writes[0].locks = inst.uses_locks  # its end releases its permits
             writes += _ending_writes(inst, end)
         try:
             results = await self.committer.commit(writes)
@@ -261,7 +262,16 @@ class Turns:
             encode_error(error),
         )
         telemetry.note_turn(True, [end])
-        writes = [RunWrite(run_id, facts=facts, expected_seq=seen, commands=[end], release=release)]
+        writes = [
+            RunWrite(
+                run_id,
+                facts=facts,
+                expected_seq=seen,
+                commands=[end],
+                release=release,
+                locks=inst.uses_locks,
+            )
+        ]
         writes += _ending_writes(inst, end)
         await self.committer.commit(writes)
         self._locks.pop(run_id, None)

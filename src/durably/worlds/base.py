@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from ..events import Event, EventType, NewEvent
 from .rates import RateDecision, RateState
 from .schedules import ScheduleRecord
+from .locks import LockEntry
 
 __all__ = [
     "ChunkBatch",
@@ -62,6 +63,13 @@ class RunMeta:
     idempotency_key: str | None = None
     parent_run_id: str | None = None
     parent_call: int | None = None
+    # -- flow control (durably.worlds.locks) --
+    #: Higher starts first among pending runs (and among waiters for admission).
+    priority: int = 0
+    #: With ``concurrency_limit``: the lock key that admits the run (its first turn is
+    #: due only once it holds a permit); see :func:`durably.worlds.locks.admission_key`.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
 
 @dataclass(slots=True)
@@ -345,6 +353,10 @@ class RunWrite:
         lease: with ``create``, the new run is created already leased to the committing
             worker, which advances it at once (no claim); if that worker dies, the lease
             expires and any worker claims the run.
+        locks: the run may have lock entries (it asked for a lock, or was created under
+            a concurrency limit) and this write may end it: a world that reads rows
+            before it commits (Postgres) reads the run's lock entries too. Every world
+            releases a run's entries when it ends, whatever this says.
     """
 
     run_id: str
@@ -356,6 +368,7 @@ class RunWrite:
     release: bool = False
     requires: str | None = None
     lease: bool = False
+    locks: bool = False
 
 
 class PayloadSealer(Protocol):
@@ -531,6 +544,12 @@ class World(Protocol):
 
     async def get_hook(self, token: str) -> HookRecord | None:
         """The live hook holding ``token``, if any."""
+
+    async def list_locks(
+        self, *, key: str | None = None, run_id: str | None = None, limit: int = 1000
+    ) -> list[LockEntry]:
+        """Lock entries (:mod:`durably.worlds.locks`): by key, holders first, then
+        waiters in the order they will be granted; only ``key``'s or ``run_id``'s."""
 
     async def list_hooks(
         self, *, namespace: str | None = None, run_id: str | None = None, limit: int = 100

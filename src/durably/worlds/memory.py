@@ -34,6 +34,7 @@ from .base import (
     Task,
 )
 from .ledger import OverlayStore, apply_commit, copy_run_row
+from .locks import LockEntry, waiter_order
 from .memory_rows import _Committed, _Data, _publish, _Stream, _takes
 from .notify import Signal
 from .rates import RateDecision, RateState
@@ -293,6 +294,20 @@ class MemoryWorld:
     async def get_hook(self, token: str) -> HookRecord | None:
         with self._d.lock:
             return self._d.hooks.get(token)
+
+    async def list_locks(
+        self, *, key: str | None = None, run_id: str | None = None, limit: int = 1000
+    ) -> list[LockEntry]:
+        with self._d.lock:
+            found = [
+                replace(e)
+                for k, entries in self._d.locks.items()
+                if key is None or k == key
+                for e in entries.values()
+                if run_id is None or e.run_id == run_id
+            ]
+        found.sort(key=lambda e: (e.key, not e.holding, *waiter_order(e)))
+        return found[: max(limit, 0)]
 
     async def list_hooks(
         self, *, namespace: str | None = None, run_id: str | None = None, limit: int = 100

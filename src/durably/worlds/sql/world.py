@@ -29,11 +29,13 @@ from ..base import (
 )
 from ..rates import RateDecision, RateState
 from ..schedules import ScheduleRecord
+from ..locks import LockEntry
 from .rows import (
     chunk_from_row,
     deployment_from_row,
     event_from_row,
     hook_from_row,
+    lock_from_row,
     run_row_from_row,
     step_from_row,
     stream_info_from_row,
@@ -60,6 +62,8 @@ class ReadStatements(Protocol):
     def GET_HOOK(self) -> str: ...  # (token)
     @property
     def LIST_HOOKS(self) -> str: ...  # (namespace, run_id, limit)
+    @property
+    def LIST_LOCKS(self) -> str: ...  # (key, run_id, limit)
     @property
     def STREAM_INFO(self) -> str: ...  # (run_id)
     @property
@@ -173,6 +177,13 @@ class SqlWorld(ABC):
             "list hooks", self.sql.LIST_HOOKS, namespace, run_id, max(limit, 0)
         )
         return [hook_from_row(r) for r in rows]
+
+    async def list_locks(
+        self, *, key: str | None = None, run_id: str | None = None, limit: int = 1000
+    ) -> list[LockEntry]:
+        """Lock entries (holders, then waiters in order), by key."""
+        rows = await self._fetch("list locks", self.sql.LIST_LOCKS, key, run_id, max(limit, 0))
+        return [lock_from_row(r) for r in rows]
 
     # -- streams and deployments ------------------------------------------------------------
 

@@ -1,3 +1,0 @@
--- durably SQLite world, schema version 6: reserved for the locks and concurrency work
--- (branch `locks`), which ships its own 006 file; this placeholder keeps the numbers of
--- this branch without a gap until both are merged (then this file goes).
