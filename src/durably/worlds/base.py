@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..events import Event, EventType, NewEvent
-from .rates import RateDecision, RateState
-from .schedules import ScheduleRecord
 from .locks import LockEntry
+from .rates import RateDecision, RateState
+from .rates_schedules import RatesAndSchedules
+from .schedules import ScheduleRecord
 
 __all__ = [
     "ChunkBatch",
@@ -450,7 +451,7 @@ class RunFilter:
 
 
 @runtime_checkable
-class World(Protocol):
+class World(RatesAndSchedules, Protocol):
     """A storage backend. Every method is safe to call from any task of any event loop."""
 
     url: str
@@ -606,62 +607,3 @@ class World(Protocol):
     ) -> int:
         """Replace stored payloads (run_id, seq, old, new) / (run_id, namespace, index,
         old, new) where they still equal ``old``; returns how many were replaced."""
-
-    # -- flow control: rate limits and schedules (durably.worlds.rates, .schedules) -----
-
-    async def take_rate(
-        self,
-        *,
-        limiter: str,
-        limit: int,
-        per: float,
-        owner: str,
-        run_id: str,
-        call: int,
-        now: float | None = None,
-    ) -> RateDecision:
-        """Grant step task ``(run_id, call)``, leased to ``owner``, its start under
-        limiter ``limiter`` (at most ``limit`` starts in any ``per`` seconds), in one
-        transaction with the task: counted, when it fits; otherwise the task's due time
-        moves to when it would fit, its lease is handed back and the attempt does not
-        count (its steps row says ``rate_limited``). ``now`` defaults to the world's
-        clock (a test's virtual clock passes its own)."""
-
-    async def list_rates(self) -> list[RateState]:
-        """Every limiter with the starts of its current window."""
-
-    async def sync_schedules(
-        self,
-        namespace: str,
-        put: Sequence[ScheduleRecord],
-        drop: Sequence[str],
-        now: float,
-    ) -> None:
-        """Register a registry's schedules: a new row, or a changed definition, is
-        anchored at ``now`` with the given ``next_tick``; an unchanged one is left as
-        it is; the rows of the workflows in ``drop`` (in the code, not scheduled) go."""
-
-    async def list_schedules(self, namespace: str | None = None) -> list[ScheduleRecord]:
-        """The schedules (of ``namespace``, or all), by namespace and workflow."""
-
-    async def advance_schedule(
-        self,
-        namespace: str,
-        workflow_name: str,
-        *,
-        cron: str,
-        timezone: str,
-        last_tick: float | None,
-        tick: float,
-        pending: bool,
-        next_tick: float | None,
-        now: float,
-    ) -> bool:
-        """Decide ``tick`` (its run to be created when ``pending``, skipped otherwise),
-        only if the row still has this ``cron`` and ``timezone`` and its last tick is
-        still ``last_tick``; returns whether it did (false: another driver was first)."""
-
-    async def schedule_ran(
-        self, namespace: str, workflow_name: str, *, tick: float, run_id: str
-    ) -> None:
-        """Record ``run_id`` as the run of the decided ``tick`` (no longer pending)."""

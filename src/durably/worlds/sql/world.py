@@ -27,9 +27,9 @@ from ..base import (
     StreamChunk,
     StreamInfo,
 )
+from ..locks import LockEntry
 from ..rates import RateDecision, RateState
 from ..schedules import ScheduleRecord
-from ..locks import LockEntry
 from .rows import (
     chunk_from_row,
     deployment_from_row,
