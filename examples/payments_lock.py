@@ -5,7 +5,9 @@ writes it (a lost update). `durably.lock(key)` is a semaphore shared by every ru
 worker of the world: a payment waiting for its account's lock is suspended (no worker,
 no memory) and goes next in line; the lock is released when the block exits, and by the
 run's end whatever happens. `@wf.workflow(concurrency=1)` keeps the other statement runs
-`pending` until one ends; `start(..., priority=)` puts an urgent one first.
+`pending` until one ends; `start(..., priority=)` puts an urgent one first. Each payment
+asks a fraud model first, an API capped by a rate limit shared by every run and worker:
+a call over it waits (durably) for the window, it never fails for it.
 
 Run it:  python examples/payments_lock.py
 """
@@ -38,8 +40,15 @@ async def write_balance(account: str, cents: int) -> None:
     BALANCES[account] = cents
 
 
+@wf.step(rate_limit="fraud-model:8/s")
+async def fraud_score(account: str, cents: int) -> float:
+    return 0.01  # a model API call: at most 8 begin in any second, across all workers
+
+
 @wf.workflow
 async def pay(account: str, cents: int) -> str:
+    if await fraud_score(account, cents) > 0.9:
+        return "declined"
     async with durably.lock(f"account:{account}"):
         balance = await read_balance(account)
         if balance < cents:
