@@ -159,3 +159,25 @@ async def test_the_tick_is_an_aware_datetime_in_the_schedules_zone() -> None:
         (run,) = await runs_of(wf)
         value = await (await wf.get_run(run.run_id)).return_value()
         assert value == "2026-03-02T14:00:00+01:00"
+
+
+async def test_the_driver_follows_the_registrys_clock_when_it_jumps() -> None:
+    # A registry's clock (durably.clock: a test's virtual one skips ahead) is where the
+    # driver reads "now": a jump past a tick starts its run without waiting for it.
+    clock = Clock()
+    async with memory_app() as wf:
+        wf.clock = type("C", (), {"now": staticmethod(clock)})()  # type: ignore[attr-defined]
+        scheduled(wf)
+        await wf.open()
+        assert wf.worker is not None and wf.worker.schedules.clock() == BASE
+        for _ in range(100):  # the driver registers the schedule at start
+            if await (await wf.open()).list_schedules():
+                break
+            await asyncio.sleep(0.05)
+        assert wf.worker.schedules.upcoming() == BASE - 1 + MINUTE
+        clock.now = BASE + MINUTE
+        for _ in range(200):
+            if await runs_of(wf):
+                break
+            await asyncio.sleep(0.05)
+        assert [r.idempotency_key for r in await runs_of(wf)] == [tick_key(BASE - 1 + MINUTE)]

@@ -29,6 +29,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -125,8 +126,12 @@ class Worker:
             on_step=self._take_step,
             on_timer=self._take_timer,
             on_beat=self.cancels.check,
+            also_due=lambda: self.schedules.upcoming(),
         )
         self.schedules = ScheduleDriver(registry, world, stopping=self._is_stopping)
+        # Schedules and rate-limit windows read "now" from the registry's clock (a test's
+        # virtual clock skips ahead; see durably.testing), the real time without one.
+        self.schedules.clock = self.steps.rate_clock = lambda: _now_of(registry)
         self._bg: set[asyncio.Task[Any]] = set()
         self._step_tasks: set[asyncio.Task[Any]] = set()
         self._main: asyncio.Task[None] | None = None
@@ -283,6 +288,13 @@ class Worker:
         group.add(task)
         task.add_done_callback(group.discard)
         task.add_done_callback(_log_crash)
+
+
+def _now_of(registry: Workflows) -> float:
+    """The registry's time: its clock's (``Workflows.clock``, which a test may make
+    virtual) when it has one, else the real time."""
+    clock = getattr(registry, "clock", None)
+    return float(clock.now()) if clock is not None else time.time()
 
 
 def _log_crash(task: asyncio.Task[Any]) -> None:

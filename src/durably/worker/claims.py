@@ -45,6 +45,8 @@ class Claims:
         on_step: given each claimed step task (its slot and lease already taken).
         on_timer: given each claimed timer task (its lease already held).
         on_beat: called at each heartbeat, after the leases are extended.
+        also_due: when work outside the queue is next due, if ahead (the schedule
+            driver's next tick), counted among the due times the idle wait ends at.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class Claims:
         on_step: Callable[[Task], None],
         on_timer: Callable[[Task], None],
         on_beat: Callable[[], Awaitable[None]],
+        also_due: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.world = world
         self.slots = slots
@@ -81,6 +84,7 @@ class Claims:
         self._on_step = on_step
         self._on_timer = on_timer
         self._on_beat = on_beat
+        self._also_due = also_due
         self._claiming = Outage("claiming")
         self._beating = Outage("extending leases")
 
@@ -135,6 +139,9 @@ class Claims:
             workflows=self.workflows,
             steps=self.steps,
         )
+        also = self._also_due()
+        if also is not None and (due is None or also < due):
+            due = also  # a schedule's next tick
         if due is not None and can_take_tasks:
             timeout = min(timeout, max(due - time.time(), 0.0))
         if timeout <= 0:

@@ -21,10 +21,13 @@ world, so any number of them, in any number of processes, start each tick exactl
    run if it was created already. So each tick is at least decided once, and becomes at
    most one run: exactly one.
 
-Where "now" comes from: :attr:`ScheduleDriver.clock` (``time.time`` by default), read
-once per pass; a test's virtual clock may replace it and call :meth:`ScheduleDriver.wake`
-to make the driver pass at once. The driver sleeps until the earliest next tick of its
-schedules (at most :data:`POLL_INTERVAL`), or until woken.
+Where "now" comes from: :attr:`ScheduleDriver.clock`, read once per pass (the worker
+sets it to its registry's clock: the real time, or a test's virtual one). The driver
+sleeps until the earliest next tick of its schedules (:attr:`ScheduleDriver.next_tick`,
+at most :data:`POLL_INTERVAL` away), or until woken (:meth:`ScheduleDriver.wake`); while
+it sleeps it reads the clock every :data:`CLOCK_CHECK` seconds, so a clock that jumps
+ahead (time skipping) reaches the tick at once. The worker's idle claim loop counts
+``next_tick`` among its due times, so a skipping clock skips to the next tick too.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ _log = logging.getLogger("durably.worker")
 POLL_INTERVAL = 30.0
 #: How soon a driver that lost a race for a tick passes again.
 RACE_RETRY = 0.05
+#: While the driver sleeps, how often it reads its clock (cheap: no I/O), so a clock that
+#: jumps ahead (a test's virtual clock) is noticed.
+CLOCK_CHECK = 0.25
 
 
 class ScheduleDriver:
@@ -70,8 +76,16 @@ class ScheduleDriver:
         self._stopping = stopping
         #: Where the driver reads "now" (once per pass).
         self.clock: Callable[[], float] = time.time
+        #: The earliest upcoming tick of this registry's schedules, as of the last pass.
+        self.next_tick: float | None = None
         self._wake = asyncio.Event()
         self._synced: dict[str, Schedule] | None = None
+
+    def upcoming(self) -> float | None:
+        """The next tick, if it is still ahead (a tick already due is the driver's to
+        start: the claim loop need not wait for it)."""
+        tick = self.next_tick
+        return tick if tick is not None and tick > self.clock() else None
 
     def wake(self) -> None:
         """Pass now (a virtual clock moved, a schedule was registered)."""
@@ -94,14 +108,19 @@ class ScheduleDriver:
                 failures += 1
                 _log.exception("durably worker: the schedule driver failed; trying again")
                 due = self.clock() + min(2.0**failures, POLL_INTERVAL)
-            timeout = min(max(due - self.clock(), 0.0), POLL_INTERVAL)
-            if timeout > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
-            else:
+            await self._sleep_until(min(due, self.clock() + POLL_INTERVAL))
+
+    async def _sleep_until(self, due: float) -> None:
+        """Until the clock reaches ``due`` or the driver is woken."""
+        while not self._wake.is_set() and not self._stopping():
+            left = due - self.clock()
+            if left <= 0:
                 await asyncio.sleep(0)
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(left, CLOCK_CHECK))
+            except TimeoutError:
+                pass
 
     async def run_once(self) -> float:
         """One pass: register what changed, decide and start what is due. Returns when
@@ -112,6 +131,7 @@ class ScheduleDriver:
             await self._register(schedules, now)
             self._synced = schedules
         if not schedules:
+            self.next_tick = None
             return now + POLL_INTERVAL
         rows = {
             r.workflow_name: r
@@ -119,11 +139,15 @@ class ScheduleDriver:
             if r.workflow_name in schedules
         }
         due = now + POLL_INTERVAL
+        ticks: list[float] = []
         for name, sched in schedules.items():
             row = rows.get(name)
             if row is None or not _defines(row, sched):
                 continue  # dropped, or redefined by another deployment: not ours to run
-            due = min(due, await self._drive(name, sched, row, now))
+            tick = await self._drive(name, sched, row, now)
+            ticks.append(tick)
+            due = min(due, tick)
+        self.next_tick = min(ticks) if ticks else None
         return due
 
     async def _register(self, schedules: dict[str, Schedule], now: float) -> None:
