@@ -249,6 +249,8 @@ class Workflows:
             self._check_free(wname, "workflow")
             limit = Concurrency.of(wname, concurrency, concurrency_key)
             spec = WorkflowSpec(wname, f, CallShape(f, kind="workflow", name=wname))
+            if limit is not None:
+                spec.admission = limit.admission(wname)
             wfobj: Workflow[P, Any] = Workflow(self, f, spec)
             wfobj.concurrency = limit
             self.workflows[wname] = wfobj
