@@ -76,6 +76,15 @@ class Concurrency:
             )
         return admission_key(namespace, workflow, key)
 
+    def admission(self, workflow: str) -> Callable[..., tuple[str, int]]:
+        """``(namespace, args, kwargs) -> (lock key, limit)``: how a child run of the
+        workflow (started from another workflow's body) is admitted."""
+
+        def admit(namespace: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, int]:
+            return self.key(namespace, workflow, args, kwargs), self.limit
+
+        return admit
+
 
 def check_priority(priority: object) -> int:
     """``start(..., priority=)`` as an int.

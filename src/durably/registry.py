@@ -285,6 +285,8 @@ class Workflows:
                     fn=f,
                 )
             spec = WorkflowSpec(wname, f, CallShape(f, kind="workflow", name=wname))
+            if limit is not None:
+                spec.admission = limit.admission(wname)
             wfobj: Workflow[P, Any] = Workflow(self, f, spec)
             wfobj.concurrency = limit
             self.workflows[wname] = wfobj

@@ -265,9 +265,10 @@ async def waiting_of(world: World, rec: RunRecord, *, now: float | None = None) 
             waits.append(Waiting("turn", since=queue.turn_due_at, worker=queue.lease_owner))
         else:
             work: _Work = "start" if rec.status == "pending" else "turn"
-            waits.append(
-                _unclaimed(work, None, queue.lease_owner, queue.turn_due_at, queue.lease_until, now)
-            )
+            # A run started with a priority is due before it was made (so claims take it
+            # first): it has been ready since it was made.
+            ready = max(queue.turn_due_at, rec.created_at) if work == "start" else queue.turn_due_at
+            waits.append(_unclaimed(work, None, queue.lease_owner, ready, queue.lease_until, now))
     hooks: dict[int, tuple[str, bool]] | None = None
     for step in steps.values():
         task = tasks.get(step.call)

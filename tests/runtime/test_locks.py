@@ -256,3 +256,37 @@ async def test_bad_lock_and_limit_arguments_are_refused_where_they_are_made(
     run = await start(bad_key)
     with pytest.raises(WorkflowRunFailedError, match="lock key must be a string"):
         await run.return_value(timeout=60)
+
+
+async def test_child_runs_count_against_their_workflows_limit(wf: Workflows) -> None:
+    @wf.workflow(concurrency=1)
+    async def child(name: str) -> str:
+        async with Go.wait(token=f"child:{name}") as hook:
+            await hook
+        return name
+
+    @wf.workflow
+    async def parent() -> list[str]:
+        return list(await asyncio.gather(child("x"), child("y")))
+
+    run = await start(parent)
+    world = await wf.open()
+
+    async def one_in_one_out() -> bool:
+        entries = await world.list_locks()
+        return sorted(e.holding for e in entries) == [False, True]
+
+    await until(one_in_one_out, "one child to run and the other to wait")
+    [first] = [e.run_id for e in await world.list_locks() if e.holding]
+    name = "x" if first.endswith("-0") else "y"
+    await until(lambda: waits_for(await_run(wf, first), "hook"), "the first child's hook")
+    await Go().resume(f"child:{name}")
+    other = "y" if name == "x" else "x"
+    [second] = [e.run_id for e in await world.list_locks() if e.run_id != first] or [""]
+    await until(lambda: waits_for(await_run(wf, second), "hook"), "the second child to start")
+    await Go().resume(f"child:{other}")
+    assert await run.return_value(timeout=60) == ["x", "y"]
+
+
+def await_run(wf: Workflows, run_id: str) -> Run:
+    return Run(wf, run_id, "child")

@@ -74,6 +74,8 @@ class WorkflowSpec:
     name: str
     fn: Callable[..., Any]
     shape: CallShape
+    #: Its concurrency limit, as ``(namespace, args, kwargs) -> (lock key, limit)``.
+    admission: Callable[..., tuple[str, int]] | None = None
 
 
 @dataclass(slots=True)
@@ -455,6 +457,9 @@ class RunInstance:
         self._issued[("child_created", n)] = NewEvent(
             EventType.CHILD_CREATED, n, {"name": workflow.name, "child_run_id": child_id}
         )
+        if workflow.admission is not None:  # a child counts against its workflow's limit
+            key, limit = workflow.admission(self.record.namespace, args, kwargs)
+            created.update(concurrency_key=key, concurrency_limit=limit)
         self._children[n] = ChildStart(n, child_id, workflow.name, payload, created)
         fut = self.loop.create_future()
         self._pending[n] = (fut, workflow.shape.decode_result)

@@ -385,6 +385,8 @@ def child_write(parent: RunRecord, start: ChildStart) -> RunWrite:
             deployment=parent.deployment,
             parent_run_id=parent.run_id,
             parent_call=start.call,
+            concurrency_key=start.created.get("concurrency_key"),
+            concurrency_limit=start.created.get("concurrency_limit"),
         ),
         facts=[NewEvent(EventType.RUN_CREATED, None, start.created, start.args)],
         requires=parent.run_id,

@@ -4,7 +4,7 @@
 -- workflow's concurrency limit. Commits that change a key's rows hold a transaction
 -- advisory lock on the key (see durably.worlds.postgres.locks), so they never race.
 
-CREATE TABLE locks (
+CREATE TABLE IF NOT EXISTS locks (
     key           text             NOT NULL,
     run_id        text             NOT NULL,
     call          integer          NOT NULL,
@@ -17,5 +17,5 @@ CREATE TABLE locks (
     PRIMARY KEY (key, run_id, call)
 );
 
-CREATE INDEX locks_queue ON locks (key, holding, priority DESC, queued_at, run_id, call);
-CREATE INDEX locks_run ON locks (run_id);
+CREATE INDEX IF NOT EXISTS locks_queue ON locks (key, holding, priority DESC, queued_at, run_id, call);
+CREATE INDEX IF NOT EXISTS locks_run ON locks (run_id);

@@ -3,7 +3,7 @@
 -- waiting for one in priority then arrival order. call -1 is a run's admission under a
 -- workflow's concurrency limit.
 
-CREATE TABLE locks (
+CREATE TABLE IF NOT EXISTS locks (
     key           TEXT    NOT NULL,
     run_id        TEXT    NOT NULL,
     call          INTEGER NOT NULL,
@@ -16,5 +16,5 @@ CREATE TABLE locks (
     PRIMARY KEY (key, run_id, call)
 );
 
-CREATE INDEX locks_queue ON locks (key, holding, priority DESC, queued_at, run_id, call);
-CREATE INDEX locks_run ON locks (run_id);
+CREATE INDEX IF NOT EXISTS locks_queue ON locks (key, holding, priority DESC, queued_at, run_id, call);
+CREATE INDEX IF NOT EXISTS locks_run ON locks (run_id);
