@@ -181,3 +181,25 @@ async def test_the_driver_follows_the_registrys_clock_when_it_jumps() -> None:
                 break
             await asyncio.sleep(0.05)
         assert [r.idempotency_key for r in await runs_of(wf)] == [tick_key(BASE - 1 + MINUTE)]
+
+
+async def test_a_tick_decided_by_a_driver_that_died_is_started_by_the_next() -> None:
+    clock = Clock()
+    async with memory_app() as wf:
+        scheduled(wf)
+        d = await driver(wf, clock)
+        await d.run_once()
+        world = await wf.open()
+        tick = BASE - 1 + MINUTE
+        # Another driver decided the tick, then died before creating its run.
+        assert await world.advance_schedule(
+            "default", "report", cron="* * * * *", timezone="UTC", last_tick=None,
+            tick=tick, pending=True, next_tick=tick + MINUTE, now=tick,
+        )  # fmt: skip
+        clock.now = BASE + MINUTE
+        await d.run_once()
+        await d.run_once()
+        (run,) = await runs_of(wf)
+        assert run.idempotency_key == tick_key(tick)
+        (row,) = await world.list_schedules()
+        assert (row.last_tick, row.pending, row.last_run_id) == (tick, False, run.run_id)
