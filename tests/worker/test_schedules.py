@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from durably import Workflows
-from durably.schedules import tick_key
+from durably.schedules import MAX_CATCH_UP, tick_key
 from durably.worker.schedules import ScheduleDriver
 from durably.worlds.base import RunFilter
 
@@ -203,3 +203,16 @@ async def test_a_tick_decided_by_a_driver_that_died_is_started_by_the_next() -> 
         assert run.idempotency_key == tick_key(tick)
         (row,) = await world.list_schedules()
         assert (row.last_tick, row.pending, row.last_run_id) == (tick, False, run.run_id)
+
+
+async def test_catching_up_on_many_ticks_goes_on_at_once() -> None:
+    clock = Clock()
+    async with memory_app() as wf:
+        scheduled(wf, catch_up="all")
+        d = await driver(wf, clock)
+        await d.run_once()
+        clock.now = BASE + (MAX_CATCH_UP + 20) * MINUTE
+        assert await d.run_once() == clock.now  # more are due: pass again at once
+        assert len(await runs_of(wf)) == MAX_CATCH_UP
+        assert await d.run_once() > clock.now
+        assert len(await runs_of(wf)) == MAX_CATCH_UP + 20

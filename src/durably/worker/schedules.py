@@ -191,7 +191,8 @@ class ScheduleDriver:
             last = tick
             if run:
                 await self._start(name, sched, tick)
-        return sched.next_after(max(now, after if last is None else last))
+        nxt = sched.next_after(after if last is None else max(last, after))
+        return nxt if nxt > now else now  # more ticks due (catch_up="all"): pass again
 
     async def _start(self, name: str, sched: Schedule, tick: float) -> None:
         """Create the tick's run (its idempotency key makes a second creation return
