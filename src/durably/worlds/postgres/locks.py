@@ -9,9 +9,9 @@ command, a run created under a concurrency limit) or may end a run with lock ent
 (``RunWrite.locks``) runs in one transaction that:
 
 1. reads the keys of the entries of the runs it may end (their set changes only in the
-   commits of those runs' own turns, which this is);
-2. takes a transaction advisory lock per key, in one order (so two commits never
-   deadlock on them): every change to a key's rows happens under it;
+   commits of those runs' own turns, which this is) and takes a transaction advisory
+   lock per key, named or read, in one order (so two commits never deadlock on them), in
+   one statement: every change to a key's rows happens under it;
 3. reads the runs rows locked (``PRELOAD_LOCKED``), then the lock rows (every holder,
    the first waiters), then the runs rows of those waiters (by version: the write
    applies only if they did not change since);
@@ -62,12 +62,8 @@ async def read_lock_rows(
 ) -> Preloaded:
     """Steps 1-3 of the module's docstring, inside the caller's transaction."""
     ending = sorted({w.run_id for w in commit.writes if w.locks})
-    keys = lock_keys(commit)
-    if ending:
-        keys.update(r[0] for r in await conn.fetch(sql.RUN_LOCK_KEYS, ending))
-    ordered = sorted(keys)
-    if ordered:
-        await conn.fetch(sql.LOCK_KEYS_XACT, ordered)
+    named = sorted(lock_keys(commit))
+    ordered = sorted(r[0] for r in await conn.fetch(sql.LOCK_KEYS_XACT, named, ending))
     base = Preloaded.read(reads, await conn.fetch(sql.PRELOAD_LOCKED, *reads.params()))
     # Enough waiters for every grant this commit can make (one per release or request).
     n = 2 * sum(len(w.commands) + 1 for w in commit.writes) + 4

@@ -638,15 +638,20 @@ SELECT (SELECT count(*) FROM e) + (SELECT count(*) FROM c)
 
 _LOCK_COLUMNS_L = ", ".join(f"l.{c.strip()}" for c in LOCK_COLUMNS.split(","))
 
-# The keys of the lock entries of runs a commit may end ($1).
-RUN_LOCK_KEYS = "SELECT DISTINCT key FROM {schema}.locks WHERE run_id = ANY($1::text[])"
-
-# A transaction advisory lock per lock key ($1), always taken in the same order.
+# The keys a lock commit changes: those it names ($1) and those of the entries of the
+# runs it may end ($2); a transaction advisory lock is taken on each, always in the same
+# order (so two commits never deadlock on them), before they are returned.
 LOCK_KEYS_XACT = """
-SELECT count(pg_advisory_xact_lock(h)) FROM (
-    SELECT DISTINCT hashtextextended('durably.lock:' || k, 0) AS h
-    FROM unnest($1::text[]) AS k ORDER BY h
-) AS s
+WITH k AS (
+    SELECT unnest($1::text[]) AS key
+    UNION
+    SELECT key FROM {schema}.locks WHERE run_id = ANY($2::text[])
+), held AS (
+    SELECT count(pg_advisory_xact_lock(h)) AS n FROM (
+        SELECT DISTINCT hashtextextended('durably.lock:' || key, 0) AS h FROM k ORDER BY h
+    ) AS s
+)
+SELECT k.key FROM k, held
 """
 
 # Every holder of the keys ($1), their first $2 waiters each, and the entries of the
@@ -730,7 +735,6 @@ class Statements:
     SCAN_CHUNK_PAYLOADS: str
     SWAP_PAYLOADS: str
     # -- locks --
-    RUN_LOCK_KEYS: str
     LOCK_KEYS_XACT: str
     READ_LOCKS: str
     WRITE_LOCKS: str
