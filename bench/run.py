@@ -198,6 +198,7 @@ def main() -> int:
     p.add_argument(
         "--json", dest="json_out", default="", help="write results here (default bench/results/)"
     )
+    p.add_argument("--no-flow", action="store_true", help="skip the flow-control section")
     args = p.parse_args()
     only = {x.strip() for x in args.only.split(",") if x.strip()}
     workloads = [w for w in WORKLOADS if not args.workloads or w in args.workloads.split(",")]
@@ -314,6 +315,12 @@ def main() -> int:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(all_results, indent=2))
+    # Flow control (locks, concurrency limits) against DBOS's queue: bench/flow.py.
+    if not args.no_flow and not args.workloads and (not only or only & {"durably", "dbos"}):
+        import flow
+
+        print()
+        failed |= flow.run(args.quick, {s for s in only if s in ("durably", "dbos")} or None) != 0
     return 1 if failed else 0
 
 

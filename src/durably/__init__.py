@@ -53,6 +53,7 @@ from .errors import (
     WorldUnavailableError,
 )
 from .hooks import BaseHook, HookWait, get_hook_by_token, resume_hook
+from .locks import Lock, lock
 from .registry import Step, Workflow, Workflows
 from .run import Run
 from .runtime.context import (
@@ -89,6 +90,7 @@ __all__ = [
     "HookWait",
     "KeyFileMissingError",
     "Limits",
+    "Lock",
     "MissingExtraError",
     "NonDeterminismError",
     "PayloadTooLargeError",
@@ -123,6 +125,7 @@ __all__ = [
     "get_writable",
     "in_step",
     "in_workflow",
+    "lock",
     "now",
     "random",
     "remove_attributes",

@@ -26,6 +26,7 @@ async def start(
     idempotency_key: str | None = None,
     deployment: str | None = None,
     attributes: dict[str, Any] | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Run:
     """Record a run of ``workflow`` durably and return its :class:`Run` before it executes.
@@ -37,6 +38,7 @@ async def start(
         idempotency_key: return the run already started with this key, if any.
         deployment: pin the run to this deployment (``"latest"``: the newest seen).
         attributes: plaintext attributes the run starts with (searchable at once).
+        priority: higher starts first among pending runs of the registry (default 0).
     """
     if not isinstance(workflow, Workflow):
         raise TypeError(f"start() takes a workflow decorated with @wf.workflow, got {workflow!r}")
@@ -46,6 +48,7 @@ async def start(
         idempotency_key=idempotency_key,
         deployment=deployment,
         attributes=attributes,
+        priority=priority,
         **kwargs,
     )
 

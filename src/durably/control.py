@@ -123,6 +123,8 @@ class Control:
         resolve_latest: bool = True,
         begin_here: bool = True,
         attributes: dict[str, str] | None = None,
+        priority: int = 0,
+        concurrency: tuple[str, int] | None = None,
     ) -> str:
         """Record a new run (its ``run_created`` event with ``payload``, the encoded
         input) and return its id; with ``idempotency_key``, an existing run of this
@@ -143,11 +145,19 @@ class Control:
                 the worker.
             attributes: attributes the run starts with (values already checked),
                 recorded with its creation.
+            priority: higher starts first among pending runs.
+            concurrency: ``(lock key, limit)``: the run starts only once it holds a
+                permit of that key (see :mod:`durably.concurrency`).
         """
         dep = await self._deployment(deployment, namespace, resolve_latest)
         data: dict[str, Any] = telemetry.run_created_data(workflow_name)  # + traceparent
         if rerun_of is not None:
             data["rerun_of"] = rerun_of
+        if priority:
+            data["priority"] = priority
+        if concurrency is not None:
+            data["concurrency_key"], data["concurrency_limit"] = concurrency
+            begin_here = False  # it may have to wait for a permit: the ledger decides
         facts = [NewEvent(EventType.RUN_CREATED, None, data, payload)]
         if attributes:
             facts.append(NewEvent(EventType.ATTRIBUTES_SET, None, {"set": dict(attributes)}))
@@ -158,6 +168,9 @@ class Control:
                 namespace=namespace,
                 deployment=dep,
                 idempotency_key=idempotency_key,
+                priority=priority,
+                concurrency_key=concurrency[0] if concurrency else None,
+                concurrency_limit=concurrency[1] if concurrency else None,
             ),
             facts=facts,
         )

@@ -17,7 +17,8 @@ Every event type, one a line (kind; what it records; its ``data`` keys; its payl
 The body consumes the facts marked *delivered*: appending one gives the run a turn.
 
 * ``run_created``: fact; the run exists; workflow, traceparent, rerun_of, fork_of and
-  from_step (a fork: the run whose history before call ``from_step`` it copies); args.
+  from_step (a fork: the run whose history before call ``from_step`` it copies), priority,
+  concurrency_key, concurrency_limit; args.
 * ``run_started``: fact, delivered; the first turn begins; no data; no payload.
 * ``run_completed``: command, ends the run; the body returned; no data; value.
 * ``run_failed``: command, ends the run; the body raised; error_type; error.
@@ -53,6 +54,12 @@ The body consumes the facts marked *delivered*: appending one gives the run a tu
   does (``call`` is ``None``); set, remove.
 * ``data_decrypted``: fact; an audit record of someone reading the run's payloads; who,
   via, what, seqs.
+* ``lock_requested``: command; the body asks for a permit of a lock (a semaphore shared
+  by every run of the world); key, limit. The world grants it at once or queues the run.
+* ``lock_acquired``: fact, delivered (appended by the world, in the commit that grants
+  the permit); key.
+* ``lock_released``: command; the body leaves the lock's block, or stops waiting for it
+  (a timed-out acquire); key. A run's end releases what it still holds without it.
 
 No ``step_started`` event exists: a step's start is the ``started_at`` of the fact that
 ends its attempt (writing one per attempt would cost a write per step on the hot path).
@@ -117,13 +124,17 @@ class EventType(StrEnum):
     STREAM_CLOSED = "stream_closed"
     ATTRIBUTES_SET = "attributes_set"
     DATA_DECRYPTED = "data_decrypted"
+    # -- flow control: locks (see durably.worlds.locks) --
+    LOCK_REQUESTED = "lock_requested"
+    LOCK_ACQUIRED = "lock_acquired"
+    LOCK_RELEASED = "lock_released"
 
 
 #: What an event's payload holds, for whoever shows it: a call's arguments, a value
 #: (a result, a hook's payload) or an error document.
 PayloadKind = Literal["args", "value", "error"]
 #: The kinds of durable call (the ``kind`` of a steps row).
-CallKind = Literal["step", "wait", "child", "hook"]
+CallKind = Literal["step", "wait", "child", "hook", "lock"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +169,18 @@ _T = EventType
 #: Every event type's :class:`EventInfo` (complete: checked at import).
 EVENTS: Mapping[EventType, EventInfo] = {
     _T.RUN_CREATED: EventInfo(
-        payload="args", data=("workflow", "traceparent", "rerun_of", "fork_of", "from_step")
+        payload="args",
+        data=(
+            "workflow",
+            "traceparent",
+            "rerun_of",
+            "fork_of",
+            "from_step",
+            # flow control: see durably.concurrency
+            "priority",
+            "concurrency_key",
+            "concurrency_limit",
+        ),
     ),
     _T.RUN_STARTED: EventInfo(delivered=True, status="running"),
     _T.RUN_COMPLETED: EventInfo(command=True, ends_run=True, status="completed", payload="value"),
@@ -226,6 +248,10 @@ EVENTS: Mapping[EventType, EventInfo] = {
     # A command when the body sets attributes (``call`` given); a fact when a step does.
     _T.ATTRIBUTES_SET: EventInfo(command=True, data=("set", "remove")),
     _T.DATA_DECRYPTED: EventInfo(data=("who", "via", "what", "seqs")),
+    # -- flow control: locks --
+    _T.LOCK_REQUESTED: EventInfo(command=True, call="lock", data=("name", "key", "limit")),
+    _T.LOCK_ACQUIRED: EventInfo(delivered=True, call="lock", data=("key",)),
+    _T.LOCK_RELEASED: EventInfo(command=True, call="lock", data=("key",)),
 }
 
 #: Facts the workflow body consumes; appending one means the run needs a turn.

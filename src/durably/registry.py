@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overlo
 
 from .attributes import check_attributes
 from .clock import Clock, WallClock
+from .concurrency import Concurrency, check_priority
 from .control import Control, new_run_id
 from .crypto import Sealer, resolve_keyring
 from .durations import parse_duration
@@ -37,12 +38,14 @@ from .errors import (
     RunNotFoundError,
     WorkflowNotRegisteredError,
 )
+from .rate_limits import RateLimit, parse_rate_limit
 from .retry import DEFAULT_RETRY
 from .run import Run
 from .runtime.calls import CallShape
 from .runtime.context import current_instance
 from .runtime.instance import StepSpec, WorkflowSpec
 from .runtime.limits import Limits
+from .schedules import Schedule, parse_schedule
 from .worlds import key_policy, open_world, resolve_world_url
 from .worlds.base import World
 from .worlds.encrypted import EncryptedWorld
@@ -153,6 +156,8 @@ class Workflow(Generic[P, R]):
         self.fn = fn
         self.spec = spec
         self.name = spec.name
+        #: The workflow's concurrency limit, if it has one (``@wf.workflow(concurrency=)``).
+        self.concurrency: Concurrency | None = None
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -271,6 +276,9 @@ class Workflows:
         self.clock: Clock = WallClock()
         self.workflows: dict[str, Workflow[Any, Any]] = {}
         self.steps: dict[str, Step[Any, Any]] = {}
+        # Flow control: rate limits by step name, schedules by workflow name.
+        self.rate_limits: dict[str, RateLimit] = {}
+        self.schedules: dict[str, Schedule] = {}
         self._world_opened = False
         self._worker: Worker | None = None
         self._open_lock: asyncio.Lock | None = None
@@ -291,14 +299,56 @@ class Workflows:
 
     @overload
     def workflow(
-        self, *, name: str | None = None
+        self,
+        *,
+        name: str | None = None,
+        concurrency: int | None = None,
+        concurrency_key: Callable[..., str] | None = None,
+        schedule: str | None = None,
+        timezone: str | None = None,
+        catch_up: str | None = None,
     ) -> Callable[[Callable[P, Any]], Workflow[P, Any]]: ...
 
     def workflow(  # type: ignore[misc]
-        self, fn: Callable[P, Any] | None = None, /, *, name: str | None = None
+        self,
+        fn: Callable[P, Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        concurrency: int | None = None,
+        concurrency_key: Callable[..., str] | None = None,
+        schedule: str | None = None,
+        timezone: str | None = None,
+        catch_up: str | None = None,
     ) -> Any:
         """Register an ``async def`` as a workflow (``@wf.workflow`` or
-        ``@wf.workflow(name="...")``)."""
+        ``@wf.workflow(name="...")``).
+
+        Args:
+            fn: the workflow function (when used without parentheses).
+            name: the workflow's recorded name (default: the function's name).
+            concurrency: at most this many runs at once across all workers (a sleeping
+                or waiting run counts); the others stay pending (see
+                :mod:`durably.concurrency`).
+            concurrency_key: apply ``concurrency`` per key: a function of the
+                workflow's arguments returning a string, called once at start.
+            schedule: a five-field cron expression (``"*/5 * * * *"``): the registry's
+                workers start one run per tick, across every worker and process, with
+                the tick (an aware ``datetime``) as its one argument. See
+                :mod:`durably.schedules`.
+            timezone: the IANA time zone the schedule is read in (default ``"UTC"``).
+            catch_up: after downtime, ``"latest"`` (default: the latest missed tick
+                runs), ``"all"`` (every missed tick) or ``"skip"`` (none).
+
+        Raises:
+            ConfigurationError: a malformed schedule, time zone or catch-up, or
+                ``timezone``/``catch_up`` without a ``schedule``.
+        """
+        if schedule is None and (timezone is not None or catch_up is not None):
+            raise ConfigurationError(
+                'timezone= and catch_up= apply to a schedule: add schedule="<cron>" '
+                '(for example schedule="0 9 * * *") or drop them'
+            )
 
         def register(f: Callable[P, Any]) -> Workflow[P, Any]:
             if not inspect.iscoroutinefunction(f):
@@ -308,9 +358,26 @@ class Workflows:
                 )
             wname = name or f.__name__
             self._check_free(wname, "workflow")
+            limit = Concurrency.of(wname, concurrency, concurrency_key)
+            sched = None
+            if schedule is not None:
+                sched = parse_schedule(
+                    schedule,
+                    "UTC" if timezone is None else timezone,
+                    "latest" if catch_up is None else catch_up,
+                    workflow=wname,
+                    fn=f,
+                )
             spec = WorkflowSpec(wname, f, CallShape(f, kind="workflow", name=wname))
+            if limit is not None:
+                spec.admission = limit.admission(wname)
             wfobj: Workflow[P, Any] = Workflow(self, f, spec)
+            wfobj.concurrency = limit
             self.workflows[wname] = wfobj
+            if sched is not None:
+                self.schedules[wname] = sched
+                if self._worker is not None:
+                    self._worker.schedules.wake()  # registered after it started: now
             return wfobj
 
         return register(fn) if fn is not None else register
@@ -326,6 +393,7 @@ class Workflows:
         max_retries: int = DEFAULT_RETRY.max_retries,
         retry_after: str | float | None = None,
         timeout: str | float | None = None,
+        rate_limit: str | None = None,
     ) -> Callable[[Callable[P, Any]], Step[P, Any]]: ...
 
     def step(  # type: ignore[misc]
@@ -337,6 +405,7 @@ class Workflows:
         max_retries: int = DEFAULT_RETRY.max_retries,
         retry_after: Any = None,
         timeout: Any = None,
+        rate_limit: Any = None,
     ) -> Any:
         """Register a step (``@wf.step`` or ``@wf.step(max_retries=5, timeout="30s")``).
 
@@ -354,6 +423,11 @@ class Workflows:
             max_retries: retries after the first attempt (default 3: up to 4 attempts).
             retry_after: backoff base (a duration); attempt n waits base * 2**(n-1).
             timeout: longest one attempt may run (a duration).
+            rate_limit: ``"NAME:COUNT/UNIT"`` (``"openai:60/min"``): the bodies of all
+                steps naming limiter ``NAME`` begin at most COUNT times in any window
+                of the unit (``s``, ``min``, ``h``), across every run and worker of the
+                world; a step over it waits durably (never fails for it). See
+                :mod:`durably.rate_limits`.
         """
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(
@@ -363,6 +437,7 @@ class Workflows:
         timeout_s = _seconds(timeout, "timeout")
         if timeout_s is not None and timeout_s <= 0:
             raise ConfigurationError(f"timeout must be positive, got {timeout!r}")
+        rate = None if rate_limit is None else parse_rate_limit(rate_limit, step=name)
 
         def register(f: Any) -> Step[P, Any]:
             binds = _binding(f)
@@ -384,6 +459,8 @@ class Workflows:
             )
             st: Step[P, Any] = Step(self, f, spec, binds)
             self.steps[sname] = st
+            if rate is not None:
+                self.rate_limits[sname] = rate
             return st
 
         return register(fn) if fn is not None else register
@@ -497,6 +574,7 @@ class Workflows:
         idempotency_key: str | None = None,
         deployment: str | None = None,
         attributes: dict[str, Any] | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> Run:
         """Record a new run durably and return its handle before it executes.
@@ -511,6 +589,7 @@ class Workflows:
                 ``"latest"``: the newest the world has seen).
             attributes: plaintext attributes the run starts with (as
                 :func:`durably.set_attributes` takes them), recorded with its creation.
+            priority: higher starts first among pending runs (default 0).
 
         Raises:
             ConfigurationError: called inside a workflow body (call the workflow there
@@ -528,6 +607,9 @@ class Workflows:
                 "(its result, e.g. the run id, is recorded as the step's result)."
             )
         attrs = check_attributes(attributes or {})
+        priority = check_priority(priority)
+        limit = wfobj.concurrency
+        ckey = limit.key(self.namespace, wfobj.name, args, kwargs) if limit else None
         payload = wfobj.spec.shape.encode_args(args, kwargs)
         if len(payload) > self.limits.max_payload_bytes:
             raise PayloadTooLargeError(
@@ -542,6 +624,8 @@ class Workflows:
             deployment=deployment,
             idempotency_key=idempotency_key,
             attributes=attrs,
+            priority=priority,
+            concurrency=(ckey, limit.limit) if limit is not None and ckey is not None else None,
         )
         return Run(self, run_id, wfobj.name)
 

@@ -10,11 +10,15 @@ The kinds (:data:`WaitKind`):
 
 * ``"step"``: a step attempt runs on ``worker``, its lease ends at ``until``;
 * ``"retry"``: a step failed and its next attempt is due at ``until``;
+* ``"rate_limit"``: a step waits for its rate limit's window, until ``until``;
 * ``"sleep"``: a durable timer fires at ``until``;
 * ``"hook"``: a hook waits to be resumed (its type, whether it is a webhook; never the
   token, which is a secret);
 * ``"child"``: a child run (``child_run_id``) must end;
 * ``"turn"``: the workflow body is running its turn on ``worker`` (a moment, normally);
+* ``"lock"``: the body waits for a permit of the lock ``name`` (``durably.lock``);
+* ``"concurrency"``: the run is ``pending`` over its workflow's concurrency limit, for a
+  permit of the key ``name`` (it starts when a run of that key ends);
 * ``"worker"``: work is ready (the run's start or next turn, a step, a due timer) and no
   worker holds it: none of the run's namespace and deployment is running, or all are
   busy, or the one that held it stopped (its lease expired at ``since``). ``stalled``
@@ -35,6 +39,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from .errors import DecryptionError, RunNotFoundError
 from .events import TERMINAL_RUN_TYPES, Event
 from .worlds.base import TERMINAL_STATUSES, QueuedTask, RunRecord, StepRecord, StreamInfo
+from .worlds.locks import ADMISSION
+from .worlds.rates import RATE_LIMITED
 
 if TYPE_CHECKING:
     from .worlds.base import World
@@ -51,7 +57,18 @@ __all__ = [
 ]
 
 #: What a run waits for (``None``: nothing, it has ended).
-WaitKind = Literal["step", "retry", "sleep", "hook", "child", "turn", "worker"]
+WaitKind = Literal[
+    "step",
+    "retry",
+    "rate_limit",
+    "sleep",
+    "hook",
+    "child",
+    "turn",
+    "worker",
+    "lock",
+    "concurrency",
+]
 
 _Work = Literal["start", "turn", "step", "timer"]
 
@@ -62,7 +79,21 @@ STALLED_AFTER = 10.0
 
 #: The main wait is the first kind in this order.
 _ORDER: dict[str | None, int] = {
-    k: i for i, k in enumerate(("worker", "turn", "step", "retry", "child", "hook", "sleep"))
+    k: i
+    for i, k in enumerate(
+        (
+            "worker",
+            "turn",
+            "step",
+            "retry",
+            "rate_limit",
+            "child",
+            "hook",
+            "lock",
+            "concurrency",
+            "sleep",
+        )
+    )
 }
 
 
@@ -124,8 +155,10 @@ class Waiting:
             return ""
         if self.kind == "worker":
             return "a worker" + (" (stalled)" if self.stalled else "")
-        if self.kind in ("sleep", "retry"):
-            what = "sleep" if self.kind == "sleep" else f"retry {name}"
+        if self.kind in ("sleep", "retry", "rate_limit"):
+            what = {"sleep": "sleep", "retry": f"retry {name}"}.get(
+                self.kind, f"rate limit of {name}"
+            )
             return f"{what} until {_clock(self.until)}"
         if self.kind == "hook":
             return ("webhook " if self.webhook else "hook ") + (self.hook_type or name)
@@ -133,6 +166,10 @@ class Waiting:
             return f"child {self.child_run_id}"
         if self.kind == "turn":
             return "its turn"
+        if self.kind == "lock":
+            return f"lock {self.name}"
+        if self.kind == "concurrency":
+            return f"concurrency limit {self.name}"
         return f"step {name}"
 
     def to_json(self) -> dict[str, Any]:
@@ -181,6 +218,8 @@ def _describe_one(w: Waiting, now: float) -> str:
     if w.kind == "retry":
         err = f" after {w.error_type}" if w.error_type else ""
         return f"retry of step {name}{err} at {_clock(w.until)}"
+    if w.kind == "rate_limit":
+        return f"step {name} waits for its rate limit until {_clock(w.until)}"
     if w.kind == "hook":
         how = "webhook" if w.webhook else "hook"
         return f"{how} {name} of type {w.hook_type or '?'}"
@@ -188,6 +227,10 @@ def _describe_one(w: Waiting, now: float) -> str:
         return f"child run {w.child_run_id}"
     if w.kind == "turn":
         return f"its workflow body on {w.worker}"
+    if w.kind == "lock":
+        return f"lock {w.name} (a permit held by another run)"
+    if w.kind == "concurrency":
+        return f"pending: over the concurrency limit of {w.name} (starts when one ends)"
     what = {
         "start": "its start",
         "turn": "its next turn",
@@ -222,9 +265,10 @@ async def waiting_of(world: World, rec: RunRecord, *, now: float | None = None) 
             waits.append(Waiting("turn", since=queue.turn_due_at, worker=queue.lease_owner))
         else:
             work: _Work = "start" if rec.status == "pending" else "turn"
-            waits.append(
-                _unclaimed(work, None, queue.lease_owner, queue.turn_due_at, queue.lease_until, now)
-            )
+            # A run started with a priority is due before it was made (so claims take it
+            # first): it has been ready since it was made.
+            ready = max(queue.turn_due_at, rec.created_at) if work == "start" else queue.turn_due_at
+            waits.append(_unclaimed(work, None, queue.lease_owner, ready, queue.lease_until, now))
     hooks: dict[int, tuple[str, bool]] | None = None
     for step in steps.values():
         task = tasks.get(step.call)
@@ -268,10 +312,30 @@ async def waiting_of(world: World, rec: RunRecord, *, now: float | None = None) 
                 )
             )
     if not waits:
+        waits = await _lock_waits(world, rec.run_id)
+    if not waits:
         return Waiting(None)  # between two changes: nothing pending at this instant
     waits.sort(key=lambda w: (_ORDER.get(w.kind, 99), w.call if w.call is not None else -1))
     main, *rest = waits
     return replace(main, also=tuple(rest)) if rest else main
+
+
+async def _lock_waits(world: World, run_id: str) -> list[Waiting]:
+    """The locks (and concurrency limit) the run waits for a permit of: asked only of a
+    run that waits for nothing else (it has no turn due, no task and no open call)."""
+    list_locks = getattr(world, "list_locks", None)
+    if list_locks is None:  # a world written before locks
+        return []
+    return [
+        Waiting(
+            "concurrency" if e.call == ADMISSION else "lock",
+            since=e.queued_at,
+            call=None if e.call == ADMISSION else e.call,
+            name=e.key,
+        )
+        for e in await list_locks(run_id=run_id)
+        if not e.holding
+    ]
 
 
 def _held(task: QueuedTask, now: float) -> bool:
@@ -288,6 +352,10 @@ def _step_wait(step: StepRecord, task: QueuedTask, now: float) -> Waiting:
             until=task.lease_until,
             worker=task.lease_owner,
             attempt=task.attempt,
+        )
+    if task.visible_at > now and step.status == RATE_LIMITED:
+        return Waiting(
+            "rate_limit", since=None, call=step.call, name=step.name, until=task.visible_at
         )
     if task.visible_at > now:
         return Waiting(

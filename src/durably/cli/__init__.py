@@ -10,7 +10,9 @@ import click
 
 from .commands import demo, worker
 from .deployments import deployments_cmd, runs
+from .flow import rates_cmd, schedules_cmd
 from .inspect import inspect
+from .locks import locks_cmd
 from .mcp_cmd import mcp
 from .migrate import migrate
 from .operate import cancel, fork, prune, start, wake
@@ -40,6 +42,9 @@ cli.add_command(keygen)
 cli.add_command(rekey)
 cli.add_command(runs)
 inspect.add_command(deployments_cmd)
+inspect.add_command(schedules_cmd)
+inspect.add_command(rates_cmd)
+inspect.add_command(locks_cmd)
 cli.add_command(web)
 cli.add_command(skill)
 cli.add_command(migrate)

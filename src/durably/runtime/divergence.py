@@ -30,6 +30,8 @@ _DESCRIBE: dict[EventType, Callable[[Any], str]] = {
     EventType.HOOK_DISPOSED: lambda name: "the disposal of a hook",
     EventType.ATTRIBUTES_SET: lambda name: "set_attributes()/remove_attributes()",
     **{t: (lambda name: "the end of the run") for t in TERMINAL_RUN_TYPES},
+    EventType.LOCK_REQUESTED: lambda name: f"durably.lock({name!r})",
+    EventType.LOCK_RELEASED: lambda name: "the release of a lock",
 }
 require_handlers(_DESCRIBE, COMMAND_TYPES, "durably.runtime.divergence._DESCRIBE")
 

@@ -77,6 +77,8 @@ class WorkflowSpec:
     name: str
     fn: Callable[..., Any]
     shape: CallShape
+    #: Its concurrency limit, as ``(namespace, args, kwargs) -> (lock key, limit)``.
+    admission: Callable[..., tuple[str, int]] | None = None
 
 
 @dataclass(slots=True)
@@ -167,6 +169,11 @@ class RunInstance:
         #: The first divergence from the log, once one was found: the recorded event,
         #: the command the body issued in its place (or ``None``) and what it issued.
         self.divergence: tuple[Event, NewEvent | None, list[NewEvent]] | None = None
+        #: Lock requests waiting for their ``lock_acquired`` fact, by call.
+        self._lock_waits: dict[int, asyncio.Future[None]] = {}
+        #: The run asked for a lock or was created under a concurrency limit: its end
+        #: releases permits (a world that preloads rows reads its lock entries then).
+        self.uses_locks = False
 
     # -- feeding the log ---------------------------------------------------------------
 
@@ -181,6 +188,8 @@ class RunInstance:
         if t is EventType.RUN_CREATED:
             self.input = ev.payload
             self._count(ev.payload)
+            if ev.data.get("concurrency_key"):
+                self.uses_locks = True
         elif t in COMMAND_TYPES:
             if t is EventType.ATTRIBUTES_SET:
                 if ev.call is None:
@@ -338,6 +347,13 @@ class RunInstance:
                 )
             )
 
+    def _apply_lock_acquired(
+        self, call: int | None, payload: bytes | None, data: dict[str, Any], at: float
+    ) -> None:
+        fut = self._lock_waits.pop(call, None) if call is not None else None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
     def _start_body(self) -> None:
         if self.cancel_requested:
             self._end(self._cancelled())
@@ -450,6 +466,9 @@ class RunInstance:
         self._issued[("child_created", n)] = NewEvent(
             EventType.CHILD_CREATED, n, {"name": workflow.name, "child_run_id": child_id}
         )
+        if workflow.admission is not None:  # a child counts against its workflow's limit
+            key, limit = workflow.admission(self.record.namespace, args, kwargs)
+            created.update(concurrency_key=key, concurrency_limit=limit)
         self._children[n] = ChildStart(n, child_id, workflow.name, payload, created)
         fut = self.loop.create_future()
         self._pending[n] = (fut, workflow.shape.decode_result)
@@ -489,6 +508,25 @@ class RunInstance:
         key = self._hook_keys.get(call) or self.hook_digest(token)
         self._issued[("hook_disposed", call)] = NewEvent(
             EventType.HOOK_DISPOSED, call, {"token": key}
+        )
+
+    def request_lock(self, key: str, limit: int) -> tuple[int, asyncio.Future[None]]:
+        """Record a request for a permit of lock ``key``; returns its call and the
+        future its ``lock_acquired`` fact resolves."""
+        n = self._next()
+        self.uses_locks = True
+        self._issued[("lock_requested", n)] = NewEvent(
+            EventType.LOCK_REQUESTED, n, {"name": key, "key": key, "limit": limit}
+        )
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self._lock_waits[n] = fut
+        return n, fut
+
+    def release_lock(self, call: int, key: str) -> None:
+        """Record that the body leaves lock ``call`` (or no longer waits for it)."""
+        self._lock_waits.pop(call, None)
+        self._issued[("lock_released", call)] = NewEvent(
+            EventType.LOCK_RELEASED, call, {"name": key, "key": key}
         )
 
     def set_attributes(self, changes: dict[str, str], removals: list[str]) -> None:

@@ -72,3 +72,4 @@ def _kick(wf: Workflows) -> None:
     worker = wf.worker
     if worker is not None:
         worker.kick()
+        worker.schedules.wake()  # a schedule's tick may be due on the new time

@@ -20,7 +20,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..registry import Workflows
-from . import actions, listing, views, workers
+from . import actions, flow, listing, views, workers
+from . import locks as lock_pages
 from .security import LOOPBACK_HOSTS, Guard
 from .state import HERE, Dashboard
 
@@ -73,6 +74,8 @@ def create_app(
         Route("/hooks", listing.hooks_page),
         Route("/workers", workers.workers_page),
         Route("/workers/_live", workers.workers_live),
+        Route("/schedules", flow.schedules_page),
+        *lock_pages.ROUTES,
         Route("/runs/{run_id}", views.run_page),
         Route("/runs/{run_id}/_live", views.run_live),
         Route("/runs/{run_id}/calls/{call:int}", views.call_page),

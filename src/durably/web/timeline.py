@@ -336,6 +336,10 @@ _DRAW: dict[EventType, _Draw | None] = {
     _T.STREAM_CLOSED: None,
     _T.ATTRIBUTES_SET: None,
     _T.DATA_DECRYPTED: None,  # an audit record, often long after the run
+    # Locks: shown by the dashboard's locks page (durably.web.locks), not on the timeline.
+    _T.LOCK_REQUESTED: None,
+    _T.LOCK_ACQUIRED: None,
+    _T.LOCK_RELEASED: None,
 }
 require_handlers(_DRAW, EventType, "durably.web.timeline._DRAW")
 

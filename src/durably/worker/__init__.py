@@ -17,7 +17,8 @@ Each of those is a module of this package, and :class:`Worker` composes them:
 * :mod:`.turns`: a run's turn (advance, commit, sticky cache, run-end fan-out);
 * :mod:`.steps`: one attempt of a step, its timeout, and recording its outcome;
 * :mod:`.cancels`: stopping the steps running here of a run that was cancelled;
-* :mod:`.group_commit`: many runs' commits in one transaction.
+* :mod:`.group_commit`: many runs' commits in one transaction;
+* :mod:`.schedules`: the schedule driver, one run per tick across all workers.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .cancels import Cancels
 from .claims import Claims
 from .group_commit import GroupCommit
 from .retention import retention_loop
+from .schedules import ScheduleDriver
 from .slots import Slots
 from .steps import Steps
 from .turns import Turns
@@ -126,12 +128,18 @@ class Worker:
             on_beat=self.cancels.check,
             clock=lambda: registry.clock,
             quiet=self.quiet,
+            also_due=lambda: self.schedules.upcoming(),
         )
+        self.schedules = ScheduleDriver(registry, world, stopping=self._is_stopping)
+        # Schedules and rate-limit windows read "now" from the registry's clock (a test's
+        # virtual clock skips ahead; see durably.testing), the real time without one.
+        self.schedules.clock = self.steps.rate_clock = lambda: _now_of(registry)
         self._bg: set[asyncio.Task[Any]] = set()
         self._step_tasks: set[asyncio.Task[Any]] = set()
         self._main: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._retention: asyncio.Task[None] | None = None
+        self._schedules: asyncio.Task[None] | None = None
         self._stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -150,6 +158,7 @@ class Worker:
         if self.registry.retention is not None:
             keep = retention_loop(self.world, self.registry.namespace, self.registry.retention)
             self._retention = self.loop.create_task(keep, name="durably-retention")
+        self._schedules = self.loop.create_task(self.schedules.loop(), name="durably-schedules")
 
     @property
     def running(self) -> bool:
@@ -201,7 +210,7 @@ class Worker:
             return
         self._stopping = True
         self._wake.set()
-        for t in (self._main, self._heartbeat, self._retention):
+        for t in (self._main, self._heartbeat, self._retention, self._schedules):
             if t is not None:
                 t.cancel()
         try:
@@ -297,6 +306,12 @@ class Worker:
         # quiet: tell it now rather than at its next poll.
         if self.registry.clock.skipping and self.quiet():
             self.kick()
+
+
+def _now_of(registry: Workflows) -> float:
+    """The registry's time: its clock's (``Workflows.clock``, which a test may make
+    virtual)."""
+    return float(registry.clock.now())
 
 
 def _log_crash(task: asyncio.Task[Any]) -> None:

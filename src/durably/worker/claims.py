@@ -49,6 +49,8 @@ class Claims:
             due by its time, and a virtual clock skips to the next due work when the
             worker is ``quiet``.
         quiet: whether nothing of this worker is in flight (no step, no turn).
+        also_due: when work outside the queue is next due, if ahead (the schedule
+            driver's next tick), counted among the due times the idle wait ends at.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class Claims:
         on_beat: Callable[[], Awaitable[None]],
         clock: Callable[[], Clock] = Clock,
         quiet: Callable[[], bool] = lambda: False,
+        also_due: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.world = world
         self.slots = slots
@@ -89,6 +92,7 @@ class Claims:
         self._on_beat = on_beat
         self._clock = clock
         self._quiet = quiet
+        self._also_due = also_due
         self._claiming = Outage("claiming")
         self._beating = Outage("extending leases")
 
@@ -149,6 +153,9 @@ class Claims:
             steps=self.steps,
         )
         clock = self._clock()
+        also = self._also_due()
+        if also is not None and (due is None or also < due):
+            due = also  # a schedule's next tick
         if due is not None and can_take_tasks:
             if clock.skipping and not self.wake.is_set() and self._quiet() and clock.skip_to(due):
                 return  # a virtual clock moved to the next due work: claim it

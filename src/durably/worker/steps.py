@@ -21,6 +21,7 @@ turns true so that it can return early.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,6 +37,7 @@ from ..errors import (
     StepTimeoutError,
 )
 from ..events import EventType, NewEvent
+from ..rate_limits import RateLimit
 from ..retry import DEFAULT_RETRY
 from ..runtime.context import (
     ATTEMPT,
@@ -100,6 +102,9 @@ class Steps:
         self._services = StepServices(world, streams)
         self._stopping = stopping
         self._spawn_step = spawn_step
+        #: Where rate-limit windows read "now" (``None``: the world's clock); a test's
+        #: virtual clock (``durably.testing``) may set it.
+        self.rate_clock: Callable[[], float] | None = None
 
     def _now(self) -> float:
         # The registry's clock (a test may skip it ahead): when attempts start and end.
@@ -177,6 +182,13 @@ class Steps:
         while current is not None:
             call = current.call
             self.slots.hold_task(run_id, call)
+            rate = self.registry.rate_limits.get(current.spec.name)
+            if rate is not None:
+                if not await self._rate_granted(run_id, current, rate):
+                    self.slots.give_back()
+                    self.slots.drop_task(run_id, call)
+                    return
+                started = self._now()
             self.committer.concurrent += 1
             try:
                 fact = await self._attempt(run_id, current, attempt, started)
@@ -191,6 +203,45 @@ class Steps:
             started, attempt = self._now(), 1
             current = following[0] if following else None
             self.launch(run_id, following[1:], started)
+
+    async def _rate_granted(self, run_id: str, sc: StepCall, rate: RateLimit) -> bool:
+        """Ask the world for this step's start under its rate limit. Not granted, the
+        world moved its task to when the window lets it begin (a durable wait: any
+        worker claims it then), or the task is no longer this worker's."""
+        try:
+            decision = await self.world.take_rate(
+                limiter=rate.name,
+                limit=rate.limit,
+                per=rate.per,
+                owner=self.committer.owner,
+                run_id=run_id,
+                call=sc.call,
+                now=self.rate_clock() if self.rate_clock is not None else None,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _log.warning(
+                "durably worker: asking for the start of rate-limited step %r of %s failed;"
+                " handing it back",
+                sc.spec.name,
+                run_id,
+                exc_info=True,
+            )
+            with contextlib.suppress(Exception):
+                await self.world.release(
+                    owner=self.committer.owner, run_ids=(), tasks=[(run_id, sc.call)]
+                )
+            return False
+        if not decision.granted and decision.retry_at is not None:
+            _log.debug(
+                "durably worker: step %r of %s waits for rate limit %s until %.3f",
+                sc.spec.name,
+                run_id,
+                rate,
+                decision.retry_at,
+            )
+        return decision.granted
 
     async def _record(self, run_id: str, fact: NewEvent) -> list[StepCall]:
         """Record a step attempt's outcome, retrying while the world is unreachable (a

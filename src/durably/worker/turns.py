@@ -220,6 +220,7 @@ class Turns:
         writes += [child_write(inst.record, c) for c in inst.new_child_starts()]
         end = next((c for c in commands if c.type in TERMINAL_RUN_TYPES), None)
         if end is not None:
+            writes[0].locks = inst.uses_locks  # its end releases its permits
             writes += _ending_writes(inst, end)
         try:
             results = await self.committer.commit(writes)
@@ -264,7 +265,16 @@ class Turns:
             encode_error(error),
         )
         telemetry.note_turn(True, [end])
-        writes = [RunWrite(run_id, facts=facts, expected_seq=seen, commands=[end], release=release)]
+        writes = [
+            RunWrite(
+                run_id,
+                facts=facts,
+                expected_seq=seen,
+                commands=[end],
+                release=release,
+                locks=inst.uses_locks,
+            )
+        ]
         writes += _ending_writes(inst, end)
         await self.committer.commit(writes)
         self._locks.pop(run_id, None)
@@ -379,6 +389,8 @@ def child_write(parent: RunRecord, start: ChildStart) -> RunWrite:
             deployment=parent.deployment,
             parent_run_id=parent.run_id,
             parent_call=start.call,
+            concurrency_key=start.created.get("concurrency_key"),
+            concurrency_limit=start.created.get("concurrency_limit"),
         ),
         facts=[NewEvent(EventType.RUN_CREATED, None, start.created, start.args)],
         requires=parent.run_id,

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..events import Event, EventType, NewEvent
+from .locks import LockEntry
+from .rates import RateDecision, RateState
+from .rates_schedules import RatesAndSchedules
+from .schedules import ScheduleRecord
 
 __all__ = [
     "ChunkBatch",
@@ -30,12 +34,15 @@ __all__ = [
     "LeaseRecord",
     "PayloadSealer",
     "QueuedTask",
+    "RateDecision",
+    "RateState",
     "RunFilter",
     "RunMeta",
     "RunQueue",
     "RunRecord",
     "RunStatus",
     "RunWrite",
+    "ScheduleRecord",
     "StepRecord",
     "StreamChunk",
     "StreamInfo",
@@ -58,6 +65,13 @@ class RunMeta:
     idempotency_key: str | None = None
     parent_run_id: str | None = None
     parent_call: int | None = None
+    # -- flow control (durably.worlds.locks) --
+    #: Higher starts first among pending runs (and among waiters for admission).
+    priority: int = 0
+    #: With ``concurrency_limit``: the lock key that admits the run (its first turn is
+    #: due only once it holds a permit); see :func:`durably.worlds.locks.admission_key`.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
 
 @dataclass(slots=True)
@@ -378,6 +392,10 @@ class RunWrite:
         turn: after this write, the run needs a turn (unless it ended): its body must
             replay what was just written and decide (a forked run, whose copied history
             ends with commands, gets its first turn this way).
+        locks: the run may have lock entries (it asked for a lock, or was created under
+            a concurrency limit) and this write may end it: a world that reads rows
+            before it commits (Postgres) reads the run's lock entries too. Every world
+            releases a run's entries when it ends, whatever this says.
     """
 
     run_id: str
@@ -390,6 +408,7 @@ class RunWrite:
     requires: str | None = None
     lease: bool = False
     turn: bool = False
+    locks: bool = False
 
 
 class PayloadSealer(Protocol):
@@ -471,7 +490,7 @@ class RunFilter:
 
 
 @runtime_checkable
-class World(Protocol):
+class World(RatesAndSchedules, Protocol):
     """A storage backend. Every method is safe to call from any task of any event loop."""
 
     url: str
@@ -580,6 +599,12 @@ class World(Protocol):
 
     async def get_hook(self, token: str) -> HookRecord | None:
         """The live hook holding ``token``, if any."""
+
+    async def list_locks(
+        self, *, key: str | None = None, run_id: str | None = None, limit: int = 1000
+    ) -> list[LockEntry]:
+        """Lock entries (:mod:`durably.worlds.locks`): by key, holders first, then
+        waiters in the order they will be granted; only ``key``'s or ``run_id``'s."""
 
     async def list_hooks(
         self, *, namespace: str | None = None, run_id: str | None = None, limit: int = 100

@@ -13,7 +13,8 @@ module is the flow of a commit around them.
 
 from __future__ import annotations
 
-from ..events import DELIVERABLE_TYPES, Event, NewEvent
+from ..events import DELIVERABLE_TYPES, Event, EventType, NewEvent
+from . import locks
 from .base import TERMINAL_STATUSES, Commit, CommitResult, RunRecord, RunWrite, WriteResult
 from .projections import WriteState, rule_for
 from .store import OverlayStore, RunRow, Source, Store, TaskRow, copy_run_row
@@ -40,10 +41,36 @@ def apply_commit(store: Store, commit: Commit, now: float) -> CommitResult:
         if w.requires is not None and not ok_by_run.get(w.requires, False):
             results.append(WriteResult(w.run_id, False, 0))
             continue
-        res = _apply_write(store, w, commit, now, work)
+        grants: list[locks.LockEntry] = []
+        res = _apply_write(store, w, commit, now, work, grants)
         ok_by_run[w.run_id] = res.ok
         results.append(res)
+        _wake_granted(store, grants, commit, now, work)
     return CommitResult(results, new_work=work[0])
+
+
+#: How far a run's first turn moves ahead per point of ``priority`` (seconds): claims
+#: take due turns earliest first, so a higher priority is claimed before any backlog.
+PRIORITY_STEP = 1e6
+
+
+def _wake_granted(
+    store: Store, grants: list[locks.LockEntry], commit: Commit, now: float, work: list[bool]
+) -> None:
+    """Runs granted a lock permit by a write of this commit: a body waiting in
+    ``durably.lock`` gets its ``lock_acquired`` fact (so its turn is due); a run waiting
+    for admission under a concurrency limit gets its first turn."""
+    while grants:
+        g = grants.pop(0)
+        if g.call == locks.ADMISSION:
+            row = store.get_run_row(g.run_id)
+            if row is not None and row.turn_due_at is None and row.record.status == "pending":
+                row.turn_due_at = now
+                store.save_run(row)
+                work[0] = True
+            continue
+        fact = NewEvent(EventType.LOCK_ACQUIRED, g.call, {"key": g.key})
+        _apply_write(store, RunWrite(g.run_id, facts=[fact]), commit, now, work, grants)
 
 
 def _create(store: Store, w: RunWrite, commit: Commit, now: float) -> WriteResult | None:
@@ -73,7 +100,8 @@ def _create(store: Store, w: RunWrite, commit: Commit, now: float) -> WriteResul
         parent_run_id=meta.parent_run_id,
         parent_call=meta.parent_call,
     )
-    row = RunRow(record, turn_due_at=now)
+    due = now - max(meta.priority, 0) * PRIORITY_STEP
+    row = RunRow(record, turn_due_at=None if meta.concurrency_limit else due)
     if w.lease:
         row.lease_owner = commit.owner
         row.lease_until = now + commit.lease_seconds
@@ -82,7 +110,12 @@ def _create(store: Store, w: RunWrite, commit: Commit, now: float) -> WriteResul
 
 
 def _apply_write(
-    store: Store, w: RunWrite, commit: Commit, now: float, work: list[bool]
+    store: Store,
+    w: RunWrite,
+    commit: Commit,
+    now: float,
+    work: list[bool],
+    grants: list[locks.LockEntry],
 ) -> WriteResult:
     created = False
     if w.create is not None:
@@ -97,6 +130,14 @@ def _apply_write(
         return WriteResult(w.run_id, False, 0)
     rec = row.record
     x = WriteState(store, row, commit, now, work)
+    x.grants = grants
+    meta = w.create
+    if created and meta is not None and meta.concurrency_limit and meta.concurrency_key:
+        locks.request(
+            x, meta.concurrency_key, locks.ADMISSION, meta.concurrency_limit, meta.priority
+        )
+        if row.turn_due_at is None:  # not admitted: nobody may begin it
+            row.lease_owner = row.lease_until = None
     decided_before = row.decided_seq
     lease_ok = (
         row.lease_owner is None

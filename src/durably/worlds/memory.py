@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import ClassVar
 
 from ..events import Event
+from . import memory_flow
 from .base import (
     ChunkBatch,
     Claim,
@@ -34,8 +35,11 @@ from .base import (
     Task,
 )
 from .ledger import OverlayStore, apply_commit, copy_run_row
+from .locks import LockEntry, waiter_order
 from .memory_rows import _Committed, _Data, _delete_runs, _prunable, _publish, _Stream, _takes
 from .notify import Signal
+from .rates import RateDecision, RateState
+from .schedules import ScheduleRecord
 from .urls import KeyPolicy
 
 __all__ = ["MemoryWorld"]
@@ -343,6 +347,20 @@ class MemoryWorld:
         with self._d.lock:
             return self._d.hooks.get(token)
 
+    async def list_locks(
+        self, *, key: str | None = None, run_id: str | None = None, limit: int = 1000
+    ) -> list[LockEntry]:
+        with self._d.lock:
+            found = [
+                replace(e)
+                for k, entries in self._d.locks.items()
+                if key is None or k == key
+                for e in entries.values()
+                if run_id is None or e.run_id == run_id
+            ]
+        found.sort(key=lambda e: (e.key, not e.holding, *waiter_order(e)))
+        return found[: max(limit, 0)]
+
     async def list_hooks(
         self, *, namespace: str | None = None, run_id: str | None = None, limit: int = 100
     ) -> list[HookRecord]:
@@ -571,3 +589,73 @@ class MemoryWorld:
                         )
                         n += 1
         return n
+
+    # -- flow control: rate limits and schedules ---------------------------------------
+
+    async def take_rate(
+        self,
+        *,
+        limiter: str,
+        limit: int,
+        per: float,
+        owner: str,
+        run_id: str,
+        call: int,
+        now: float | None = None,
+    ) -> RateDecision:
+        at = time.time() if now is None else now
+        return memory_flow.take_rate(
+            self._d,
+            limiter=limiter,
+            limit=limit,
+            per=per,
+            owner=owner,
+            run_id=run_id,
+            call=call,
+            now=at,
+        )
+
+    async def list_rates(self) -> list[RateState]:
+        return memory_flow.list_rates(self._d)
+
+    async def sync_schedules(
+        self, namespace: str, put: Sequence[ScheduleRecord], drop: Sequence[str], now: float
+    ) -> None:
+        with self._d.lock:
+            self._d.schedules.sync(namespace, put, drop, now)
+
+    async def list_schedules(self, namespace: str | None = None) -> list[ScheduleRecord]:
+        with self._d.lock:
+            return self._d.schedules.list(namespace)
+
+    async def advance_schedule(
+        self,
+        namespace: str,
+        workflow_name: str,
+        *,
+        cron: str,
+        timezone: str,
+        last_tick: float | None,
+        tick: float,
+        pending: bool,
+        next_tick: float | None,
+        now: float,
+    ) -> bool:
+        with self._d.lock:
+            return self._d.schedules.advance(
+                namespace,
+                workflow_name,
+                cron=cron,
+                timezone=timezone,
+                last_tick=last_tick,
+                tick=tick,
+                pending=pending,
+                next_tick=next_tick,
+                now=now,
+            )
+
+    async def schedule_ran(
+        self, namespace: str, workflow_name: str, *, tick: float, run_id: str
+    ) -> None:
+        with self._d.lock:
+            self._d.schedules.ran(namespace, workflow_name, tick=tick, run_id=run_id)

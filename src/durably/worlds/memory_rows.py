@@ -9,7 +9,9 @@ from collections.abc import Collection
 from ..events import Event
 from .base import HookRecord, StepRecord, StreamChunk
 from .ledger import OverlayStore, RunRow, TaskRow
+from .locks import LockEntry, waiter_order
 from .notify import Signal
+from .schedules import ScheduleTable
 
 
 class _Data:
@@ -26,6 +28,11 @@ class _Data:
         self.stream_signals: dict[tuple[str, str], Signal] = {}
         self.work = Signal()
         self.run_signals: dict[str, Signal] = {}
+        # Flow control (memory_flow.py): each limiter's recent starts; the schedules.
+        self.rates: dict[str, list[float]] = {}
+        self.schedules = ScheduleTable()
+        #: Lock entries by key, then by (run_id, call) (see durably.worlds.locks).
+        self.locks: dict[str, dict[tuple[str, int], LockEntry]] = {}
 
     def run_signal(self, run_id: str) -> Signal:
         sig = self.run_signals.get(run_id)
@@ -63,6 +70,18 @@ class _Committed:
     def get_hook(self, token: str) -> HookRecord | None:
         return self.d.hooks.get(token)
 
+    def lock_holders(self, key: str) -> list[LockEntry]:
+        return [e for e in self.d.locks.get(key, {}).values() if e.holding]
+
+    def lock_waiters(self, key: str, n: int) -> list[LockEntry]:
+        waiting = [e for e in self.d.locks.get(key, {}).values() if not e.holding]
+        return sorted(waiting, key=waiter_order)[:n]
+
+    def run_locks(self, run_id: str) -> list[LockEntry]:
+        return [
+            e for entries in self.d.locks.values() for e in entries.values() if e.run_id == run_id
+        ]
+
 
 def _publish(d: _Data, txn: OverlayStore, now: float) -> set[str]:
     """Apply a successful commit's changes to the shared data."""
@@ -92,6 +111,14 @@ def _publish(d: _Data, txn: OverlayStore, now: float) -> set[str]:
             d.hooks.pop(token, None)
         else:
             d.hooks[token] = hook
+    for (lock_key, rid, call), entry in txn.locks.items():
+        entries = d.locks.setdefault(lock_key, {})
+        if entry is None:
+            entries.pop((rid, call), None)
+            if not entries:
+                del d.locks[lock_key]
+        else:
+            entries[(rid, call)] = entry
     closing = set(txn.closed_streams)
     if txn.closed_stream_runs:
         closing |= {k for k in d.streams if k[0] in txn.closed_stream_runs}

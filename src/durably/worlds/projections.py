@@ -21,6 +21,7 @@ from ..events import (
     UnknownEventTypeError,
     require_handlers,
 )
+from . import locks
 from .base import TERMINAL_STATUSES, Commit, HookRecord, RunRecord, StepRecord
 from .store import RunRow, Store, TaskRow, copy_step
 
@@ -33,7 +34,7 @@ class WriteState:
     """What applying one write hands to the rules: the store, the run's row (changed in
     place), the commit, its time, the new-work flag, and facts to append after the write."""
 
-    __slots__ = ("commit", "extra", "now", "row", "store", "work")
+    __slots__ = ("commit", "extra", "grants", "now", "row", "store", "work")
 
     def __init__(
         self, store: Store, row: RunRow, commit: Commit, now: float, work: list[bool]
@@ -44,6 +45,8 @@ class WriteState:
         self.now = now
         self.work = work
         self.extra: list[NewEvent] = []  # facts the world itself appends after the write
+        #: Lock permits granted to other runs by this write (their facts follow it).
+        self.grants: list[locks.LockEntry] = []
 
 
 #: Whether a fact adds to the log (false: it repeats one already recorded, or answers a
@@ -146,6 +149,7 @@ def _project_run_end(x: WriteState, ev: NewEvent, at: float, claim: bool) -> boo
     store.delete_run_tasks(rec.run_id)
     store.delete_run_hooks(rec.run_id)
     store.close_run_streams(rec.run_id)
+    locks.release_run(x)  # its permits go to the next waiters, in this same commit
     return False
 
 
@@ -437,6 +441,26 @@ def _project_hook_disposed(x: WriteState, ev: NewEvent, at: float, claim: bool) 
     return False
 
 
+# -- locks (the rules themselves are in durably.worlds.locks) ---------------------------
+
+
+def _project_lock_requested(x: WriteState, ev: NewEvent, at: float, claim: bool) -> bool:
+    if ev.call is not None:
+        locks.request(x, str(ev.data["key"]), ev.call, int(ev.data.get("limit", 1)))
+    return False
+
+
+def _lock_acquired_is_new(store: Store, row: RunRow, fact: NewEvent) -> bool:
+    # Appended only by the ledger, in the commit that grants the permit.
+    return row.record.status not in TERMINAL_STATUSES
+
+
+def _project_lock_released(x: WriteState, ev: NewEvent, at: float, claim: bool) -> bool:
+    if ev.call is not None:
+        locks.release(x, str(ev.data["key"]), x.row.record.run_id, ev.call)
+    return False
+
+
 _T = EventType
 
 #: The ledger's rule for every event type.
@@ -470,5 +494,9 @@ RULES: dict[EventType, Rule] = {
     _T.STREAM_CLOSED: Rule(project=_project_stream_closed),
     _T.ATTRIBUTES_SET: Rule(project=_project_attributes_set),
     _T.DATA_DECRYPTED: Rule(),  # an audit record: nothing to project
+    # -- flow control: locks --
+    _T.LOCK_REQUESTED: Rule(project=_project_lock_requested),
+    _T.LOCK_ACQUIRED: Rule(is_new=_lock_acquired_is_new),
+    _T.LOCK_RELEASED: Rule(project=_project_lock_released),
 }
 require_handlers(RULES, EventType, "durably.worlds.projections.RULES")

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from ..events import Event
 from .base import HookRecord, RunRecord, StepRecord
+from .locks import LockEntry, waiter_order
 
 __all__ = [
     "OverlayStore",
@@ -104,6 +105,23 @@ class Store(Protocol):
     def close_run_streams(self, run_id: str) -> None:
         """Mark every stream of a run closed (the run ended)."""
 
+    # -- locks (durably.worlds.locks) --
+
+    def lock_holders(self, key: str) -> list[LockEntry]:
+        """Every entry holding a permit of lock ``key``."""
+
+    def lock_waiters(self, key: str, n: int) -> list[LockEntry]:
+        """The first ``n`` waiters of lock ``key`` (priority, then arrival order)."""
+
+    def run_locks(self, run_id: str) -> list[LockEntry]:
+        """Every lock entry of a run, held or waiting."""
+
+    def put_lock(self, entry: LockEntry) -> None:
+        """Add or replace a lock entry (by key, run and call)."""
+
+    def delete_lock(self, key: str, run_id: str, call: int) -> None:
+        """Remove a lock entry (released, or no longer waited for)."""
+
 
 class Source(Protocol):
     """Read access to committed rows, for :class:`OverlayStore`."""
@@ -119,6 +137,15 @@ class Source(Protocol):
 
     def get_hook(self, token: str) -> HookRecord | None:
         """The live hook indexed under ``token`` (a digest), or None."""
+
+    def lock_holders(self, key: str) -> list[LockEntry]:
+        """Every entry holding a permit of lock ``key``."""
+
+    def lock_waiters(self, key: str, n: int) -> list[LockEntry]:
+        """The first ``n`` waiters of lock ``key`` (priority, then arrival order)."""
+
+    def run_locks(self, run_id: str) -> list[LockEntry]:
+        """Every lock entry of a run, held or waiting."""
 
 
 def copy_run_row(row: RunRow) -> RunRow:
@@ -187,6 +214,8 @@ class OverlayStore:
         self.dropped_hook_runs: set[str] = set()
         self.closed_streams: set[tuple[str, str]] = set()
         self.closed_stream_runs: set[str] = set()
+        #: Lock entries put (an entry) or deleted (None), by (key, run_id, call).
+        self.locks: dict[tuple[str, str, int], LockEntry | None] = {}
 
     def get_run_row(self, run_id: str) -> RunRow | None:
         row = self.runs.get(run_id)
@@ -261,3 +290,49 @@ class OverlayStore:
 
     def close_run_streams(self, run_id: str) -> None:
         self.closed_stream_runs.add(run_id)
+
+    # -- locks: the committed entries, with this commit's changes over them --
+
+    def _merged(self, found: list[LockEntry], keep: object) -> list[LockEntry]:
+        out = {(e.key, e.run_id, e.call): e for e in found}
+        for k, e in self.locks.items():
+            if e is None:
+                out.pop(k, None)
+            elif keep(e):  # type: ignore[operator]
+                out[k] = e
+            else:
+                out.pop(k, None)
+        return [e for e in out.values() if keep(e)]  # type: ignore[operator]
+
+    def lock_holders(self, key: str) -> list[LockEntry]:
+        return self._merged(self.source.lock_holders(key), lambda e: e.key == key and e.holding)
+
+    def lock_waiters(self, key: str, n: int) -> list[LockEntry]:
+        # Enough committed waiters to fill ``n`` after this commit's removals.
+        removed = sum(1 for k in self.locks if k[0] == key)
+        found = self.source.lock_waiters(key, n + removed)
+        out = self._merged(found, lambda e: e.key == key and not e.holding)
+        return sorted(out, key=waiter_order)[:n]
+
+    def run_locks(self, run_id: str) -> list[LockEntry]:
+        return self._merged(self.source.run_locks(run_id), lambda e: e.run_id == run_id)
+
+    def put_lock(self, entry: LockEntry) -> None:
+        self.locks[(entry.key, entry.run_id, entry.call)] = _copy_lock(entry)
+
+    def delete_lock(self, key: str, run_id: str, call: int) -> None:
+        self.locks[(key, run_id, call)] = None
+
+
+def _copy_lock(e: LockEntry) -> LockEntry:
+    return LockEntry(
+        e.key,
+        e.run_id,
+        e.call,
+        e.limit,
+        e.holding,
+        e.priority,
+        e.queued_at,
+        e.namespace,
+        e.workflow_name,
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from ..sql.rows import EVENT_COLUMNS, HOOK_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
+from ..sql.rows import EVENT_COLUMNS, HOOK_COLUMNS, LOCK_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
 
 __all__ = ["Statements"]
 
@@ -687,6 +687,66 @@ SELECT (SELECT count(*) FROM e) + (SELECT count(*) FROM c)
 """
 
 
+# -- locks (durably.worlds.locks; the lock path is durably.worlds.postgres.locks) --------
+
+_LOCK_COLUMNS_L = ", ".join(f"l.{c.strip()}" for c in LOCK_COLUMNS.split(","))
+
+# The keys a lock commit changes: those it names ($1) and those of the entries of the
+# runs it may end ($2); a transaction advisory lock is taken on each, always in the same
+# order (so two commits never deadlock on them), before they are returned.
+LOCK_KEYS_XACT = """
+WITH k AS (
+    SELECT unnest($1::text[]) AS key
+    UNION
+    SELECT key FROM {schema}.locks WHERE run_id = ANY($2::text[])
+), held AS (
+    SELECT count(pg_advisory_xact_lock(h)) AS n FROM (
+        SELECT DISTINCT hashtextextended('durably.lock:' || key, 0) AS h FROM k ORDER BY h
+    ) AS s
+)
+SELECT k.key FROM k, held
+"""
+
+# Every holder of the keys ($1), their first $2 waiters each, and the entries of the
+# runs the commit may end ($3); tagged 'h', 'w' or 'r'.
+READ_LOCKS = f"""
+SELECT 'h' AS k, {_LOCK_COLUMNS_L} FROM {{schema}}.locks l
+WHERE l.key = ANY($1::text[]) AND l.holding
+UNION ALL
+SELECT 'w', w.* FROM unnest($1::text[]) AS q(key) CROSS JOIN LATERAL (
+    SELECT {_LOCK_COLUMNS_L} FROM {{schema}}.locks l
+    WHERE l.key = q.key AND NOT l.holding
+    ORDER BY l.priority DESC, l.queued_at, l.run_id, l.call
+    LIMIT $2
+) AS w
+UNION ALL
+SELECT 'r', {_LOCK_COLUMNS_L} FROM {{schema}}.locks l WHERE l.run_id = ANY($3::text[])
+"""
+
+# Delete ($1-$3: key, run_id, call) and put ($4-$12: the LOCK_COLUMNS) lock entries.
+WRITE_LOCKS = f"""
+WITH gone AS (
+    DELETE FROM {{schema}}.locks l
+    USING unnest($1::text[], $2::text[], $3::int[]) AS g(key, run_id, call)
+    WHERE l.key = g.key AND l.run_id = g.run_id AND l.call = g.call
+)
+INSERT INTO {{schema}}.locks ({LOCK_COLUMNS})
+SELECT * FROM unnest($4::text[], $5::text[], $6::int[], $7::int[], $8::bool[], $9::int[],
+                     $10::float8[], $11::text[], $12::text[])
+ON CONFLICT (key, run_id, call) DO UPDATE SET
+    lim = EXCLUDED.lim, holding = EXCLUDED.holding, priority = EXCLUDED.priority,
+    queued_at = EXCLUDED.queued_at, namespace = EXCLUDED.namespace,
+    workflow_name = EXCLUDED.workflow_name
+"""
+
+LIST_LOCKS = f"""
+SELECT {LOCK_COLUMNS} FROM {{schema}}.locks
+WHERE ($1::text IS NULL OR key = $1) AND ($2::text IS NULL OR run_id = $2)
+ORDER BY key, holding DESC, priority DESC, queued_at, run_id, call
+LIMIT $3
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Statements:
     """Every statement of this module with ``{schema}`` filled in, by name."""
@@ -730,6 +790,11 @@ class Statements:
     SCAN_EVENT_PAYLOADS: str
     SCAN_CHUNK_PAYLOADS: str
     SWAP_PAYLOADS: str
+    # -- locks --
+    LOCK_KEYS_XACT: str
+    READ_LOCKS: str
+    WRITE_LOCKS: str
+    LIST_LOCKS: str
 
     @classmethod
     def for_schema(cls, quoted_schema: str) -> Statements:

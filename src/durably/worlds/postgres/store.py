@@ -21,11 +21,13 @@ from typing import Any
 from ...events import CREATING_TYPES, EventType
 from ..base import TERMINAL_STATUSES, Commit, CommitResult, HookRecord, StepRecord
 from ..ledger import OverlayStore, RunRow
+from ..locks import LockEntry
 from ..sql.rows import hook_from_row, run_row_from_row, step_from_row
 
 __all__ = [
     "CommitAttempt",
     "CommitReads",
+    "LockRows",
     "Preloaded",
     "RecentRows",
     "woken_namespaces",
@@ -98,6 +100,18 @@ class CommitReads:
         ]
 
 
+class LockRows:
+    """The lock rows a lock commit read (see :mod:`.locks`): by key, every holder and the
+    first waiters in order; by run, its entries."""
+
+    __slots__ = ("by_run", "holders", "waiters")
+
+    def __init__(self) -> None:
+        self.holders: dict[str, list[LockEntry]] = {}
+        self.waiters: dict[str, list[LockEntry]] = {}
+        self.by_run: dict[str, list[LockEntry]] = {}
+
+
 class Preloaded:
     """The committed rows a commit read, as a :class:`~durably.worlds.ledger.Source`.
 
@@ -112,6 +126,7 @@ class Preloaded:
         "_steps_asked",
         "hooks",
         "idem",
+        "locks",
         "runs",
         "step_versions",
         "steps",
@@ -125,6 +140,8 @@ class Preloaded:
         self.steps: dict[tuple[str, int], StepRecord] = {}
         self.step_versions: dict[tuple[str, int], int] = {}
         self.hooks: dict[str, HookRecord] = {}
+        #: Read only by commits that change lock state (see :mod:`.locks`).
+        self.locks: LockRows | None = None
         self._runs_asked = set(reads.run_ids)
         self._idem_asked = set(reads.idem_keys)
         self._steps_asked = set(reads.step_keys)
@@ -174,6 +191,37 @@ class Preloaded:
         if token not in self._hooks_asked:
             raise RuntimeError(f"durably bug: the commit did not preload hook token {token!r}")
         return self.hooks.get(token)
+
+    # -- locks: read by the lock path only; a commit off it ends no run holding one --
+
+    def _lock_rows(self, what: str) -> LockRows:
+        if self.locks is None:
+            raise RuntimeError(f"durably bug: the commit did not read the lock rows ({what})")
+        return self.locks
+
+    def lock_holders(self, key: str) -> list[LockEntry]:
+        rows = self._lock_rows(key).holders
+        if key not in rows:
+            raise RuntimeError(f"durably bug: the commit did not read lock {key!r}")
+        return list(rows[key])
+
+    def lock_waiters(self, key: str, n: int) -> list[LockEntry]:
+        rows = self._lock_rows(key).waiters
+        if key not in rows:
+            raise RuntimeError(f"durably bug: the commit did not read lock {key!r}")
+        return rows[key][:n]
+
+    def run_locks(self, run_id: str) -> list[LockEntry]:
+        # Read for the writes that set RunWrite.locks; any other run never asked for a
+        # lock nor was created under a concurrency limit (its worker says so).
+        found = self.locks.by_run.get(run_id) if self.locks is not None else None
+        return list(found) if found is not None else []
+
+    def add_runs(self, other: Preloaded, run_ids: Iterable[str]) -> None:
+        """Serve the runs rows ``other`` read (waiters a lock commit may grant) too."""
+        self.runs.update(other.runs)
+        self.versions.update(other.versions)
+        self._runs_asked.update(run_ids)
 
 
 class RecentRows:

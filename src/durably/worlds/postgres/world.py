@@ -49,7 +49,9 @@ from ..urls import NO_DEFAULT_KEY, KeyPolicy
 from .config import PostgresConfig, parse_postgres_url
 from .connections import LOST_RACE, Connections, Outage, is_disconnect
 from .hub import POLL_FALLBACK, Hub, queue_key
+from .locks import read_lock_rows, touches_locks, write_lock_rows
 from .queries import Statements
+from .rates_schedules import PostgresFlow
 from .schema import migrate
 from .store import (
     CommitAttempt,
@@ -98,6 +100,7 @@ class PostgresWorld(SqlWorld):
         self.db = Connections(self.config)
         self.recent = RecentRows()
         self.streams = Streams(self.db, self.sql, self._fetch)
+        self.flow = PostgresFlow(self.db, self.config.quoted_schema, self._live)
         self._lock = threading.Lock()
         self._hub: Hub | None = None
         self._closed = False
@@ -184,6 +187,7 @@ class PostgresWorld(SqlWorld):
         """
         hub = await self._live()
         reads = CommitReads.of(commit)
+        locky = touches_locks(commit)  # lock state changes: see .locks
         outage = Outage(self.db, "commit")
         pending: CommitAttempt | None = None  # sent, then the connection dropped
         races = 0
@@ -196,7 +200,10 @@ class PostgresWorld(SqlWorld):
                             attempt = pending
                             break
                         pending = None
-                    if races > 1:
+                    if locky:
+                        async with conn.transaction():
+                            await self._commit_once(conn, commit, reads, hub, attempt, "locks")
+                    elif races > 1:
                         async with conn.transaction():
                             await self._commit_once(conn, commit, reads, hub, attempt, "locked")
                     else:
@@ -239,6 +246,8 @@ class PostgresWorld(SqlWorld):
         """Read (``how``: "recent" from :class:`RecentRows` if it has every row, else
         "read"; "locked": read under ``FOR UPDATE``), apply the ledger, write."""
         base = self.recent.source(reads) if how == "recent" else None
+        if how == "locks":
+            base = await read_lock_rows(conn, self.sql, commit, reads)
         if base is None:
             preload = self.sql.PRELOAD_LOCKED if how == "locked" else self.sql.PRELOAD
             base = Preloaded.read(reads, await conn.fetch(preload, *reads.params()))
@@ -254,6 +263,7 @@ class PostgresWorld(SqlWorld):
         attempt.sent = True
         attempt.events = [(e.run_id, e.seq, e.type.value, e.created_at) for e in txn.events]
         attempt.result, attempt.runs, attempt.namespaces = result, runs, namespaces
+        await write_lock_rows(conn, self.sql, txn)
         written = await conn.fetch(self.sql.WRITE_STEPS if slim else self.sql.WRITE, *params)
         runs_written = {r[1]: r[3] for r in written if r[0] == "r"}
         steps_written = {(r[1], r[2]): r[3] for r in written if r[0] == "s"}

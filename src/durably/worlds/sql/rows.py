@@ -14,10 +14,12 @@ from typing import Any
 from ...events import Event, EventType
 from ..base import DeploymentRecord, HookRecord, RunRecord, StepRecord, StreamChunk, StreamInfo
 from ..ledger import RunRow
+from ..locks import LockEntry
 
 __all__ = [
     "EVENT_COLUMNS",
     "HOOK_COLUMNS",
+    "LOCK_COLUMNS",
     "RUN_COLUMNS",
     "STEP_COLUMNS",
     "chunk_from_row",
@@ -25,6 +27,8 @@ __all__ = [
     "dumps",
     "event_from_row",
     "hook_from_row",
+    "lock_from_row",
+    "lock_params",
     "run_row_from_row",
     "step_from_row",
     "stream_info_from_row",
@@ -146,3 +150,39 @@ def stream_info_from_row(r: Sequence[Any]) -> StreamInfo:
 def deployment_from_row(r: Sequence[Any]) -> DeploymentRecord:
     """A :class:`DeploymentRecord` from a ``LIST_DEPLOYMENTS`` row."""
     return DeploymentRecord(r[0], r[1], r[2], r[3], r[4])
+
+
+# -- locks (durably.worlds.locks) --------------------------------------------------------
+
+#: The ``locks`` columns, in :func:`lock_from_row` order.
+LOCK_COLUMNS = "key, run_id, call, lim, holding, priority, queued_at, namespace, workflow_name"
+
+
+def lock_from_row(r: Sequence[Any], i: int = 0) -> LockEntry:
+    """A :class:`~durably.worlds.locks.LockEntry` from :data:`LOCK_COLUMNS` at column ``i``."""
+    return LockEntry(
+        str(r[i]),
+        str(r[i + 1]),
+        int(r[i + 2]),
+        int(r[i + 3]),
+        bool(r[i + 4]),
+        int(r[i + 5]),
+        float(r[i + 6]),
+        str(r[i + 7]),
+        str(r[i + 8]),
+    )
+
+
+def lock_params(e: LockEntry) -> tuple[Any, ...]:
+    """A lock entry as the values of :data:`LOCK_COLUMNS`."""
+    return (
+        e.key,
+        e.run_id,
+        e.call,
+        e.limit,
+        e.holding,
+        e.priority,
+        e.queued_at,
+        e.namespace,
+        e.workflow_name,
+    )

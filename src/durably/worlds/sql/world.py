@@ -10,6 +10,7 @@ it keeps to itself what truly differs: connections, commits, claims, wake-ups, s
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -29,17 +30,21 @@ from ..base import (
     StreamChunk,
     StreamInfo,
 )
+from ..locks import LockEntry
+from ..rates import RateDecision, RateState
+from ..schedules import ScheduleRecord
 from .rows import (
     chunk_from_row,
     deployment_from_row,
     event_from_row,
     hook_from_row,
+    lock_from_row,
     run_row_from_row,
     step_from_row,
     stream_info_from_row,
 )
 
-__all__ = ["ReadStatements", "SqlWorld", "closing_write", "refuse_write"]
+__all__ = ["FlowBackend", "ReadStatements", "SqlWorld", "closing_write", "refuse_write"]
 
 
 class ReadStatements(Protocol):
@@ -65,6 +70,8 @@ class ReadStatements(Protocol):
     @property
     def LIST_HOOKS(self) -> str: ...  # (namespace, run_id, limit)
     @property
+    def LIST_LOCKS(self) -> str: ...  # (key, run_id, limit)
+    @property
     def STREAM_INFO(self) -> str: ...  # (run_id)
     @property
     def LIST_DEPLOYMENTS(self) -> str: ...  # (namespace)
@@ -74,11 +81,51 @@ class ReadStatements(Protocol):
     def SCAN_CHUNK_PAYLOADS(self) -> str: ...  # (run_id, namespace, idx, limit)
 
 
+class FlowBackend(Protocol):
+    """A dialect's flow control (rate limiters, schedules): the ``World`` methods of
+    the same names, with the time given (see :class:`~durably.worlds.base.World`)."""
+
+    async def take_rate(
+        self,
+        *,
+        limiter: str,
+        limit: int,
+        per: float,
+        owner: str,
+        run_id: str,
+        call: int,
+        now: float,
+    ) -> RateDecision: ...
+    async def list_rates(self) -> list[RateState]: ...
+    async def sync_schedules(
+        self, namespace: str, put: Sequence[ScheduleRecord], drop: Sequence[str], now: float
+    ) -> None: ...
+    async def list_schedules(self, namespace: str | None) -> list[ScheduleRecord]: ...
+    async def advance_schedule(
+        self,
+        namespace: str,
+        workflow_name: str,
+        *,
+        cron: str,
+        timezone: str,
+        last_tick: float | None,
+        tick: float,
+        pending: bool,
+        next_tick: float | None,
+        now: float,
+    ) -> bool: ...
+    async def schedule_ran(
+        self, namespace: str, workflow_name: str, *, tick: float, run_id: str
+    ) -> None: ...
+
+
 class SqlWorld(ABC):
-    """What the SQL worlds share; a dialect provides ``sql`` and :meth:`_fetch`."""
+    """What the SQL worlds share; a dialect provides ``sql``, :meth:`_fetch` and
+    ``flow`` (its rate limiters and schedules)."""
 
     url: str
     sql: ReadStatements
+    flow: FlowBackend
 
     @abstractmethod
     async def _fetch(self, what: str, sql: str, *args: Any) -> Sequence[Any]:
@@ -169,6 +216,13 @@ class SqlWorld(ABC):
         )
         return [hook_from_row(r) for r in rows]
 
+    async def list_locks(
+        self, *, key: str | None = None, run_id: str | None = None, limit: int = 1000
+    ) -> list[LockEntry]:
+        """Lock entries (holders, then waiters in order), by key."""
+        rows = await self._fetch("list locks", self.sql.LIST_LOCKS, key, run_id, max(limit, 0))
+        return [lock_from_row(r) for r in rows]
+
     # -- streams and deployments ------------------------------------------------------------
 
     async def stream_info(self, run_id: str) -> list[StreamInfo]:
@@ -202,6 +256,76 @@ class SqlWorld(ABC):
             "read payloads", self.sql.SCAN_CHUNK_PAYLOADS, run_id, ns, idx, max(limit, 0)
         )
         return [(r[0], r[1], chunk_from_row(r, 2)) for r in rows]
+
+    # -- flow control: rate limits and schedules (each dialect's ``flow``) ------------------
+
+    async def take_rate(
+        self,
+        *,
+        limiter: str,
+        limit: int,
+        per: float,
+        owner: str,
+        run_id: str,
+        call: int,
+        now: float | None = None,
+    ) -> RateDecision:
+        """A step's start under a rate limit (see ``World.take_rate``)."""
+        return await self.flow.take_rate(
+            limiter=limiter,
+            limit=limit,
+            per=per,
+            owner=owner,
+            run_id=run_id,
+            call=call,
+            now=time.time() if now is None else now,
+        )
+
+    async def list_rates(self) -> list[RateState]:
+        """Every limiter with the starts of its current window."""
+        return await self.flow.list_rates()
+
+    async def sync_schedules(
+        self, namespace: str, put: Sequence[ScheduleRecord], drop: Sequence[str], now: float
+    ) -> None:
+        """Register a registry's schedules (see ``World.sync_schedules``)."""
+        await self.flow.sync_schedules(namespace, put, drop, now)
+
+    async def list_schedules(self, namespace: str | None = None) -> list[ScheduleRecord]:
+        """The schedules (of ``namespace``, or all)."""
+        return await self.flow.list_schedules(namespace)
+
+    async def advance_schedule(
+        self,
+        namespace: str,
+        workflow_name: str,
+        *,
+        cron: str,
+        timezone: str,
+        last_tick: float | None,
+        tick: float,
+        pending: bool,
+        next_tick: float | None,
+        now: float,
+    ) -> bool:
+        """Decide a tick by compare and set (see ``World.advance_schedule``)."""
+        return await self.flow.advance_schedule(
+            namespace,
+            workflow_name,
+            cron=cron,
+            timezone=timezone,
+            last_tick=last_tick,
+            tick=tick,
+            pending=pending,
+            next_tick=next_tick,
+            now=now,
+        )
+
+    async def schedule_ran(
+        self, namespace: str, workflow_name: str, *, tick: float, run_id: str
+    ) -> None:
+        """Record the run of a decided tick."""
+        await self.flow.schedule_ran(namespace, workflow_name, tick=tick, run_id=run_id)
 
 
 def refuse_write(

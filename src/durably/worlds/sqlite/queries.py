@@ -7,7 +7,7 @@ them once; nothing here is built from user input.
 
 from __future__ import annotations
 
-from ..sql.rows import EVENT_COLUMNS, HOOK_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
+from ..sql.rows import EVENT_COLUMNS, HOOK_COLUMNS, LOCK_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
 
 # -- connection and schema -------------------------------------------------------------
 
@@ -361,3 +361,20 @@ SWAP_EVENT_PAYLOAD = "UPDATE events SET payload = ? WHERE run_id = ? AND seq = ?
 SWAP_CHUNK_PAYLOAD = (
     "UPDATE chunks SET payload = ? WHERE run_id = ? AND namespace = ? AND idx = ? AND payload = ?"
 )
+
+# -- locks (durably.worlds.locks) ------------------------------------------------------
+
+LOCK_HOLDERS = f"SELECT {LOCK_COLUMNS} FROM locks WHERE key = ? AND holding = 1"
+LOCK_WAITERS = (
+    f"SELECT {LOCK_COLUMNS} FROM locks WHERE key = ? AND holding = 0"
+    " ORDER BY priority DESC, queued_at, run_id, call LIMIT ?"
+)
+RUN_LOCKS = f"SELECT {LOCK_COLUMNS} FROM locks WHERE run_id = ?"
+PUT_LOCK = f"INSERT OR REPLACE INTO locks ({LOCK_COLUMNS}) VALUES ({', '.join('?' * 9)})"
+DELETE_LOCK = "DELETE FROM locks WHERE key = ? AND run_id = ? AND call = ?"
+LIST_LOCKS = f"""
+SELECT {LOCK_COLUMNS} FROM locks
+WHERE (?1 IS NULL OR key = ?1) AND (?2 IS NULL OR run_id = ?2)
+ORDER BY key, holding DESC, priority DESC, queued_at, run_id, call
+LIMIT ?3
+"""

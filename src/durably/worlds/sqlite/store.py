@@ -13,8 +13,9 @@ import sqlite3
 from ...events import Event
 from ..base import HookRecord, StepRecord
 from ..ledger import RunRow, TaskRow
+from ..locks import LockEntry
 from ..sql.rows import dumps as _dumps
-from ..sql.rows import hook_from_row, run_row_from_row, step_from_row
+from ..sql.rows import hook_from_row, lock_from_row, lock_params, run_row_from_row, step_from_row
 from . import queries as q
 
 __all__ = ["SqliteStore"]
@@ -233,3 +234,20 @@ class SqliteStore:
     def close_run_streams(self, run_id: str) -> None:
         for (ns,) in self._conn.execute(q.CLOSE_RUN_STREAMS, (self._now, run_id)).fetchall():
             self.changed_streams.add((run_id, str(ns)))
+
+    # -- locks (durably.worlds.locks) --
+
+    def lock_holders(self, key: str) -> list[LockEntry]:
+        return [lock_from_row(r) for r in self._conn.execute(q.LOCK_HOLDERS, (key,))]
+
+    def lock_waiters(self, key: str, n: int) -> list[LockEntry]:
+        return [lock_from_row(r) for r in self._conn.execute(q.LOCK_WAITERS, (key, n))]
+
+    def run_locks(self, run_id: str) -> list[LockEntry]:
+        return [lock_from_row(r) for r in self._conn.execute(q.RUN_LOCKS, (run_id,))]
+
+    def put_lock(self, entry: LockEntry) -> None:
+        self._conn.execute(q.PUT_LOCK, lock_params(entry))
+
+    def delete_lock(self, key: str, run_id: str, call: int) -> None:
+        self._conn.execute(q.DELETE_LOCK, (key, run_id, call))

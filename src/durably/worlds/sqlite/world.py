@@ -45,6 +45,7 @@ from ..urls import KeyPolicy
 from . import queries as q
 from .config import SqliteConfig, key_policy, parse_sqlite_url
 from .connections import Connections
+from .rates_schedules import SqliteFlow
 from .store import SqliteStore
 
 __all__ = ["SqliteConfig", "SqliteWorld", "parse_sqlite_url"]
@@ -72,6 +73,7 @@ class SqliteWorld(SqlWorld):
         self.url = url
         self.config = parse_sqlite_url(url)
         self.db = Connections(self.config)
+        self.flow = SqliteFlow(self.db)
 
     @classmethod
     def key_policy(cls, url: str) -> KeyPolicy:
