@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from durably.testing.conformance.fixtures import two_worlds
 from durably.worlds import World, open_world
 from tests.worlds.postgres.support import drop_schema, fresh_url, require_postgres
 
 WorldUrl = Callable[[Path], str]
+
+__all__ = ["WORLDS", "two_worlds", "world", "world_url"]
 
 
 def _postgres(tmp: Path) -> str:

@@ -10,5 +10,9 @@ importing them from ``tests.worlds.test_conformance``."""
 
 from durably.testing.conformance.test_conformance import *  # noqa: F403
 from durably.testing.conformance.test_due_by_conformance import *  # noqa: F403
+from durably.testing.conformance.test_flow_conformance import *  # noqa: F403
+from durably.testing.conformance.test_leases_conformance import *  # noqa: F403
+from durably.testing.conformance.test_locks_conformance import *  # noqa: F403
+from durably.testing.conformance.test_prune_conformance import *  # noqa: F403
 from durably.testing.conformance.test_stream_attempts_conformance import *  # noqa: F403
 from durably.testing.conformance.test_stream_closer_conformance import *  # noqa: F403

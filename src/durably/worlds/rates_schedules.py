@@ -3,7 +3,7 @@ runs), kept in a module of its own: :class:`~durably.worlds.base.World` includes
 
 The rules every world applies are in :mod:`.rates` (the sliding window) and
 :mod:`.schedules` (the rows, the compare and set of a tick); the conformance suite
-(``tests/worlds/test_flow_conformance.py``) checks them on every world.
+(``durably.testing.conformance.test_flow_conformance``) checks them on every world.
 """
 
 from __future__ import annotations

@@ -17,8 +17,15 @@ in its repository), over ``memory://``, SQLite and PostgreSQL.
 The modules:
 
 * ``test_conformance``: the log, projections, queue, leases, claims, hooks, waits;
+* ``test_due_by_conformance``: ``claim(due_by=T)`` (time skipping);
 * ``test_stream_attempts_conformance``, ``test_stream_closer_conformance``: streams
   (which step attempt wrote or closed a chunk, reopening by a retry, committed readers);
+* ``test_leases_conformance``: ``list_leases`` and ``count_runs``;
+* ``test_prune_conformance``: ``prune_runs`` and ``RunWrite.turn``;
+* ``test_locks_conformance``: locks and concurrency limits, two world objects racing;
+* ``test_flow_conformance``: rate limits and schedules;
 * ``fixtures``: the ``world`` fixture (the world opened for a test and closed after it),
-  on the ``world_url`` fixture that ``--world`` gives (``conftest.py``).
+  on the ``world_url`` fixture that ``--world`` gives (``conftest.py``), and
+  ``two_worlds`` (two world objects on one store: opening a URL twice must reach the
+  same store; a bare ``memory://`` gets a name).
 """

@@ -1,6 +1,6 @@
 """The suite's fixtures when it runs as ``pytest --pyargs durably.testing.conformance
 --world URL`` (the ``--world`` option itself comes from durably's pytest plugin)."""
 
-from .fixtures import world, world_url
+from .fixtures import two_worlds, world, world_url
 
-__all__ = ["world", "world_url"]
+__all__ = ["two_worlds", "world", "world_url"]

@@ -1,5 +1,6 @@
 """The fixtures of the conformance suite: ``world_url`` from ``--world`` (each test gets
-an empty world) and ``world``, that world opened for the test and closed after it."""
+an empty world), ``world``, that world opened for the test and closed after it, and
+``two_worlds``, two world objects on one empty store (two workers racing)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest_asyncio
 
 from ...worlds import World, open_world
 
-__all__ = ["world", "world_url", "world_url_from_option"]
+__all__ = ["shared_store_url", "two_worlds", "world", "world_url", "world_url_from_option"]
 
 
 def world_url_from_option(template: str | None, tmp_path: Path) -> str:
@@ -41,3 +42,28 @@ async def world(world_url: str) -> AsyncIterator[World]:
         yield w
     finally:
         await w.close()
+
+
+def shared_store_url(url: str) -> str:
+    """``url``, such that every world object opened on it shares one store: a bare
+    ``memory://`` is private to the object that opens it, so it gets a fresh name."""
+    if url == "memory://":
+        return f"memory://shared-{uuid.uuid4().hex[:12]}"
+    return url
+
+
+@pytest_asyncio.fixture
+async def two_worlds(world_url: str) -> AsyncIterator[tuple[World, World]]:
+    """Two world objects on one empty store (two connections or pools, as two worker
+    processes would have), opened for the test and closed after it."""
+    url = shared_store_url(world_url)
+    first, second = open_world(url), open_world(url)
+    await first.open()
+    try:
+        await second.open()
+        try:
+            yield first, second
+        finally:
+            await second.close()
+    finally:
+        await first.close()

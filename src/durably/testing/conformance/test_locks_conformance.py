@@ -13,11 +13,20 @@ from typing import Any
 
 from durably.events import EventType as E
 from durably.events import NewEvent
-from durably.worlds import World, open_world
+from durably.worlds import World
 from durably.worlds.base import Commit, RunMeta, RunWrite, WriteResult
 from durably.worlds.locks import ADMISSION
 
-from .test_conformance import DEP, NS, A, claim, create_run, ev, run_with_calls
+from .test_conformance import (
+    DEP,
+    NS,
+    A,
+    claim,
+    create_run,
+    ev,
+    pytestmark,  # noqa: F401  (strict asyncio mode)
+    run_with_calls,
+)
 
 
 async def turn(
@@ -105,27 +114,21 @@ async def test_a_waiter_that_gives_up_leaves_the_queue(world: World) -> None:
     assert (await acquired(world, b), await acquired(world, c)) == ([], [0])
 
 
-async def test_two_commits_racing_for_one_permit_never_both_get_it(world_url: str) -> None:
+async def test_two_commits_racing_for_one_permit_never_both_get_it(
+    two_worlds: tuple[World, World],
+) -> None:
     # Two world objects (two connections, two pools): as two workers would be.
-    if world_url == "memory://":
-        world_url = f"memory://race-{uuid.uuid4().hex}"  # one store, shared by name
-    w1, w2 = open_world(world_url), open_world(world_url)
-    await w1.open()
-    await w2.open()
-    try:
-        for _ in range(5):
-            key = uuid.uuid4().hex
-            a, b = (await create_run(w1)).run_id, (await create_run(w1)).run_id
-            await asyncio.gather(turn(w1, a, req(0, key)), turn(w2, b, req(0, key)))
-            granted = [await acquired(w1, a), await acquired(w1, b)]
-            assert sorted(map(len, granted)) == [0, 1]
-            holder, waiter = (a, b) if granted[0] else (b, a)
-            assert await state(w1, key) == [(holder, "holding"), (waiter, "waiting")]
-            await turn(w2, holder, rel(0, key))
-            assert await acquired(w1, waiter) == [0]
-    finally:
-        await w1.close()
-        await w2.close()
+    w1, w2 = two_worlds
+    for _ in range(5):
+        key = uuid.uuid4().hex
+        a, b = (await create_run(w1)).run_id, (await create_run(w1)).run_id
+        await asyncio.gather(turn(w1, a, req(0, key)), turn(w2, b, req(0, key)))
+        granted = [await acquired(w1, a), await acquired(w1, b)]
+        assert sorted(map(len, granted)) == [0, 1]
+        holder, waiter = (a, b) if granted[0] else (b, a)
+        assert await state(w1, key) == [(holder, "holding"), (waiter, "waiting")]
+        await turn(w2, holder, rel(0, key))
+        assert await acquired(w1, waiter) == [0]
 
 
 # -- concurrency limits: admission ------------------------------------------------------

@@ -16,7 +16,16 @@ from durably.events import EventType as E
 from durably.waiting import waiting_of
 from durably.worlds import World
 from durably.worlds.schedules import ScheduleRecord
-from tests.worlds.test_conformance import NS, A, B, claim, ev, run_with_calls
+
+from .test_conformance import (
+    NS,
+    A,
+    B,
+    claim,
+    ev,
+    pytestmark,  # noqa: F401  (strict asyncio mode)
+    run_with_calls,
+)
 
 STEP = "call_model"
 

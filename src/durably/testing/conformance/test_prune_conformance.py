@@ -14,8 +14,11 @@ from durably.events import NewEvent
 from durably.worlds import World
 from durably.worlds.base import ChunkBatch, Commit, RunFilter, RunMeta, RunWrite
 
-NS = "ns"
-DEP = "d1"
+from .test_conformance import (
+    DEP,
+    NS,
+    pytestmark,  # noqa: F401  (strict asyncio mode)
+)
 
 
 async def _run(world: World, *, status: str, namespace: str = NS, key: str | None = None) -> str:

@@ -10,7 +10,18 @@ from durably.events import EventType as E
 from durably.worlds import World
 from durably.worlds.base import RunFilter
 
-from .test_conformance import DEP, NS, A, B, claim, create_run, ev, run_with_calls, write
+from .test_conformance import (
+    DEP,
+    NS,
+    A,
+    B,
+    claim,
+    create_run,
+    ev,
+    pytestmark,  # noqa: F401  (strict asyncio mode)
+    run_with_calls,
+    write,
+)
 
 
 async def test_list_leases_names_the_holder_of_each_turn_and_task(world: World) -> None:
