@@ -5,19 +5,37 @@ Record a new file with ``python -m tests.ai.golden`` (see tests/ai/golden.py).""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from durably import Workflows
+from durably.events import Event, EventType
 from durably.runtime.instance import RunInstance
 from durably.worlds.base import RunRecord
-from tests.runtime.test_golden import _events
 
 from . import golden
 
 HISTORIES = sorted(golden.HISTORIES.glob("*.json"))
+
+
+def _events(doc: dict[str, Any]) -> list[Event]:
+    """The events of a history file as tests/ai/golden.py writes them."""
+    return [
+        Event(
+            run_id=e["run_id"],
+            seq=e["seq"],
+            type=EventType(e["type"]),
+            call=e["call"],
+            data=e["data"],
+            payload=None if e["payload"] is None else base64.b64decode(e["payload"]),
+            created_at=e["created_at"],
+        )
+        for e in doc["events"]
+    ]
 
 
 def test_there_is_a_history() -> None:
