@@ -289,9 +289,15 @@ def _checked(*ctes_and_keys: tuple[str, str]) -> str:
         f"(SELECT count(*) FROM {cte}) = coalesce(jsonb_array_length($1::jsonb -> '{key}'), 0)"
         for cte, key in ctes_and_keys
     )
+    # A note with a third item (a run's watch lock key: see Hub.watch_key) is sent only
+    # when the lock cannot be taken, i.e. some process follows the run's steps. Taking it
+    # holds it until this transaction ends, so a process that starts following the run
+    # meanwhile waits for this commit and then reads what it wrote.
     return f"""checked AS (
     SELECT (SELECT count(pg_notify(n ->> 0, n ->> 1))
-            FROM jsonb_array_elements($1::jsonb -> 'n') AS n) AS notified,
+            FROM jsonb_array_elements($1::jsonb -> 'n') AS n
+            WHERE n ->> 2 IS NULL
+               OR NOT pg_try_advisory_xact_lock((n ->> 2)::bigint)) AS notified,
            {{schema}}.durably_unchanged(
                {counts}) AS ok
 )"""

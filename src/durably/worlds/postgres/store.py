@@ -43,7 +43,7 @@ class CommitAttempt:
     was sent: the events it appends (looked for in the log), its result, the runs whose
     log grew (``run_id -> last_seq``) and the namespaces to wake."""
 
-    __slots__ = ("events", "namespaces", "result", "runs", "sent")
+    __slots__ = ("ended", "events", "namespaces", "result", "runs", "sent")
 
     def __init__(self) -> None:
         self.sent = False
@@ -51,6 +51,7 @@ class CommitAttempt:
         self.result: CommitResult | None = None
         self.runs: dict[str, int] = {}
         self.namespaces: set[str] = set()
+        self.ended: list[str] = []
 
 
 @dataclass(slots=True)

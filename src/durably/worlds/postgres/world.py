@@ -30,7 +30,9 @@ from typing import Any, ClassVar
 import asyncpg
 
 from ...errors import WorldError
+from ...events import TERMINAL_RUN_TYPES
 from ..base import (
+    TERMINAL_STATUSES,
     ChunkBatch,
     Claim,
     Commit,
@@ -223,6 +225,8 @@ class PostgresWorld(SqlWorld):
     def _committed(self, hub: Hub, attempt: CommitAttempt) -> None:
         if attempt.runs:
             hub.runs_changed(attempt.runs)
+        if attempt.ended:
+            hub.runs_ended(attempt.ended)
         if attempt.namespaces:
             hub.work_arrived(attempt.namespaces)
 
@@ -248,11 +252,13 @@ class PostgresWorld(SqlWorld):
         for ev in txn.events:
             runs[ev.run_id] = ev.seq  # in order: the last is the run's last_seq
         namespaces = woken_namespaces(txn, base, result.new_work)
-        notes = hub.notifications(namespaces, runs)
+        ended = [e.run_id for e in txn.events if e.type in TERMINAL_RUN_TYPES]
+        notes = hub.notifications(namespaces, runs, ended=ended)
         params, slim = write_params(txn, base, now, notes)
         attempt.sent = True
         attempt.events = [(e.run_id, e.seq, e.type.value, e.created_at) for e in txn.events]
         attempt.result, attempt.runs, attempt.namespaces = result, runs, namespaces
+        attempt.ended = ended
         written = await conn.fetch(self.sql.WRITE_STEPS if slim else self.sql.WRITE, *params)
         runs_written = {r[1]: r[3] for r in written if r[0] == "r"}
         steps_written = {(r[1], r[2]): r[3] for r in written if r[0] == "s"}
@@ -477,6 +483,31 @@ class PostgresWorld(SqlWorld):
                 read = True
         finally:
             hub.unwatch_run(run_id)
+
+    async def wait_for_run_end(self, run_id: str, *, timeout: float) -> RunRecord | None:
+        """The run's record once it has ended, or as it is after ``timeout``; ``None``
+        if there is no such run.
+
+        Woken at once by the commit of this process that ends the run (not by its
+        steps), and by the NOTIFY of another process's commits to the run; the run is
+        read again every ``POLL_FALLBACK`` seconds anyway.
+        """
+        hub = await self._live()
+        await hub.listening()
+        sig = await hub.watch_end(run_id)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while True:
+                armed = sig.arm()
+                rec = await self.get_run(run_id)
+                remaining = deadline - loop.time()
+                if rec is None or rec.status in TERMINAL_STATUSES or remaining <= 0:
+                    sig.disarm(armed)
+                    return rec
+                await sig.wait(min(remaining, POLL_FALLBACK), armed)
+        finally:
+            hub.unwatch_end(run_id)
 
     # -- streams -----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 from ..base import (
+    TERMINAL_STATUSES,
     ChunkBatch,
     Claim,
     Commit,
@@ -110,7 +111,7 @@ class SqliteWorld(SqlWorld):
             return result, store
 
         (result, store), hub = self.db.write(work)
-        hub.committed(store.changed_runs, new_work=result.new_work)
+        hub.committed(store.changed_runs, new_work=result.new_work, ended=store.ended_runs)
         hub.streams.fire(store.changed_streams)
         return result
 
@@ -265,6 +266,32 @@ class SqliteWorld(SqlWorld):
         finally:
             hub.runs.unwatch(run_id)
 
+    async def wait_for_run_end(self, run_id: str, *, timeout: float) -> RunRecord | None:
+        """The run's record once it has ended, or as it is after ``timeout``; ``None``
+        if there is no such run.
+
+        Woken at once by the commit of this process that ends the run (not by its
+        steps); the end of a run advanced by another process is noticed by polling
+        (every 5 ms, backing off to 100 ms).
+        """
+        hub = self.db.hub()
+        sig = hub.ends.watch(run_id)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            interval = POLL_START
+            while True:
+                armed = sig.arm()
+                rec = await self.get_run(run_id)
+                remaining = deadline - loop.time()
+                if rec is None or rec.status in TERMINAL_STATUSES or remaining <= 0:
+                    sig.disarm(armed)
+                    return rec
+                await sig.wait(min(interval, remaining), armed)
+                interval = min(interval * 2, RUN_POLL_MAX)
+        finally:
+            hub.ends.unwatch(run_id)
+
     # -- streams -----------------------------------------------------------------------
 
     async def append_chunks(
@@ -315,7 +342,7 @@ class SqliteWorld(SqlWorld):
             return counts, store
 
         (counts, store), hub = self.db.write(work)
-        hub.committed(store.changed_runs, new_work=False)
+        hub.committed(store.changed_runs, new_work=False, ended=store.ended_runs)
         hub.streams.fire(store.changed_streams)
         return counts
 
