@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from durably.crypto import KeyRing, Sealer, is_sealed, new_key, sealed_key_id
+from durably.crypto import KeyRing, Sealer, is_sealed, new_key, plain_length, sealed_key_id
 from durably.errors import ConfigurationError, DecryptionError
 
 
@@ -74,3 +74,12 @@ def test_plaintext_passes_through_and_off_means_off() -> None:
 def test_bad_keys_say_how_to_make_one(bad: str) -> None:
     with pytest.raises(ConfigurationError, match="durably keygen"):
         KeyRing.parse(bad)
+
+
+def test_plain_length_is_the_plaintext_length_without_decrypting() -> None:
+    sealer = Sealer(KeyRing.parse(new_key("k1")))
+    for size in (0, 1, 100, 10_000):
+        sealed = sealer.seal_event("run", 3, "step_created", 1, b"x" * size)
+        assert sealed != b"x" * size
+        assert plain_length(sealed) == size
+    assert plain_length(b"plain json") == len(b"plain json")
