@@ -13,11 +13,12 @@ SQLite (:mod:`..sql.rows`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 from ..sql.rows import EVENT_COLUMNS, HOOK_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
 
-__all__ = ["Statements"]
+__all__ = ["Statements", "list_runs"]
 
 # -- schema and migrations -------------------------------------------------------------
 
@@ -58,19 +59,34 @@ GET_RUN = f"SELECT {RUN_COLUMNS} FROM {{schema}}.runs WHERE run_id = $1"
 
 GET_LAST_SEQ = "SELECT last_seq FROM {schema}.runs WHERE run_id = $1"
 
-# NULL filters match everything; $4 is a JSON object the attributes must contain; $7 a
-# run id prefix (LIKE's wildcards in it escaped).
-LIST_RUNS = f"""
-SELECT {RUN_COLUMNS} FROM {{schema}}.runs
-WHERE ($1::text IS NULL OR status = $1)
-  AND ($2::text IS NULL OR workflow_name = $2)
-  AND ($3::text IS NULL OR namespace = $3)
-  AND ($4::jsonb IS NULL OR attributes @> $4::jsonb)
-  AND ($7::text IS NULL OR deployment = $7)
-  AND ($8::text IS NULL OR run_id LIKE $8 || '%')
-ORDER BY created_at DESC, run_id DESC
-LIMIT $5 OFFSET $6
-"""
+# The filters of list_runs: a JSON object the attributes must contain; a run id prefix
+# (LIKE's wildcards in it escaped).
+_LIST_RUNS_WHERE = {
+    "status": "status = {}",
+    "workflow_name": "workflow_name = {}",
+    "namespace": "namespace = {}",
+    "attributes": "attributes @> {}::jsonb",
+    "deployment": "deployment = {}",
+    "run_id_prefix": "run_id LIKE {} || '%'",
+}
+
+
+@functools.cache
+def list_runs(schema: str, given: frozenset[str]) -> tuple[str, tuple[str, ...]]:
+    """The query of ``list_runs`` with the filters ``given`` (names of
+    ``_LIST_RUNS_WHERE``) and only those, and the order of its filter arguments (then
+    limit, offset). One shape per combination, so that each prepared plan uses the
+    index of its filter (migration 007: status, workflow, namespace with created_at);
+    ``($1 IS NULL OR status = $1)`` would leave a generic plan that cannot."""
+    names = tuple(k for k in _LIST_RUNS_WHERE if k in given)
+    where = " AND ".join(_LIST_RUNS_WHERE[k].format(f"${i}") for i, k in enumerate(names, 1))
+    n = len(names)
+    sql = (
+        f"SELECT {RUN_COLUMNS} FROM {schema}.runs{' WHERE ' + where if where else ''}"
+        f" ORDER BY created_at DESC, run_id DESC LIMIT ${n + 1} OFFSET ${n + 2}"
+    )
+    return sql, names
+
 
 # -- events and steps ------------------------------------------------------------------
 
@@ -651,7 +667,6 @@ class Statements:
     RECORD_MIGRATION: str
     GET_RUN: str
     GET_LAST_SEQ: str
-    LIST_RUNS: str
     READ_EVENTS: str
     READ_COMMAND: str
     LIST_STEPS: str

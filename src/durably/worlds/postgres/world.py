@@ -50,7 +50,7 @@ from ..urls import NO_DEFAULT_KEY, KeyPolicy
 from .config import PostgresConfig, parse_postgres_url
 from .connections import LOST_RACE, Connections, Outage, is_disconnect
 from .hub import POLL_FALLBACK, Hub, queue_key
-from .queries import Statements
+from .queries import Statements, list_runs
 from .schema import migrate
 from .store import (
     CommitAttempt,
@@ -431,17 +431,23 @@ class PostgresWorld(SqlWorld):
 
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         """Runs matching the filter, newest first."""
+        args = {
+            "status": flt.status,
+            "workflow_name": flt.workflow_name,
+            "namespace": flt.namespace,
+            "attributes": json.dumps(flt.attributes) if flt.attributes else None,
+            "deployment": flt.deployment,
+            "run_id_prefix": _like_prefix(flt.run_id_prefix),
+        }
+        sql, names = list_runs(
+            self.config.quoted_schema, frozenset(k for k, v in args.items() if v is not None)
+        )
         rows = await self._fetch(
             "list runs",
-            self.sql.LIST_RUNS,
-            flt.status,
-            flt.workflow_name,
-            flt.namespace,
-            json.dumps(flt.attributes) if flt.attributes else None,
+            sql,
+            *(args[k] for k in names),
             max(flt.limit, 0),
             max(flt.offset, 0),
-            flt.deployment,
-            _like_prefix(flt.run_id_prefix),
         )
         return [run_row_from_row(r).record for r in rows]
 

@@ -219,7 +219,8 @@ class SqliteWorld(SqlWorld):
             "limit": flt.limit,
             "offset": max(flt.offset, 0),
         }
-        return [run_row_from_row(r).record for r in self.db.read(q.LIST_RUNS, params)]
+        sql = q.list_runs(frozenset(k for k, v in params.items() if v is not None))
+        return [run_row_from_row(r).record for r in self.db.read(sql, params)]
 
     # -- waiting -----------------------------------------------------------------------
 

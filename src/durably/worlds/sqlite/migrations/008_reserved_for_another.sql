@@ -1,0 +1,4 @@
+-- durably SQLite world, schema version 8: reserved for another branch's migration
+-- (another), which ships its own 008 file; this placeholder keeps the numbers of the
+-- perf branch without a gap until both are merged (then this file goes).
+SELECT 1;
