@@ -173,22 +173,48 @@ SELECT 'r' AS k, version, {RUN_COLUMNS}, {_STEP_NULLS}, {_HOOK_NULLS} FROM locke
 # overlap (tasks "td", "tr" / "tp"; hooks "hd", "hr" / "hp"; streams "sc" / "sr"): one
 # statement never touches a row twice.
 
-_STEP_RECORD = """run_id text, call int, kind text, name text, status text, attempts int,
-        created_at float8, started_at float8, completed_at float8, due_at float8,
-        error_type text, child_run_id text"""
+#: The rows of the writes every step makes ("u", "su", "sn", "td", "tp") come as JSON
+#: arrays, not objects: the names of their columns are here, not in every row sent (a
+#: step's commit sends about half the bytes). Order matters: it is write_params's.
+RUN_UPDATE_COLUMNS = (
+    "run_id text, version xid, status text, started_at float8, completed_at float8,"
+    " last_seq int, error_type text, cancel_requested bool, attributes jsonb,"
+    " decided_seq int, turn_seq int, turn_due_at float8, lease_owner text, lease_until float8"
+)
+STEP_COLUMNS_W = (
+    "run_id text, call int, kind text, name text, status text, attempts int,"
+    " created_at float8, started_at float8, completed_at float8, due_at float8,"
+    " error_type text, child_run_id text, version xid"
+)
+TASK_COLUMNS_W = (
+    "run_id text, call int, kind text, namespace text, deployment text, visible_at float8,"
+    " attempt int, lease_owner text, lease_until float8"
+)
 
-_W_RUNS = """ru AS (
-    UPDATE {schema}.runs AS r SET
+
+def _rows(key: str, columns: str) -> str:
+    """The rows of ``$1 -> key`` (JSON arrays, one item per column, in the order of
+    ``columns``: ``name type, ...``) as a subquery with those columns."""
+    picks = []
+    for i, col in enumerate(c.strip() for c in columns.split(",")):
+        name, type_ = col.split()
+        if type_ == "text":
+            picks.append(f"x ->> {i} AS {name}")
+        elif type_ == "jsonb":
+            picks.append(f"x -> {i} AS {name}")
+        else:
+            picks.append(f"(x ->> {i})::{type_} AS {name}")
+    return f"(SELECT {', '.join(picks)} FROM jsonb_array_elements($1::jsonb -> '{key}') AS x)"
+
+
+_W_RUNS = f"""ru AS (
+    UPDATE {{schema}}.runs AS r SET
         status = u.status, started_at = u.started_at, completed_at = u.completed_at,
         last_seq = u.last_seq, error_type = u.error_type,
         cancel_requested = u.cancel_requested, attributes = u.attributes,
         decided_seq = u.decided_seq, turn_seq = u.turn_seq, turn_due_at = u.turn_due_at,
         lease_owner = u.lease_owner, lease_until = u.lease_until
-    FROM jsonb_to_recordset($1::jsonb -> 'u') AS u(
-        run_id text, version xid, status text, started_at float8, completed_at float8,
-        last_seq int, error_type text, cancel_requested bool, attributes jsonb,
-        decided_seq int, turn_seq int, turn_due_at float8, lease_owner text,
-        lease_until float8)
+    FROM {_rows("u", RUN_UPDATE_COLUMNS)} AS u
     WHERE r.run_id = u.run_id AND r.xmin = u.version
     RETURNING r.run_id, r.xmin AS version
 )"""
@@ -219,13 +245,15 @@ _W_STEPS = f"""su AS (
         created_at = u.created_at, started_at = u.started_at,
         completed_at = u.completed_at, due_at = u.due_at, error_type = u.error_type,
         child_run_id = u.child_run_id
-    FROM jsonb_to_recordset($1::jsonb -> 'su') AS u(version xid, {_STEP_RECORD})
+    FROM {_rows("su", STEP_COLUMNS_W)} AS u
     WHERE s.run_id = u.run_id AND s.call = u.call AND s.xmin = u.version
     RETURNING s.run_id, s.call, s.xmin AS version
 ), sn AS (
     INSERT INTO {{schema}}.steps AS s (run_id, call, kind, name, status, attempts,
         created_at, started_at, completed_at, due_at, error_type, child_run_id)
-    SELECT * FROM jsonb_to_recordset($1::jsonb -> 'sn') AS u({_STEP_RECORD})
+    SELECT run_id, call, kind, name, status, attempts, created_at, started_at,
+        completed_at, due_at, error_type, child_run_id
+    FROM {_rows("sn", STEP_COLUMNS_W)} AS u
     ON CONFLICT (run_id, call) DO UPDATE SET
         kind = EXCLUDED.kind, name = EXCLUDED.name, status = EXCLUDED.status,
         attempts = EXCLUDED.attempts, created_at = EXCLUDED.created_at,
@@ -235,16 +263,14 @@ _W_STEPS = f"""su AS (
     RETURNING s.run_id, s.call, s.xmin AS version
 )"""
 
-_W_TASKS = """td AS (
-    DELETE FROM {schema}.tasks AS t
-    USING jsonb_to_recordset($1::jsonb -> 'td') AS d(run_id text, call int)
+_W_TASKS = f"""td AS (
+    DELETE FROM {{schema}}.tasks AS t
+    USING {_rows("td", "run_id text, call int")} AS d
     WHERE t.run_id = d.run_id AND t.call = d.call
 ), tp AS (
-    INSERT INTO {schema}.tasks (run_id, call, kind, namespace, deployment, visible_at,
+    INSERT INTO {{schema}}.tasks (run_id, call, kind, namespace, deployment, visible_at,
         attempt, lease_owner, lease_until)
-    SELECT * FROM jsonb_to_recordset($1::jsonb -> 'tp') AS p(
-        run_id text, call int, kind text, namespace text, deployment text,
-        visible_at float8, attempt int, lease_owner text, lease_until float8)
+    SELECT * FROM {_rows("tp", TASK_COLUMNS_W)} AS p
     ON CONFLICT (run_id, call) DO UPDATE SET
         kind = EXCLUDED.kind, namespace = EXCLUDED.namespace,
         deployment = EXCLUDED.deployment, visible_at = EXCLUDED.visible_at,
@@ -252,11 +278,11 @@ _W_TASKS = """td AS (
         lease_until = EXCLUDED.lease_until
 )"""
 
-_W_TASKS_DROPPED = """tdr AS (
-    DELETE FROM {schema}.tasks AS t
+_W_TASKS_DROPPED = f"""tdr AS (
+    DELETE FROM {{schema}}.tasks AS t
     WHERE t.run_id IN (SELECT jsonb_array_elements_text($1::jsonb -> 'tr'))
       AND NOT EXISTS (
-          SELECT 1 FROM jsonb_to_recordset($1::jsonb -> 'tp') AS p(run_id text, call int)
+          SELECT 1 FROM {_rows("tp", "run_id text, call int")} AS p
           WHERE p.run_id = t.run_id AND p.call = t.call)
 )"""
 
