@@ -182,23 +182,29 @@ def durably_round(
 ) -> float:
     """Set up a run asleep after ``steps`` steps (on a copy of a recorded database for
     SQLite), resume it in a fresh process; seconds."""
+    tree = {} if src is None else {"PYTHONPATH": str(src)}
+    tag = "" if src is None else "-base"  # each tree records its own (schema versions)
     if kind == "sqlite":
-        base = folder / "recorded.db"
+        base = folder / f"recorded{tag}.db"
         if not base.exists():
             url = f"sqlite:///{base}"
-            env = {"COLD_WORLD": url}
+            env = {"COLD_WORLD": url, **tree}
             run_id = run_py(folder, "durably_app.py", ["setup", "-", str(steps)], env).strip()
-            (folder / "run_id").write_text(run_id)
+            (folder / f"run_id{tag}").write_text(run_id)
             for suffix in ("-wal", "-shm"):
                 Path(str(base) + suffix).unlink(missing_ok=True)
         db = folder / "cold.db"
+        for suffix in ("-wal", "-shm"):  # the last round's, if its world left them
+            Path(str(db) + suffix).unlink(missing_ok=True)
         shutil.copy(base, db)
         shutil.copy(str(base) + ".key", str(db) + ".key")
-        run_id = (folder / "run_id").read_text().strip()
+        run_id = (folder / f"run_id{tag}").read_text().strip()
         url = f"sqlite:///{db}"
     else:
         url = durably_world(kind, folder)
-        run_id = run_py(folder, "durably_app.py", ["setup", "-", str(steps)], _pg_env(url))
+        run_id = run_py(
+            folder, "durably_app.py", ["setup", "-", str(steps)], {**_pg_env(url), **tree}
+        )
         run_id = run_id.strip()
     env = {"COLD_WORLD": url, **({"COLD_PROFILE": profile} if profile else {})}
     if src is not None:
