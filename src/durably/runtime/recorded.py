@@ -24,7 +24,8 @@ _SETTLING = frozenset({EventType.STEP_COMPLETED, EventType.STEP_FAILED})
 
 
 class SettledCalls:
-    """Step calls whose creation and end are both in the log read so far."""
+    """Step calls whose creation and end are both in the log read so far (a call is
+    forgotten when the body makes it, so what is kept stays small)."""
 
     __slots__ = ("_created", "_settled")
 
@@ -40,15 +41,15 @@ class SettledCalls:
             if ev.type is EventType.STEP_CREATED:
                 size = 0 if ev.payload is None else plain_length(ev.payload)
                 self._created[ev.call] = (str(ev.data.get("name")), size)
-            elif ev.type in _SETTLING:
+            elif ev.type in _SETTLING and ev.call in self._created:
                 self._settled.add(ev.call)
 
     def take(self, call: int, name: str) -> int | None:
         """If step ``call`` of this name is settled in the log, the size its arguments
         were recorded with (forgotten now: a call is made once); else ``None``."""
+        created = self._created.pop(call, None)
         if call not in self._settled:
             return None
-        created = self._created.pop(call, None)
         self._settled.discard(call)
         if created is None or created[0] != name:
             return None
