@@ -496,8 +496,12 @@ class PostgresWorld(SqlWorld):
 
         Woken at once by the commit of this process that ends the run (not by its
         steps), and by the NOTIFY of another process's commits to the run; the run is
-        read again every ``POLL_FALLBACK`` seconds anyway.
+        read again every ``POLL_FALLBACK`` seconds anyway. A run that has ended is
+        returned at once, without listening to its channel.
         """
+        rec = await self.get_run(run_id)
+        if rec is None or rec.status in TERMINAL_STATUSES or timeout <= 0:
+            return rec
         hub = await self._live()
         await hub.listening()
         sig = await hub.watch_end(run_id)
