@@ -70,11 +70,23 @@ $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[postgres]' -r bench/requirements.txt
 	touch $(BENCH_STAMP)
 
+# After the peers' table: a step against the commit floor of its database (and Postgres
+# behind a delay proxy), cold replay against DBOS recovery, latency as the tables fill
+# (10k/100k/1M runs), and Postgres throughput with 1, 2 and 4 worker processes.
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python bench/step_cost.py --world postgres --rtt-ms 0,2,5
+	$(BENCH_VENV)/bin/python bench/step_cost.py --world sqlite
+	$(BENCH_VENV)/bin/python bench/step_cost.py --world sqlite-fsync
+	$(BENCH_VENV)/bin/python bench/cold_replay.py --dbos
+	$(BENCH_VENV)/bin/python bench/scale.py
+	$(BENCH_VENV)/bin/python bench/pg_workers.py
 
 bench-quick: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python bench/step_cost.py --world postgres --steps 100 --rounds 1
+	$(BENCH_VENV)/bin/python bench/cold_replay.py --steps 1000 --rounds 1 --dbos
+	$(BENCH_VENV)/bin/python bench/scale.py --sizes 1000,10000 --repeat 5
 
 # The chaos suite (tests/chaos/README.md): worker processes SIGKILLed and restarted at random
 # points, and database faults, while runs of every shape flow; then an invariant check of

@@ -4,6 +4,7 @@
     python bench/run.py --quick               # small sizes: a smoke run for CI
     python bench/run.py --only durably,dbos   # some systems (or system/world) only
     python bench/run.py --workloads seq,start # some workloads only
+    python bench/run.py --rounds 3            # alternating A B ... B A, medians
 
 Each system module under bench/systems prints ``RESULT {json}`` lines; this runner
 collects them and prints durably's figures beside each peer's, with the ratio durably/peer
@@ -17,6 +18,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -136,6 +138,28 @@ def run_config(cfg: Config, quick: bool, workloads: list[str], timeout: float) -
     return results
 
 
+def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One configuration's results over rounds: per workload, the median of each figure
+    (the first round's entry where a figure is not a number)."""
+    merged: dict[str, Any] = dict(results[0])
+    for workload, first in results[0].items():
+        if not isinstance(first, dict):
+            continue
+        figures = dict(first)
+        for metric, value in first.items():
+            values = [
+                r[workload][metric]
+                for r in results
+                if isinstance(r.get(workload), dict)
+                and isinstance(r[workload].get(metric), int | float)
+            ]
+            if isinstance(value, int | float) and values:
+                figures[metric] = statistics.median(values)
+        merged[workload] = figures
+    merged["seconds"] = sum(r.get("seconds", 0.0) for r in results)
+    return merged
+
+
 def parse(stdout: str) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for line in stdout.splitlines():
@@ -199,6 +223,13 @@ def main() -> int:
         "--json", dest="json_out", default="", help="write results here (default bench/results/)"
     )
     p.add_argument("--no-flow", action="store_true", help="skip the flow-control section")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every system this many times, in alternating order (A B C, C B A, ...), "
+        "and report medians, so that a drifting machine favours no system",
+    )
     args = p.parse_args()
     only = {x.strip() for x in args.only.split(",") if x.strip()}
     workloads = [w for w in WORKLOADS if not args.workloads or w in args.workloads.split(",")]
@@ -220,24 +251,27 @@ def main() -> int:
     notes = Notes()
     failed = False
     t0 = time.monotonic()
-    for cfg in configs:
-        if cfg.optional and not offers_world(cfg):
-            reason = f"{cfg.system}_bench.py has no {cfg.world} world yet"
-            all_results[cfg.key] = {
-                "durability": cfg.durability.format(pg=pg),
-                "absent": True,
-                **{w: {"skipped": reason} for w in workloads},
-            }
-            notes.mark(f"{cfg.key}: {reason}")
-            print(f"  ran {cfg.key:<22} skipped: {reason}")
-            continue
-        res = run_config(cfg, args.quick, workloads, timeout=180 if args.quick else 1200)
-        settings = res.pop("settings", {})
-        durability = settings.get("durability") or cfg.durability.format(pg=pg)
-        all_results[cfg.key] = {"durability": durability, **res}
-        status = f"error: {res['error']}" if "error" in res else f"{res['seconds']:.1f}s"
-        print(f"  ran {cfg.key:<22} {status}", flush=True)
-        failed |= "error" in res
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    for r in range(max(args.rounds, 1)):
+        for cfg in configs if r % 2 == 0 else list(reversed(configs)):
+            if cfg.optional and not offers_world(cfg):
+                reason = f"{cfg.system}_bench.py has no {cfg.world} world yet"
+                all_results[cfg.key] = {
+                    "durability": cfg.durability.format(pg=pg),
+                    "absent": True,
+                    **{w: {"skipped": reason} for w in workloads},
+                }
+                notes.mark(f"{cfg.key}: {reason}")
+                print(f"  ran {cfg.key:<22} skipped: {reason}")
+                continue
+            res = run_config(cfg, args.quick, workloads, timeout=180 if args.quick else 1200)
+            settings = res.pop("settings", {})
+            durability = settings.get("durability") or cfg.durability.format(pg=pg)
+            rounds.setdefault(cfg.key, []).append(res)
+            all_results[cfg.key] = {"durability": durability, **merge_rounds(rounds[cfg.key])}
+            status = f"error: {res['error']}" if "error" in res else f"{res['seconds']:.1f}s"
+            print(f"  ran {cfg.key:<22} {status} (round {r + 1})", flush=True)
+            failed |= "error" in res
     print(f"  total {time.monotonic() - t0:.0f}s")
     print()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from durably.crypto import KeyRing, Sealer, is_sealed, new_key, sealed_key_id
+from durably.crypto import KeyRing, Sealer, is_sealed, new_key, plain_length, sealed_key_id
 from durably.errors import ConfigurationError, DecryptionError
 
 
@@ -101,3 +101,12 @@ def test_the_key_file_is_never_visible_half_written(
     assert path.read_text().strip() == key and key
     assert [p.name for p in tmp_path.iterdir()] == ["db.key"]  # no temporary file left
     assert crypto.load_or_create_key_file(path) == key
+
+
+def test_plain_length_is_the_plaintext_length_without_decrypting() -> None:
+    sealer = Sealer(KeyRing.parse(new_key("k1")))
+    for size in (0, 1, 100, 10_000):
+        sealed = sealer.seal_event("run", 3, "step_created", 1, b"x" * size)
+        assert sealed != b"x" * size
+        assert plain_length(sealed) == size
+    assert plain_length(b"plain json") == len(b"plain json")

@@ -46,12 +46,14 @@ __all__ = [
     "key_file_for",
     "load_or_create_key_file",
     "new_key",
+    "plain_length",
     "sealed_key_id",
     "sealer_of",
 ]
 
 MAGIC = b"\x00DE1"
 _NONCE = 12
+_TAG = 16
 
 #: How a hook token's digest starts in the hook index (and in hook events): a stored
 #: key with this prefix is a digest, anything else a raw token of a log written before.
@@ -172,6 +174,14 @@ def load_or_create_key_file(
 def is_sealed(payload: bytes | None) -> bool:
     """True if ``payload`` is encrypted (not plaintext JSON)."""
     return payload is not None and payload[:4] == MAGIC
+
+
+def plain_length(payload: bytes) -> int:
+    """The length of a payload's plaintext, without decrypting it (AES-GCM adds a fixed
+    overhead: the header, the key id, the nonce and the tag)."""
+    if not is_sealed(payload):
+        return len(payload)
+    return len(payload) - (5 + payload[4] + _NONCE + _TAG)
 
 
 def sealed_key_id(payload: bytes) -> str:

@@ -80,6 +80,16 @@ class Run:
         """
         world = await self.registry.open()
         until = None if timeout is None else time.monotonic() + timeout
+        ends = getattr(world, "wait_for_run_end", None)  # a world of an older protocol
+        while ends is not None:
+            left = 30.0 if until is None else until - time.monotonic()
+            rec: RunRecord | None = await ends(self.run_id, timeout=max(min(left, 30.0), 0.0))
+            if rec is None:
+                raise RunNotFoundError(self.run_id, self.registry.world_url)
+            if rec.status in TERMINAL_STATUSES:
+                return rec
+            if until is not None and time.monotonic() >= until:
+                raise TimeoutError(f"run {self.run_id} is still {rec.status}")
         while True:
             rec = await world.get_run(self.run_id)
             if rec is None:

@@ -118,9 +118,9 @@ def fed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     count = [0]
     real_feed = instance_mod.RunInstance.feed
 
-    def counting_feed(self: instance_mod.RunInstance, ev: object) -> None:
+    def counting_feed(self: instance_mod.RunInstance, ev: object, *rest: object) -> None:
         count[0] += 1
-        real_feed(self, ev)  # type: ignore[arg-type]
+        real_feed(self, ev, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(instance_mod.RunInstance, "feed", counting_feed)
     return count
@@ -188,3 +188,62 @@ async def test_body_cannot_reach_threads_or_sockets(wf: Workflows) -> None:
     run = await sneaky.start()
     out = await run.return_value(timeout=30)
     assert len(out) == 3
+
+
+async def test_a_cold_replay_opens_only_the_payloads_the_body_consumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The arguments of settled steps are neither re-encoded nor decrypted by a replay
+    (their recorded size still counts toward the run's payload budget)."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+
+    def registry() -> Workflows:
+        wf = Workflows(world=url)
+
+        @wf.step
+        async def double(i: int) -> int:
+            return 2 * i
+
+        @wf.workflow
+        async def many(n: int) -> int:
+            total = 0
+            for i in range(n):
+                total += await double(i)
+            await sleep("1h")
+            return total + await double(1000)
+
+        return wf
+
+    a = registry()
+    run = await a.start("many", 20)
+    await _until_waiting(run)
+    await a.aclose()
+
+    from durably.crypto import Sealer
+
+    opened: list[str] = []
+    real_open = Sealer.open_event
+
+    def counted(self: Sealer, run_id: str, seq: int, type_: str, *rest: object) -> bytes:
+        opened.append(type_)
+        return real_open(self, run_id, seq, type_, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Sealer, "open_event", counted)
+    encoded: list[str] = []
+    real_encode = instance_mod.CallShape.encode_args
+
+    def encode(self: instance_mod.CallShape, *args: object) -> bytes:
+        encoded.append(self.name)
+        return real_encode(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(instance_mod.CallShape, "encode_args", encode)
+    b = registry()
+    async with b:
+        resumed = await b.get_run(run.run_id)
+        await resumed.wake()
+        assert await resumed.return_value(timeout=30) == 2 * sum(range(20)) + 2000
+    # The replay opened the input and the 20 results, not the 20 settled steps'
+    # arguments; the new step's own arguments were encoded, once. (Reads after the
+    # run's end, for its result, open what they read.)
+    assert opened[:21] == ["run_created"] + ["step_completed"] * 20, opened
+    assert encoded == ["double"]

@@ -43,6 +43,7 @@ from .divergence import divergence_message
 from .failures import encode_error, error_type_name, rebuild_error
 from .futures import StepFuture
 from .loop import WorkflowLoop
+from .recorded import PayloadOpener, SettledCalls
 
 if TYPE_CHECKING:
     from .limits import Limits
@@ -104,6 +105,10 @@ class ChildStart:
 _Decoder = Callable[[bytes | None], Any]
 
 
+#: The arguments of a step call settled in the log: never run again, never committed.
+_SETTLED_ARGS = b""
+
+
 class HookSink(Protocol):
     """Where a hook's facts go (see :class:`durably.hooks.HookWait`)."""
 
@@ -152,6 +157,7 @@ class RunInstance:
         #: attempts a worker stops (steps its cleanup calls afterwards are not in it).
         self.steps_at_cancel: frozenset[int] = frozenset()
         self._next_call = 0
+        self._settled = SettledCalls()
         self._issued: dict[tuple[str, int | None], NewEvent] = {}
         self._children: dict[int, ChildStart] = {}
         self._pending: dict[int, tuple[asyncio.Future[Any], _Decoder]] = {}
@@ -177,14 +183,21 @@ class RunInstance:
 
     # -- feeding the log ---------------------------------------------------------------
 
-    def feed(self, ev: Event) -> None:
-        """Advance over one recorded event (in log order).
+    def feed(self, ev: Event, opener: PayloadOpener | None = None) -> None:
+        """Advance over one recorded event (in log order); ``opener`` decrypts the
+        payloads the body consumes, if the log's are sealed (the others stay sealed).
 
         Raises:
             NonDeterminismError: the body's calls differ from the recorded commands.
         """
         self.seen_seq = ev.seq
         t = ev.type
+        if (
+            opener is not None
+            and ev.payload is not None
+            and (t is EventType.RUN_CREATED or t in DELIVERABLE_TYPES)
+        ):
+            ev = Event(ev.run_id, ev.seq, t, ev.call, ev.data, opener(ev), ev.created_at)
         if t is EventType.RUN_CREATED:
             self.input = ev.payload
             self._count(ev.payload)
@@ -214,15 +227,18 @@ class RunInstance:
         elif fact.type not in EVENTS:
             raise _unknown(fact.type)
 
-    def index(self, events: list[Event]) -> None:
-        """Note what a cold replay must know before the body asks for it: the tokens
-        the log's hooks were created with (generated ones are not reproducible), kept
-        sealed in the payload (in the data, by a log written before token digests)."""
+    def index(self, events: list[Event], opener: PayloadOpener | None = None) -> None:
+        """Note what a cold replay must know before the body asks for it: the steps
+        already settled (see :class:`SettledCalls`), and the tokens the log's hooks
+        were created with (generated ones are not reproducible), kept sealed in the
+        payload (in the data, by a log written before token digests)."""
+        self._settled.note(events)
         for ev in events:
             if ev.type is EventType.HOOK_CREATED and ev.call is not None:
                 key = str(ev.data.get("token"))
                 self._hook_keys[ev.call] = key
-                token = json.loads(ev.payload)["token"] if ev.payload else key
+                payload = opener(ev) if opener is not None and ev.payload else ev.payload
+                token = json.loads(payload)["token"] if payload else key
                 self._recorded_tokens[ev.call] = str(token)
 
     def _attributes(self, data: dict[str, Any]) -> None:
@@ -434,8 +450,13 @@ class RunInstance:
         self, spec: StepSpec, shape: CallShape, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> StepFuture:
         """Record the intent to run a step and return the future of its result."""
-        payload = shape.encode_args(args, kwargs)
-        self._charge(payload, f"the arguments of step {spec.name!r}")
+        recorded = self._settled.take(self._next_call, spec.name)
+        if recorded is None:
+            payload = shape.encode_args(args, kwargs)
+            self._charge(payload, f"the arguments of step {spec.name!r}")
+        else:  # its result is in the log: the arguments are only counted
+            payload = _SETTLED_ARGS
+            self.payload_bytes += recorded
         n = self._next()
         data: dict[str, Any] = {"name": spec.name}
         if spec.max_retries != DEFAULT_RETRY.max_retries:

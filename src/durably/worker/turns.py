@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 from .. import telemetry
 from ..crypto import sealer_of
 from ..errors import NonDeterminismError, RunCancelledError
-from ..events import TERMINAL_RUN_TYPES, EventType, NewEvent
+from ..events import TERMINAL_RUN_TYPES, Event, EventType, NewEvent
 from ..runtime.failures import encode_error, error_type_name
 from ..runtime.instance import ChildStart, RunInstance, StepCall
+from ..runtime.recorded import PayloadOpener
 from ..worlds.base import TERMINAL_STATUSES, RunMeta, RunRecord, RunWrite, Task, World
 from .group_commit import GroupCommit
 from .slots import Slots
@@ -167,12 +168,12 @@ class Turns:
             last_read = inst.seen_seq
             try:
                 if read:
-                    events = await self.world.read_events(run_id, after_seq=inst.seen_seq)
+                    events, opener = await self._read_log(run_id, inst.seen_seq)
                     if events:
                         last_read = events[-1].seq
-                        inst.index(events)
+                        inst.index(events, opener)
                     for ev in events:
-                        inst.feed(ev)
+                        inst.feed(ev, opener)
                 expected = inst.seen_seq
                 if not inst.record.started_at and inst.task is None and not inst.done:
                     started = NewEvent(EventType.RUN_STARTED, None, {}, None, now)
@@ -316,6 +317,17 @@ class Turns:
             _, old = self.instances.popitem(last=False)
             old.close()
 
+    async def _read_log(
+        self, run_id: str, after_seq: int
+    ) -> tuple[list[Event], PayloadOpener | None]:
+        """The run's events after ``after_seq``; payloads left sealed when the world
+        can give them so, with what opens them (a replay opens only what it uses)."""
+        sealed = getattr(self.world, "read_sealed_events", None)
+        if sealed is None:
+            return await self.world.read_events(run_id, after_seq=after_seq), None
+        events, opener = await sealed(run_id, after_seq=after_seq)
+        return events, opener
+
     def cached_step(self, run_id: str, call: int) -> StepCall | None:
         """Step ``call`` of a run whose live body is in memory, if it is."""
         inst = self.instances.get(run_id)
@@ -331,10 +343,10 @@ class Turns:
             if inst is None:
                 return None
             try:
-                events = await self.world.read_events(run_id, after_seq=inst.seen_seq)
-                inst.index(events)
+                events, opener = await self._read_log(run_id, inst.seen_seq)
+                inst.index(events, opener)
                 for e in events:
-                    inst.feed(e)
+                    inst.feed(e, opener)
             except NonDeterminismError:
                 inst.close()
                 return None

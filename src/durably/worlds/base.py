@@ -565,6 +565,11 @@ class World(RatesAndSchedules, Protocol):
     async def wait_for_run(self, run_id: str, *, after_seq: int, timeout: float) -> None:
         """Return when the run's log grows past ``after_seq``, or after ``timeout``."""
 
+    async def wait_for_run_end(self, run_id: str, *, timeout: float) -> RunRecord | None:
+        """The run's record once it has ended, or as it is after ``timeout``; ``None``
+        if there is no such run. Unlike :meth:`wait_for_run`, not woken (nor read
+        again) at every step: ``Run.wait()`` costs nothing per step of the run."""
+
     async def get_run(self, run_id: str) -> RunRecord | None:
         """The run's projection, or ``None``."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..crypto import Sealer
@@ -51,6 +51,21 @@ class EncryptedWorld:
     ) -> list[Event]:
         events = await self.inner.read_events(run_id, after_seq=after_seq, limit=limit)
         return open_payloads(self.sealer, events)
+
+    async def read_sealed_events(
+        self, run_id: str, *, after_seq: int = 0
+    ) -> tuple[list[Event], Callable[[Event], bytes | None]]:
+        """The run's events with their payloads still sealed, and what opens one: a
+        replay decrypts only the payloads its body consumes."""
+        events = await self.inner.read_events(run_id, after_seq=after_seq)
+        sealer = self.sealer
+
+        def opener(ev: Event) -> bytes | None:
+            if ev.payload is None:
+                return None
+            return sealer.open_event(ev.run_id, ev.seq, ev.type.value, ev.call, ev.payload)
+
+        return events, opener
 
     async def read_command(self, run_id: str, call: int) -> Event | None:
         ev = await self.inner.read_command(run_id, call)

@@ -7,6 +7,7 @@ name share one store, so a test can start runs from one and execute them with an
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Collection, Sequence
@@ -16,6 +17,7 @@ from typing import ClassVar
 from ..events import Event
 from . import memory_flow
 from .base import (
+    TERMINAL_STATUSES,
     ChunkBatch,
     Claim,
     Commit,
@@ -227,6 +229,24 @@ class MemoryWorld:
                 sig.disarm(armed)
                 return
         await sig.wait(timeout, armed)
+
+    async def wait_for_run_end(self, run_id: str, *, timeout: float) -> RunRecord | None:
+        """The run's record once it has ended, or as it is after ``timeout``; ``None``
+        if there is no such run."""
+        d = self._d
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            with d.lock:
+                sig = d.run_signal(run_id)
+                armed = sig.arm()
+                row = d.runs.get(run_id)
+                rec = None if row is None else copy_run_row(row).record
+            remaining = deadline - loop.time()
+            if rec is None or rec.status in TERMINAL_STATUSES or remaining <= 0:
+                sig.disarm(armed)
+                return rec
+            await sig.wait(remaining, armed)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         with self._d.lock:

@@ -210,3 +210,65 @@ async def test_a_cancelled_aclose_still_stops_the_listener(pg_url: str) -> None:
     assert not listeners()
     assert not [k for k in Hub._hubs if k[1] == schema]
     assert wf.worker is None
+
+
+async def test_a_run_nobody_follows_is_notified_at_its_end_only(pg_url: str) -> None:
+    """A commit NOTIFYs a run's channel for a step only while some process holds the
+    run's watch lock (follows its steps); its end is always notified."""
+    world = PostgresWorld(pg_url)
+    await world.open()
+    other = await asyncpg.connect(pg.PG_URL)  # another process's listener
+    got: list[str] = []
+    try:
+        await world.commit(Commit([RunWrite("r", create=RunMeta("wf", "ns", "d"), facts=[_ev()])]))
+        hub = await world._live()
+        await other.add_listener(hub.run_channel("r"), lambda *a: got.append(a[3]))
+
+        async def step(t: E) -> None:
+            await world.commit(Commit([RunWrite("r", facts=[_ev(t)])]))
+            await other.execute("SELECT 1")  # notifications are delivered by now
+
+        await step(E.RUN_STARTED)
+        assert got == []  # nobody follows: no NOTIFY for a step
+        await other.execute("SELECT pg_advisory_lock_shared($1)", hub.watch_key("r"))
+        await step(E.ATTRIBUTES_SET)
+        assert len(got) == 1 and '"r",3]' in got[0]  # followed: notified
+        await other.execute("SELECT pg_advisory_unlock_shared($1)", hub.watch_key("r"))
+        await step(E.ATTRIBUTES_SET)
+        assert len(got) == 1
+        await world.commit(Commit([RunWrite("r", expected_seq=4, commands=[_ev(E.RUN_COMPLETED)])]))
+        await other.execute("SELECT 1")
+        assert len(got) == 2 and '"r",5]' in got[1]  # the end: always
+    finally:
+        await other.close()
+        await world.close()
+
+
+async def test_return_value_in_another_process_hears_the_end(pg_url: str) -> None:
+    """A waiter for a run's end that another process advances (no watch lock) is woken
+    by the NOTIFY of the end, not by the slow polling fallback."""
+    world, other = PostgresWorld(pg_url), PostgresWorld(pg_url)
+    await world.open()
+    await other.open()
+    shared = other._hub
+    other._hub = Hub(other.config)  # another process's: its own token, no listener
+    try:
+        await world.commit(Commit([RunWrite("r", create=RunMeta("wf", "ns", "d"), facts=[_ev()])]))
+
+        async def later() -> None:
+            await asyncio.sleep(0.2)
+            await other.commit(Commit([RunWrite("r", facts=[_ev(E.RUN_STARTED)])]))
+            await other.commit(
+                Commit([RunWrite("r", expected_seq=2, commands=[_ev(E.RUN_COMPLETED)])])
+            )
+
+        task = asyncio.create_task(later())
+        t0 = time.monotonic()
+        rec = await world.wait_for_run_end("r", timeout=30)
+        await task
+        assert rec is not None and rec.status == "completed"
+        assert time.monotonic() - t0 < pg_world.POLL_FALLBACK - 1
+    finally:
+        other._hub = shared
+        await other.close()
+        await world.close()

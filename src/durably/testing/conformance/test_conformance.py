@@ -955,6 +955,37 @@ async def test_wait_for_run_returns_at_once_or_after_the_timeout(world: World) -
     assert 0.15 <= time.monotonic() - t0 < PROMPT
 
 
+async def test_wait_for_run_end_returns_the_ended_record(world: World) -> None:
+    assert await world.wait_for_run_end("nope", timeout=30) is None
+    run_id = await run_with_calls(world, ev(E.STEP_CREATED, 0, name="s"), claim_calls=[0])
+
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        await write(world, run_id, facts=[ev(E.STEP_COMPLETED, 0)])  # a step: not the end
+        await asyncio.sleep(0.05)
+        await write(world, run_id, expected_seq=4, commands=[ev(E.RUN_COMPLETED)])
+
+    task = asyncio.create_task(later())
+    t0 = time.monotonic()
+    rec = await world.wait_for_run_end(run_id, timeout=30)
+    assert time.monotonic() - t0 < PROMPT
+    await task
+    assert rec is not None
+    assert (rec.status, rec.last_seq) == ("completed", 5)
+
+
+async def test_wait_for_run_end_gives_the_record_as_it_is_after_the_timeout(
+    world: World,
+) -> None:
+    run_id = await run_with_calls(world, ev(E.STEP_CREATED, 0, name="s"), claim_calls=[0])
+    await write(world, run_id, facts=[ev(E.STEP_COMPLETED, 0)])
+    t0 = time.monotonic()
+    rec = await world.wait_for_run_end(run_id, timeout=0.2)
+    assert 0.15 <= time.monotonic() - t0 < PROMPT
+    assert rec is not None
+    assert (rec.status, rec.last_seq) == ("running", 4)
+
+
 async def test_wait_for_work_returns_when_work_arrives(world: World) -> None:
     async def later() -> None:
         await asyncio.sleep(0.05)

@@ -55,6 +55,8 @@ LINGER = 10.0
 TRACKED_RUNS = 10_000
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_LOCK_SHARED = "SELECT pg_advisory_lock_shared($1::bigint)"
+_UNLOCK_SHARED = "SELECT pg_advisory_unlock_shared($1::bigint)"
 
 
 def queue_key(
@@ -122,8 +124,13 @@ class Hub:
         self._idle: dict[tuple[str, str], _Idle] = {}
         # runs and streams
         self._runs: WatchedSignals[str] = WatchedSignals()
+        #: Fired when a run ends here, or on any notification of the run from another
+        #: process: a waiter for the end is not woken by the steps of this process.
+        self._ends: WatchedSignals[str] = WatchedSignals()
         self._streams: WatchedSignals[tuple[str, str]] = WatchedSignals()
         self._wanted: dict[str, int] = {}  # run_id -> local waiters (runs and streams)
+        self._wanted_steps: dict[str, int] = {}  # run_id -> local waiters of every commit
+        self._locked: set[str] = set()  # runs whose watch lock the live connection holds
         self._linger: dict[str, float] = {}  # run_id -> when its last waiter left
         self._listening: set[str] = set()  # run channels LISTENed on the live connection
         self._seqs: OrderedDict[str, tuple[int | None, int]] = OrderedDict()
@@ -135,6 +142,14 @@ class Hub:
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
         self._halt = threading.Event()
+
+    def watch_key(self, run_id: str) -> int:
+        """The advisory lock a process holds (shared) while it wants every commit of
+        the run notified: a commit NOTIFYs a run's channel for a step only when it
+        cannot take that lock (see ``queries._checked``). Keys are per schema; a
+        collision only costs a NOTIFY nobody needed."""
+        digest = hashlib.sha256((self._prefix + run_id).encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
 
     def run_channel(self, run_id: str) -> str:
         """The channel of one run's changes (at most 63 bytes, as Postgres wants)."""
@@ -197,11 +212,15 @@ class Hub:
                 await conn.add_listener(self.config.channel, self._on_work)
                 with self._lock:
                     runs = set(self._wanted) | set(self._linger)
+                    steps = set(self._wanted_steps)
                 for run_id in runs:
                     await conn.add_listener(self.run_channel(run_id), self._on_run)
+                for run_id in steps:
+                    await conn.execute(_LOCK_SHARED, self.watch_key(run_id))
                 with self._lock:
                     self._conn = conn
                     self._listening = {self.run_channel(r) for r in runs}
+                    self._locked = steps
                 self._set_healthy(True)
                 self._ready.set()
                 delay = 0.1
@@ -230,6 +249,7 @@ class Hub:
                 with self._lock:
                     self._conn = None
                     self._listening = set()
+                    self._locked = set()
                 self._set_healthy(False)
                 self._ready.set()
                 if conn is not None:
@@ -257,20 +277,38 @@ class Hub:
                     del self._linger[run_id]
                     self._listening.discard(channel)
                     self._seqs.pop(run_id, None)
+                    locked = run_id in self._locked
+                    self._locked.discard(run_id)
                 await conn.remove_listener(channel, self._on_run)
+                if locked:
+                    await conn.execute(_UNLOCK_SHARED, self.watch_key(run_id))
 
-    async def _listen_run(self, run_id: str) -> None:
-        """LISTEN to a run's channel (on the listener's loop)."""
+    async def _listen_run(self, run_id: str, steps: bool) -> None:
+        """LISTEN to a run's channel (on the listener's loop); with ``steps``, hold its
+        watch lock too, so that every commit of the run notifies (not only its end).
+        The lock is taken after the LISTEN: a commit that took the lock first has
+        committed before this returns (the waiter's next read sees it), one after it
+        notifies."""
         channel = self.run_channel(run_id)
         async with self._conn_lock:
             conn = self._conn
             with self._lock:
-                if conn is None or channel in self._listening:
+                if conn is None:
                     return
-            await conn.add_listener(channel, self._on_run)
-            with self._lock:
-                if self._conn is conn:
-                    self._listening.add(channel)
+                listen = channel not in self._listening
+                lock = steps and run_id not in self._locked
+            assert conn is not None
+            live: asyncpg.Connection = conn
+            if listen:
+                await conn.add_listener(channel, self._on_run)
+                with self._lock:
+                    if self._conn is conn:
+                        self._listening.add(channel)
+            if lock:
+                await live.execute(_LOCK_SHARED, self.watch_key(run_id))
+                with self._lock:
+                    if self._conn is live:
+                        self._locked.add(run_id)
 
     def _set_healthy(self, healthy: bool) -> None:
         # Either way, what was known may be stale: forget it, wake everyone to re-check.
@@ -286,6 +324,7 @@ class Hub:
             signals = [
                 *self._work.values(),
                 *(s for _, s in self._runs.items()),
+                *(s for _, s in self._ends.items()),
                 *(s for _, s in self._streams.items()),
             ]
         for sig in signals:
@@ -306,6 +345,7 @@ class Hub:
                 return
             if len(note) == 3:
                 self.runs_changed({str(note[1]): int(note[2])})
+                self._ends.fire([str(note[1])])
             else:
                 self.streams_changed([(str(note[1]), str(note[3]))])
         except (ValueError, IndexError, TypeError):
@@ -318,15 +358,24 @@ class Hub:
         namespaces: Iterable[str],
         runs: Mapping[str, int],
         streams: Iterable[tuple[str, str]] = (),
+        ended: Collection[str] | None = None,
     ) -> list[list[str]]:
         """The ``[channel, payload]`` pairs a commit NOTIFYs: the namespaces that got new
-        work, the runs whose log grew, the streams that got chunks."""
+        work, the runs whose log grew, the streams that got chunks.
+
+        With ``ended`` (the runs the commit ended), the note of a run that did not end
+        carries its watch lock's key as a third item: the commit sends it only if some
+        process holds that lock (waits on the run's steps), so a run nobody follows
+        costs no NOTIFY per step, only one at its end."""
         out: list[list[str]] = []
         ns = sorted(set(namespaces))
         for i in range(0, len(ns), 50):  # payloads stay far under 8000 bytes
             out.append([self.config.channel, _dumps({"o": self.token, "w": ns[i : i + 50]})])
         for run_id, seq in runs.items():
-            out.append([self.run_channel(run_id), _dumps([self.token, run_id, seq])])
+            note = [self.run_channel(run_id), _dumps([self.token, run_id, seq])]
+            if ended is not None and run_id not in ended:
+                note.append(str(self.watch_key(run_id)))
+            out.append(note)
         for run_id, namespace in sorted(set(streams)):
             out.append([self.run_channel(run_id), _dumps([self.token, run_id, "c", namespace])])
         return out
@@ -361,6 +410,10 @@ class Hub:
                 fire += [s for k, s in self._streams.items() if k[0] in runs]
         for sig in fire:
             sig.fire()
+
+    def runs_ended(self, run_ids: Iterable[str]) -> None:
+        """These runs ended (a commit of this process): wake the waiters of their end."""
+        self._ends.fire(run_ids)
 
     def streams_changed(self, keys: Iterable[tuple[str, str]]) -> None:
         """These streams got chunks or closed: wake their readers."""
@@ -428,27 +481,39 @@ class Hub:
 
     # -- waiting for a run or a stream ------------------------------------------------
 
-    async def _want(self, run_id: str) -> None:
-        """Count one more local waiter on the run, and be listening to its channel
-        before returning (so a read of the database after this misses nothing)."""
+    async def _want(self, run_id: str, steps: bool = True) -> None:
+        """Count one more local waiter on the run (``steps``: on every commit of it, not
+        only its end), and be listening to its channel (holding its watch lock) before
+        returning, so a read of the database after this misses nothing."""
         await self.listening()
         with self._lock:
             self._wanted[run_id] = self._wanted.get(run_id, 0) + 1
+            if steps:
+                self._wanted_steps[run_id] = self._wanted_steps.get(run_id, 0) + 1
             self._linger.pop(run_id, None)
             loop = self._loop
-            need = self._healthy and self.run_channel(run_id) not in self._listening
+            need = self._healthy and (
+                self.run_channel(run_id) not in self._listening
+                or (steps and run_id not in self._locked)
+            )
         if need and loop is not None:
             try:
-                fut = asyncio.run_coroutine_threadsafe(self._listen_run(run_id), loop)
+                fut = asyncio.run_coroutine_threadsafe(self._listen_run(run_id, steps), loop)
                 await asyncio.wait_for(asyncio.wrap_future(fut), 10.0)
             except asyncio.CancelledError:
-                self._unwant(run_id)
+                self._unwant(run_id, steps)
                 raise
             except Exception:
                 pass  # the waiter falls back to polling
 
-    def _unwant(self, run_id: str) -> None:
+    def _unwant(self, run_id: str, steps: bool = True) -> None:
         with self._lock:
+            if steps:
+                left = self._wanted_steps.get(run_id, 0) - 1
+                if left > 0:
+                    self._wanted_steps[run_id] = left
+                else:
+                    self._wanted_steps.pop(run_id, None)
             n = self._wanted.get(run_id, 0) - 1
             if n > 0:
                 self._wanted[run_id] = n
@@ -464,6 +529,17 @@ class Hub:
     def unwatch_run(self, run_id: str) -> None:
         self._runs.unwatch(run_id)
         self._unwant(run_id)
+
+    async def watch_end(self, run_id: str) -> Signal:
+        """The signal fired when the run may have ended; pair with :meth:`unwatch_end`.
+        Takes no watch lock: other processes notify such a waiter of the run's end
+        only (unless someone follows its steps)."""
+        await self._want(run_id, steps=False)
+        return self._ends.watch(run_id)
+
+    def unwatch_end(self, run_id: str) -> None:
+        self._ends.unwatch(run_id)
+        self._unwant(run_id, steps=False)
 
     async def watch_stream(self, key: tuple[str, str]) -> Signal:
         """The signal fired when the stream grows or closes; pair with
@@ -489,7 +565,7 @@ class Hub:
         """Start following the run's ``last_seq`` (before reading it from the database);
         returns the token to pass to :meth:`followed` (``-1``: cannot follow it now)."""
         with self._lock:
-            if not self._healthy or self.run_channel(run_id) not in self._listening:
+            if not self._healthy or run_id not in self._locked:
                 return -1
             if run_id not in self._seqs:
                 self._seqs[run_id] = (None, self._epoch)

@@ -13,11 +13,12 @@ SQLite (:mod:`..sql.rows`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 from ..sql.rows import EVENT_COLUMNS, HOOK_COLUMNS, LOCK_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
 
-__all__ = ["Statements"]
+__all__ = ["Statements", "list_runs"]
 
 # -- schema and migrations -------------------------------------------------------------
 
@@ -58,19 +59,34 @@ GET_RUN = f"SELECT {RUN_COLUMNS} FROM {{schema}}.runs WHERE run_id = $1"
 
 GET_LAST_SEQ = "SELECT last_seq FROM {schema}.runs WHERE run_id = $1"
 
-# NULL filters match everything; $4 is a JSON object the attributes must contain; $7 a
-# run id prefix (LIKE's wildcards in it escaped).
-LIST_RUNS = f"""
-SELECT {RUN_COLUMNS} FROM {{schema}}.runs
-WHERE ($1::text IS NULL OR status = $1)
-  AND ($2::text IS NULL OR workflow_name = $2)
-  AND ($3::text IS NULL OR namespace = $3)
-  AND ($4::jsonb IS NULL OR attributes @> $4::jsonb)
-  AND ($7::text IS NULL OR deployment = $7)
-  AND ($8::text IS NULL OR run_id LIKE $8 || '%')
-ORDER BY created_at DESC, run_id DESC
-LIMIT $5 OFFSET $6
-"""
+# The filters of list_runs: a JSON object the attributes must contain; a run id prefix
+# (LIKE's wildcards in it escaped).
+_LIST_RUNS_WHERE = {
+    "status": "status = {}",
+    "workflow_name": "workflow_name = {}",
+    "namespace": "namespace = {}",
+    "attributes": "attributes @> {}::jsonb",
+    "deployment": "deployment = {}",
+    "run_id_prefix": "run_id LIKE {} || '%'",
+}
+
+
+@functools.cache
+def list_runs(schema: str, given: frozenset[str]) -> tuple[str, tuple[str, ...]]:
+    """The query of ``list_runs`` with the filters ``given`` (names of
+    ``_LIST_RUNS_WHERE``) and only those, and the order of its filter arguments (then
+    limit, offset). One shape per combination, so that each prepared plan uses the
+    index of its filter (migration 006: status, workflow, namespace with created_at);
+    ``($1 IS NULL OR status = $1)`` would leave a generic plan that cannot."""
+    names = tuple(k for k in _LIST_RUNS_WHERE if k in given)
+    where = " AND ".join(_LIST_RUNS_WHERE[k].format(f"${i}") for i, k in enumerate(names, 1))
+    n = len(names)
+    sql = (
+        f"SELECT {RUN_COLUMNS} FROM {schema}.runs{' WHERE ' + where if where else ''}"
+        f" ORDER BY created_at DESC, run_id DESC LIMIT ${n + 1} OFFSET ${n + 2}"
+    )
+    return sql, names
+
 
 # -- events and steps ------------------------------------------------------------------
 
@@ -157,22 +173,48 @@ SELECT 'r' AS k, version, {RUN_COLUMNS}, {_STEP_NULLS}, {_HOOK_NULLS} FROM locke
 # overlap (tasks "td", "tr" / "tp"; hooks "hd", "hr" / "hp"; streams "sc" / "sr"): one
 # statement never touches a row twice.
 
-_STEP_RECORD = """run_id text, call int, kind text, name text, status text, attempts int,
-        created_at float8, started_at float8, completed_at float8, due_at float8,
-        error_type text, child_run_id text"""
+#: The rows of the writes every step makes ("u", "su", "sn", "td", "tp") come as JSON
+#: arrays, not objects: the names of their columns are here, not in every row sent (a
+#: step's commit sends about half the bytes). Order matters: it is write_params's.
+RUN_UPDATE_COLUMNS = (
+    "run_id text, version xid, status text, started_at float8, completed_at float8,"
+    " last_seq int, error_type text, cancel_requested bool, attributes jsonb,"
+    " decided_seq int, turn_seq int, turn_due_at float8, lease_owner text, lease_until float8"
+)
+STEP_COLUMNS_W = (
+    "run_id text, call int, kind text, name text, status text, attempts int,"
+    " created_at float8, started_at float8, completed_at float8, due_at float8,"
+    " error_type text, child_run_id text, version xid"
+)
+TASK_COLUMNS_W = (
+    "run_id text, call int, kind text, namespace text, deployment text, visible_at float8,"
+    " attempt int, lease_owner text, lease_until float8"
+)
 
-_W_RUNS = """ru AS (
-    UPDATE {schema}.runs AS r SET
+
+def _rows(key: str, columns: str) -> str:
+    """The rows of ``$1 -> key`` (JSON arrays, one item per column, in the order of
+    ``columns``: ``name type, ...``) as a subquery with those columns."""
+    picks = []
+    for i, col in enumerate(c.strip() for c in columns.split(",")):
+        name, type_ = col.split()
+        if type_ == "text":
+            picks.append(f"x ->> {i} AS {name}")
+        elif type_ == "jsonb":
+            picks.append(f"x -> {i} AS {name}")
+        else:
+            picks.append(f"(x ->> {i})::{type_} AS {name}")
+    return f"(SELECT {', '.join(picks)} FROM jsonb_array_elements($1::jsonb -> '{key}') AS x)"
+
+
+_W_RUNS = f"""ru AS (
+    UPDATE {{schema}}.runs AS r SET
         status = u.status, started_at = u.started_at, completed_at = u.completed_at,
         last_seq = u.last_seq, error_type = u.error_type,
         cancel_requested = u.cancel_requested, attributes = u.attributes,
         decided_seq = u.decided_seq, turn_seq = u.turn_seq, turn_due_at = u.turn_due_at,
         lease_owner = u.lease_owner, lease_until = u.lease_until
-    FROM jsonb_to_recordset($1::jsonb -> 'u') AS u(
-        run_id text, version xid, status text, started_at float8, completed_at float8,
-        last_seq int, error_type text, cancel_requested bool, attributes jsonb,
-        decided_seq int, turn_seq int, turn_due_at float8, lease_owner text,
-        lease_until float8)
+    FROM {_rows("u", RUN_UPDATE_COLUMNS)} AS u
     WHERE r.run_id = u.run_id AND r.xmin = u.version
     RETURNING r.run_id, r.xmin AS version
 )"""
@@ -203,13 +245,15 @@ _W_STEPS = f"""su AS (
         created_at = u.created_at, started_at = u.started_at,
         completed_at = u.completed_at, due_at = u.due_at, error_type = u.error_type,
         child_run_id = u.child_run_id
-    FROM jsonb_to_recordset($1::jsonb -> 'su') AS u(version xid, {_STEP_RECORD})
+    FROM {_rows("su", STEP_COLUMNS_W)} AS u
     WHERE s.run_id = u.run_id AND s.call = u.call AND s.xmin = u.version
     RETURNING s.run_id, s.call, s.xmin AS version
 ), sn AS (
     INSERT INTO {{schema}}.steps AS s (run_id, call, kind, name, status, attempts,
         created_at, started_at, completed_at, due_at, error_type, child_run_id)
-    SELECT * FROM jsonb_to_recordset($1::jsonb -> 'sn') AS u({_STEP_RECORD})
+    SELECT run_id, call, kind, name, status, attempts, created_at, started_at,
+        completed_at, due_at, error_type, child_run_id
+    FROM {_rows("sn", STEP_COLUMNS_W)} AS u
     ON CONFLICT (run_id, call) DO UPDATE SET
         kind = EXCLUDED.kind, name = EXCLUDED.name, status = EXCLUDED.status,
         attempts = EXCLUDED.attempts, created_at = EXCLUDED.created_at,
@@ -219,16 +263,14 @@ _W_STEPS = f"""su AS (
     RETURNING s.run_id, s.call, s.xmin AS version
 )"""
 
-_W_TASKS = """td AS (
-    DELETE FROM {schema}.tasks AS t
-    USING jsonb_to_recordset($1::jsonb -> 'td') AS d(run_id text, call int)
+_W_TASKS = f"""td AS (
+    DELETE FROM {{schema}}.tasks AS t
+    USING {_rows("td", "run_id text, call int")} AS d
     WHERE t.run_id = d.run_id AND t.call = d.call
 ), tp AS (
-    INSERT INTO {schema}.tasks (run_id, call, kind, namespace, deployment, visible_at,
+    INSERT INTO {{schema}}.tasks (run_id, call, kind, namespace, deployment, visible_at,
         attempt, lease_owner, lease_until)
-    SELECT * FROM jsonb_to_recordset($1::jsonb -> 'tp') AS p(
-        run_id text, call int, kind text, namespace text, deployment text,
-        visible_at float8, attempt int, lease_owner text, lease_until float8)
+    SELECT * FROM {_rows("tp", TASK_COLUMNS_W)} AS p
     ON CONFLICT (run_id, call) DO UPDATE SET
         kind = EXCLUDED.kind, namespace = EXCLUDED.namespace,
         deployment = EXCLUDED.deployment, visible_at = EXCLUDED.visible_at,
@@ -236,11 +278,11 @@ _W_TASKS = """td AS (
         lease_until = EXCLUDED.lease_until
 )"""
 
-_W_TASKS_DROPPED = """tdr AS (
-    DELETE FROM {schema}.tasks AS t
+_W_TASKS_DROPPED = f"""tdr AS (
+    DELETE FROM {{schema}}.tasks AS t
     WHERE t.run_id IN (SELECT jsonb_array_elements_text($1::jsonb -> 'tr'))
       AND NOT EXISTS (
-          SELECT 1 FROM jsonb_to_recordset($1::jsonb -> 'tp') AS p(run_id text, call int)
+          SELECT 1 FROM {_rows("tp", "run_id text, call int")} AS p
           WHERE p.run_id = t.run_id AND p.call = t.call)
 )"""
 
@@ -289,9 +331,15 @@ def _checked(*ctes_and_keys: tuple[str, str]) -> str:
         f"(SELECT count(*) FROM {cte}) = coalesce(jsonb_array_length($1::jsonb -> '{key}'), 0)"
         for cte, key in ctes_and_keys
     )
+    # A note with a third item (a run's watch lock key: see Hub.watch_key) is sent only
+    # when the lock cannot be taken, i.e. some process follows the run's steps. Taking it
+    # holds it until this transaction ends, so a process that starts following the run
+    # meanwhile waits for this commit and then reads what it wrote.
     return f"""checked AS (
     SELECT (SELECT count(pg_notify(n ->> 0, n ->> 1))
-            FROM jsonb_array_elements($1::jsonb -> 'n') AS n) AS notified,
+            FROM jsonb_array_elements($1::jsonb -> 'n') AS n
+            WHERE n ->> 2 IS NULL
+               OR NOT pg_try_advisory_xact_lock((n ->> 2)::bigint)) AS notified,
            {{schema}}.durably_unchanged(
                {counts}) AS ok
 )"""
@@ -758,7 +806,6 @@ class Statements:
     RECORD_MIGRATION: str
     GET_RUN: str
     GET_LAST_SEQ: str
-    LIST_RUNS: str
     READ_EVENTS: str
     READ_COMMAND: str
     LIST_STEPS: str

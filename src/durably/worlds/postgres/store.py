@@ -45,7 +45,7 @@ class CommitAttempt:
     was sent: the events it appends (looked for in the log), its result, the runs whose
     log grew (``run_id -> last_seq``) and the namespaces to wake."""
 
-    __slots__ = ("events", "namespaces", "result", "runs", "sent")
+    __slots__ = ("ended", "events", "namespaces", "result", "runs", "sent")
 
     def __init__(self) -> None:
         self.sent = False
@@ -53,6 +53,7 @@ class CommitAttempt:
         self.result: CommitResult | None = None
         self.runs: dict[str, int] = {}
         self.namespaces: set[str] = set()
+        self.ended: list[str] = []
 
 
 @dataclass(slots=True)
@@ -345,26 +346,26 @@ def write_params(
     or one the caller handles the same way, as a race lost by a hair.
     """
     doc: dict[str, Any] = {"now": now}
-    updated: list[dict[str, Any]] = []
+    updated: list[list[Any]] = []
     inserted: list[dict[str, Any]] = []
     for run_id, row in txn.runs.items():
         rec = row.record
-        fields = {
-            "run_id": rec.run_id,
-            "status": rec.status,
-            "started_at": rec.started_at,
-            "completed_at": rec.completed_at,
-            "last_seq": rec.last_seq,
-            "error_type": rec.error_type,
-            "cancel_requested": rec.cancel_requested,
-            "attributes": rec.attributes,
-            "decided_seq": row.decided_seq,
-            "turn_seq": row.turn_seq,
-            "turn_due_at": row.turn_due_at,
-            "lease_owner": row.lease_owner,
-            "lease_until": row.lease_until,
-        }
         if run_id in txn.new_runs:
+            fields = {
+                "run_id": rec.run_id,
+                "status": rec.status,
+                "started_at": rec.started_at,
+                "completed_at": rec.completed_at,
+                "last_seq": rec.last_seq,
+                "error_type": rec.error_type,
+                "cancel_requested": rec.cancel_requested,
+                "attributes": rec.attributes,
+                "decided_seq": row.decided_seq,
+                "turn_seq": row.turn_seq,
+                "turn_due_at": row.turn_due_at,
+                "lease_owner": row.lease_owner,
+                "lease_until": row.lease_until,
+            }
             fields.update(
                 workflow_name=rec.workflow_name,
                 namespace=rec.namespace,
@@ -376,63 +377,76 @@ def write_params(
             )
             inserted.append(fields)
         elif row != base.runs.get(run_id):
-            fields["version"] = base.versions[run_id]
-            updated.append(fields)
+            # queries.RUN_UPDATE_COLUMNS, in order
+            updated.append(
+                [
+                    rec.run_id,
+                    base.versions[run_id],
+                    rec.status,
+                    rec.started_at,
+                    rec.completed_at,
+                    rec.last_seq,
+                    rec.error_type,
+                    rec.cancel_requested,
+                    rec.attributes,
+                    row.decided_seq,
+                    row.turn_seq,
+                    row.turn_due_at,
+                    row.lease_owner,
+                    row.lease_until,
+                ]
+            )
     if updated:
         doc["u"] = updated
     if inserted:
         doc["i"] = inserted
     dropped = txn.dropped_task_runs
     # A task deleted on its own whose run drops all its tasks goes with the rest.
-    deleted = [
-        {"run_id": k[0], "call": k[1]}
-        for k, t in txn.tasks.items()
-        if t is None and k[0] not in dropped
-    ]
+    deleted = [[k[0], k[1]] for k, t in txn.tasks.items() if t is None and k[0] not in dropped]
     if deleted:
         doc["td"] = deleted
     if dropped:
         doc["tr"] = sorted(dropped)
-    tasks = [
-        {
-            "run_id": t.run_id,
-            "call": t.call,
-            "kind": t.kind,
-            "namespace": t.namespace,
-            "deployment": t.deployment,
-            "visible_at": t.visible_at,
-            "attempt": t.attempt,
-            "lease_owner": t.lease_owner,
-            "lease_until": t.lease_until,
-        }
+    tasks = [  # queries.TASK_COLUMNS_W, in order
+        [
+            t.run_id,
+            t.call,
+            t.kind,
+            t.namespace,
+            t.deployment,
+            t.visible_at,
+            t.attempt,
+            t.lease_owner,
+            t.lease_until,
+        ]
         for t in txn.tasks.values()
         if t is not None
     ]
     if tasks:
         doc["tp"] = tasks
-    new_steps: list[dict[str, Any]] = []
-    old_steps: list[dict[str, Any]] = []
+    new_steps: list[list[Any]] = []
+    old_steps: list[list[Any]] = []
     for key, (st, new) in txn.steps.items():
-        fields = {
-            "run_id": st.run_id,
-            "call": st.call,
-            "kind": st.kind,
-            "name": st.name,
-            "status": st.status,
-            "attempts": st.attempts,
-            "created_at": st.created_at,
-            "started_at": st.started_at,
-            "completed_at": st.completed_at,
-            "due_at": st.due_at,
-            "error_type": st.error_type,
-            "child_run_id": st.child_run_id,
-        }
         version = base.step_versions.get(key)
-        if new or version is None:
-            new_steps.append(fields)  # made by this commit (or by none: made now)
-        else:
-            fields["version"] = version
-            old_steps.append(fields)
+        made = new or version is None  # made by this commit (or by none: made now)
+        # queries.STEP_COLUMNS_W, in order
+        (new_steps if made else old_steps).append(
+            [
+                st.run_id,
+                st.call,
+                st.kind,
+                st.name,
+                st.status,
+                st.attempts,
+                st.created_at,
+                st.started_at,
+                st.completed_at,
+                st.due_at,
+                st.error_type,
+                st.child_run_id,
+                None if made else version,
+            ]
+        )
     if new_steps:
         doc["sn"] = new_steps
     if old_steps:

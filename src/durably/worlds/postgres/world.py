@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import asyncpg
 
 from ...errors import WorldError
+from ...events import TERMINAL_RUN_TYPES
 from ..base import (
     TERMINAL_STATUSES,
     ChunkBatch,
@@ -50,7 +51,7 @@ from .config import PostgresConfig, parse_postgres_url
 from .connections import LOST_RACE, Connections, Outage, is_disconnect
 from .hub import POLL_FALLBACK, Hub, queue_key
 from .locks import read_lock_rows, touches_locks, write_lock_rows
-from .queries import Statements
+from .queries import Statements, list_runs
 from .rates_schedules import PostgresFlow
 from .schema import migrate
 from .store import (
@@ -231,6 +232,8 @@ class PostgresWorld(SqlWorld):
     def _committed(self, hub: Hub, attempt: CommitAttempt) -> None:
         if attempt.runs:
             hub.runs_changed(attempt.runs)
+        if attempt.ended:
+            hub.runs_ended(attempt.ended)
         if attempt.namespaces:
             hub.work_arrived(attempt.namespaces)
 
@@ -258,11 +261,13 @@ class PostgresWorld(SqlWorld):
         for ev in txn.events:
             runs[ev.run_id] = ev.seq  # in order: the last is the run's last_seq
         namespaces = woken_namespaces(txn, base, result.new_work)
-        notes = hub.notifications(namespaces, runs)
+        ended = [e.run_id for e in txn.events if e.type in TERMINAL_RUN_TYPES]
+        notes = hub.notifications(namespaces, runs, ended=ended)
         params, slim = write_params(txn, base, now, notes)
         attempt.sent = True
         attempt.events = [(e.run_id, e.seq, e.type.value, e.created_at) for e in txn.events]
         attempt.result, attempt.runs, attempt.namespaces = result, runs, namespaces
+        attempt.ended = ended
         await write_lock_rows(conn, self.sql, txn)
         written = await conn.fetch(self.sql.WRITE_STEPS if slim else self.sql.WRITE, *params)
         runs_written = {r[1]: r[3] for r in written if r[0] == "r"}
@@ -440,17 +445,23 @@ class PostgresWorld(SqlWorld):
 
     async def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         """Runs matching the filter, newest first."""
+        args = {
+            "status": flt.status,
+            "workflow_name": flt.workflow_name,
+            "namespace": flt.namespace,
+            "attributes": json.dumps(flt.attributes) if flt.attributes else None,
+            "deployment": flt.deployment,
+            "run_id_prefix": _like_prefix(flt.run_id_prefix),
+        }
+        sql, names = list_runs(
+            self.config.quoted_schema, frozenset(k for k, v in args.items() if v is not None)
+        )
         rows = await self._fetch(
             "list runs",
-            self.sql.LIST_RUNS,
-            flt.status,
-            flt.workflow_name,
-            flt.namespace,
-            json.dumps(flt.attributes) if flt.attributes else None,
+            sql,
+            *(args[k] for k in names),
             max(flt.limit, 0),
             max(flt.offset, 0),
-            flt.deployment,
-            _like_prefix(flt.run_id_prefix),
         )
         return [run_row_from_row(r).record for r in rows]
 
@@ -492,6 +503,35 @@ class PostgresWorld(SqlWorld):
                 read = True
         finally:
             hub.unwatch_run(run_id)
+
+    async def wait_for_run_end(self, run_id: str, *, timeout: float) -> RunRecord | None:
+        """The run's record once it has ended, or as it is after ``timeout``; ``None``
+        if there is no such run.
+
+        Woken at once by the commit of this process that ends the run (not by its
+        steps), and by the NOTIFY of another process's commits to the run; the run is
+        read again every ``POLL_FALLBACK`` seconds anyway. A run that has ended is
+        returned at once, without listening to its channel.
+        """
+        rec = await self.get_run(run_id)
+        if rec is None or rec.status in TERMINAL_STATUSES or timeout <= 0:
+            return rec
+        hub = await self._live()
+        await hub.listening()
+        sig = await hub.watch_end(run_id)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while True:
+                armed = sig.arm()
+                rec = await self.get_run(run_id)
+                remaining = deadline - loop.time()
+                if rec is None or rec.status in TERMINAL_STATUSES or remaining <= 0:
+                    sig.disarm(armed)
+                    return rec
+                await sig.wait(min(remaining, POLL_FALLBACK), armed)
+        finally:
+            hub.unwatch_end(run_id)
 
     # -- streams -----------------------------------------------------------------------
 

@@ -125,14 +125,36 @@ def hook_from_row(r: Sequence[Any], at: int = 0) -> HookRecord:
 def event_from_row(r: Sequence[Any]) -> Event:
     """An :class:`Event` from :data:`EVENT_COLUMNS`."""
     return Event(
-        run_id=r[0],
-        seq=r[1],
-        type=_EVENT_TYPES.get(r[2]) or EventType(r[2]),
-        call=r[3],
-        data=json.loads(r[4]) if r[4] is not None else {},
-        payload=r[5],
-        created_at=r[6],
+        r[0],
+        r[1],
+        _EVENT_TYPES.get(r[2]) or EventType(r[2]),
+        r[3],
+        _event_data(r[4]),
+        r[5],
+        r[6],
     )
+
+
+#: Decoded event data of short, flat documents, which repeat across a log (every
+#: ``step_created`` of one step: ``{"name":"fetch"}``); a replay reads thousands.
+_DATA_SEEN: dict[str, dict[str, Any]] = {}
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _event_data(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    seen = _DATA_SEEN.get(text)
+    if seen is not None:
+        return dict(seen)  # flat: a shallow copy shares nothing mutable
+    data: dict[str, Any] = json.loads(text)
+    if (
+        len(text) <= 64
+        and len(_DATA_SEEN) < 4096
+        and all(isinstance(v, _SCALARS) for v in data.values())
+    ):
+        _DATA_SEEN[text] = dict(data)
+    return data
 
 
 def chunk_from_row(r: Sequence[Any], at: int = 0) -> StreamChunk:

@@ -96,10 +96,17 @@ class Hub:
         self.write_lock = threading.Lock()
         self.work = Signal()
         self.runs: WatchedSignals[str] = WatchedSignals()
+        #: Fired only when a run ends: a waiter for the end is not woken by every step.
+        self.ends: WatchedSignals[str] = WatchedSignals()
         self.streams: WatchedSignals[tuple[str, str]] = WatchedSignals()
 
-    def committed(self, run_ids: set[str], *, new_work: bool) -> None:
-        """Wake the waiters of ``run_ids``, and the workers if ``new_work``."""
+    def committed(
+        self, run_ids: set[str], *, new_work: bool, ended: set[str] | frozenset[str] = frozenset()
+    ) -> None:
+        """Wake the waiters of ``run_ids`` (and of the end of ``ended``), and the workers
+        if ``new_work``."""
         self.runs.fire(run_ids)
+        if ended:
+            self.ends.fire(ended)
         if new_work:
             self.work.fire()

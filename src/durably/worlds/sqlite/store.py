@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ...events import Event
+from ...events import TERMINAL_RUN_TYPES, Event
 from ..base import HookRecord, StepRecord
 from ..ledger import RunRow, TaskRow
 from ..locks import LockEntry
@@ -28,7 +28,16 @@ class SqliteStore:
         conn: the writer connection, with ``BEGIN IMMEDIATE`` already issued.
     """
 
-    __slots__ = ("_attrs", "_conn", "_now", "_runs", "_steps", "changed_runs", "changed_streams")
+    __slots__ = (
+        "_attrs",
+        "_conn",
+        "_now",
+        "_runs",
+        "_steps",
+        "changed_runs",
+        "changed_streams",
+        "ended_runs",
+    )
 
     def __init__(self, conn: sqlite3.Connection, now: float = 0.0) -> None:
         self._conn = conn
@@ -41,6 +50,8 @@ class SqliteStore:
         self._steps: dict[tuple[str, int], StepRecord | None] = {}
         #: Runs whose log grew in this transaction (their waiters are woken at commit).
         self.changed_runs: set[str] = set()
+        #: Runs that ended in this transaction (their end's waiters are woken at commit).
+        self.ended_runs: set[str] = set()
 
     def get_run_row(self, run_id: str) -> RunRow | None:
         row = self._runs.get(run_id)
@@ -130,6 +141,8 @@ class SqliteStore:
             ),
         )
         self.changed_runs.add(event.run_id)
+        if event.type in TERMINAL_RUN_TYPES:
+            self.ended_runs.add(event.run_id)
 
     def get_step(self, run_id: str, call: int) -> StepRecord | None:
         key = (run_id, call)

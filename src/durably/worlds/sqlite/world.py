@@ -113,7 +113,7 @@ class SqliteWorld(SqlWorld):
             return result, store
 
         (result, store), hub = self.db.write(work)
-        hub.committed(store.changed_runs, new_work=result.new_work)
+        hub.committed(store.changed_runs, new_work=result.new_work, ended=store.ended_runs)
         hub.streams.fire(store.changed_streams)
         return result
 
@@ -229,7 +229,8 @@ class SqliteWorld(SqlWorld):
             "limit": flt.limit,
             "offset": max(flt.offset, 0),
         }
-        return [run_row_from_row(r).record for r in self.db.read(q.LIST_RUNS, params)]
+        sql = q.list_runs(frozenset(k for k, v in params.items() if v is not None))
+        return [run_row_from_row(r).record for r in self.db.read(sql, params)]
 
     # -- waiting -----------------------------------------------------------------------
 
@@ -275,6 +276,32 @@ class SqliteWorld(SqlWorld):
                 interval = min(interval * 2, RUN_POLL_MAX)
         finally:
             hub.runs.unwatch(run_id)
+
+    async def wait_for_run_end(self, run_id: str, *, timeout: float) -> RunRecord | None:
+        """The run's record once it has ended, or as it is after ``timeout``; ``None``
+        if there is no such run.
+
+        Woken at once by the commit of this process that ends the run (not by its
+        steps); the end of a run advanced by another process is noticed by polling
+        (every 5 ms, backing off to 100 ms).
+        """
+        hub = self.db.hub()
+        sig = hub.ends.watch(run_id)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            interval = POLL_START
+            while True:
+                armed = sig.arm()
+                rec = await self.get_run(run_id)
+                remaining = deadline - loop.time()
+                if rec is None or rec.status in TERMINAL_STATUSES or remaining <= 0:
+                    sig.disarm(armed)
+                    return rec
+                await sig.wait(min(interval, remaining), armed)
+                interval = min(interval * 2, RUN_POLL_MAX)
+        finally:
+            hub.ends.unwatch(run_id)
 
     # -- streams -----------------------------------------------------------------------
 
@@ -326,7 +353,7 @@ class SqliteWorld(SqlWorld):
             return counts, store
 
         (counts, store), hub = self.db.write(work)
-        hub.committed(store.changed_runs, new_work=False)
+        hub.committed(store.changed_runs, new_work=False, ended=store.ended_runs)
         hub.streams.fire(store.changed_streams)
         return counts
 
