@@ -210,10 +210,18 @@ class Worker:
             return
         self._stopping = True
         self._wake.set()
-        for t in (self._main, self._heartbeat, self._retention, self._schedules):
-            if t is not None:
-                t.cancel()
+        loops = [
+            t
+            for t in (self._main, self._heartbeat, self._retention, self._schedules)
+            if t is not None
+        ]
+        for t in loops:
+            t.cancel()
         try:
+            # A claim in flight runs to its end, and the claim loop hands back what it
+            # leased (see Claims._claim): wait for that before the world may close.
+            if loops:
+                await asyncio.wait(loops, timeout=grace)
             pending = [t for t in self._step_tasks | self._bg if not t.done()]
             if pending:
                 _, late = await asyncio.wait(pending, timeout=grace)

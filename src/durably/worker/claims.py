@@ -12,12 +12,13 @@ loses its work to another, and looks for cancellations of the runs of long-runni
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
 from ..clock import Clock
 from ..errors import WorldUnavailableError
-from ..worlds.base import Task, World
+from ..worlds.base import Claim, Task, World
 from .outage import Outage
 from .slots import Slots
 
@@ -109,16 +110,18 @@ class Claims:
                 # Passed only when set: a world written before ``due_by`` still serves
                 # workers on the real time.
                 extra = {} if due_by is None else {"due_by": due_by}
-                claim = await world.claim(
-                    owner=self.owner,
-                    namespace=self.namespace,
-                    deployment=self.deployment,
-                    max_runs=slots.turns_free,
-                    max_tasks=max(free, 0),
-                    lease_seconds=self.lease_seconds,
-                    workflows=self.workflows,
-                    steps=self.steps,
-                    **extra,
+                claim = await self._claim(
+                    world.claim(
+                        owner=self.owner,
+                        namespace=self.namespace,
+                        deployment=self.deployment,
+                        max_runs=slots.turns_free,
+                        max_tasks=max(free, 0),
+                        lease_seconds=self.lease_seconds,
+                        workflows=self.workflows,
+                        steps=self.steps,
+                        **extra,
+                    )
                 )
                 for run_id in claim.runs:
                     self._on_run(run_id)
@@ -142,6 +145,30 @@ class Claims:
             except Exception:
                 _log.exception("durably worker: claiming failed; retrying in 1s")
                 await asyncio.sleep(1.0)
+
+    async def _claim(self, claiming: Awaitable[Claim]) -> Claim:
+        """One claim, run to its end even if the loop is cancelled meanwhile (the
+        worker stops, or its event loop ends).
+
+        A claim cancelled halfway may already have leased work in the world, which this
+        worker would then never hold nor hand back: it would wait for its lease to
+        expire (``lease_seconds``), although nobody works on it. So the claim is
+        shielded from the cancellation, and what it leased is handed back at once
+        before the cancellation goes on.
+        """
+        claim = asyncio.ensure_future(claiming)
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                got = await claim
+                if got.runs or got.tasks:
+                    await self.world.release(
+                        owner=self.owner,
+                        run_ids=list(got.runs),
+                        tasks=[(t.run_id, t.call) for t in got.tasks],
+                    )
+            raise
 
     async def _idle(self, can_take_tasks: bool) -> None:
         self.slots.starved = not can_take_tasks
