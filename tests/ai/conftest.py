@@ -10,6 +10,7 @@ import pydantic_ai.models
 import pytest_asyncio
 
 from durably import Workflows
+from tests.browser import page, shots  # noqa: F401 (test_chat_browser.py's fixtures)
 
 pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
 

@@ -9,60 +9,16 @@ sets docs/)."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from durably.worlds.base import RunFilter
 from tests.support import serve
-
-CHROMIUM = os.environ.get("DURABLY_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: a temporary folder, or $DURABLY_SCREENSHOTS (docs/)."""
-    folder = Path(os.environ.get("DURABLY_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run the browser tests (apt-get install chromium)")
-    pytest.skip(reason)
-
-
-@pytest_asyncio.fixture
-async def page() -> AsyncIterator[Any]:
-    """A page of Debian's Chromium (never a downloaded browser), with its console errors."""
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install -e '.[dev]')")
-    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        _unavailable(f"no Chromium at {CHROMIUM}")
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1280, "height": 800})
-            pg = await context.new_page()
-            problems: list[str] = []
-            pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            pg.on("pageerror", lambda e: problems.append(str(e)))
-            pg.problems = problems
-            yield pg
-        finally:
-            await browser.close()
-
 
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "chat" / "app.py"
 

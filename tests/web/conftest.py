@@ -31,6 +31,7 @@ from durably import (
     start,
 )
 from durably.web import create_app
+from tests.browser import page, shots  # noqa: F401 (test_browser.py's fixtures)
 from tests.support import serve
 
 

@@ -15,7 +15,7 @@ import pytest
 from durably import Workflows
 from durably.schedules import MAX_CATCH_UP, tick_key
 from durably.worker.schedules import ScheduleDriver
-from durably.worlds.base import RunFilter
+from durably.worlds.base import RunFilter, TickDecision
 
 #: A minute boundary (plus a second), so tick arithmetic is easy to read.
 BASE = datetime(2026, 3, 2, 12, 0, 1, tzinfo=UTC).timestamp()
@@ -192,10 +192,11 @@ async def test_a_tick_decided_by_a_driver_that_died_is_started_by_the_next() -> 
         world = await wf.open()
         tick = BASE - 1 + MINUTE
         # Another driver decided the tick, then died before creating its run.
-        assert await world.advance_schedule(
-            "default", "report", cron="* * * * *", timezone="UTC", last_tick=None,
+        decision = TickDecision(
+            cron="* * * * *", timezone="UTC", last_tick=None,
             tick=tick, pending=True, next_tick=tick + MINUTE, now=tick,
         )  # fmt: skip
+        assert await world.advance_schedule("default", "report", decision)
         clock.now = BASE + MINUTE
         await d.run_once()
         await d.run_once()

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from ..errors import WorldUnavailableError
 from ..schedules import MAX_CATCH_UP, SKIP_GRACE, Schedule, tick_key
 from ..worlds.base import World
-from ..worlds.schedules import ScheduleRecord
+from ..worlds.schedules import ScheduleRecord, TickDecision
 
 if TYPE_CHECKING:
     from ..registry import Workflows
@@ -175,9 +175,7 @@ class ScheduleDriver:
         last = row.last_tick
         after = row.anchor if last is None else max(last, row.anchor)
         for tick, run in _decide(sched, after, now):
-            moved = await self.world.advance_schedule(
-                self.namespace,
-                name,
+            decision = TickDecision(
                 cron=sched.cron,
                 timezone=sched.timezone,
                 last_tick=last,
@@ -186,6 +184,7 @@ class ScheduleDriver:
                 next_tick=sched.next_after(tick),
                 now=now,
             )
+            moved = await self.world.advance_schedule(self.namespace, name, decision)
             if not moved:
                 return now + RACE_RETRY  # another driver decided it: read the row again
             last = tick

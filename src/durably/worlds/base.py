@@ -22,7 +22,7 @@ from ..events import Event, EventType, NewEvent
 from .locks import LockEntry
 from .rates import RateDecision, RateState
 from .rates_schedules import RatesAndSchedules
-from .schedules import ScheduleRecord
+from .schedules import ScheduleRecord, TickDecision
 
 __all__ = [
     "ChunkBatch",
@@ -47,6 +47,7 @@ __all__ = [
     "StreamChunk",
     "StreamInfo",
     "Task",
+    "TickDecision",
     "World",
     "WriteResult",
 ]

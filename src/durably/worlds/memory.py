@@ -41,7 +41,7 @@ from .locks import LockEntry, waiter_order
 from .memory_rows import _Committed, _Data, _delete_runs, _prunable, _publish, _Stream, _takes
 from .notify import Signal
 from .rates import RateDecision, RateState
-from .schedules import ScheduleRecord
+from .schedules import ScheduleRecord, TickDecision
 from .urls import KeyPolicy
 
 __all__ = ["MemoryWorld"]
@@ -649,30 +649,10 @@ class MemoryWorld:
             return self._d.schedules.list(namespace)
 
     async def advance_schedule(
-        self,
-        namespace: str,
-        workflow_name: str,
-        *,
-        cron: str,
-        timezone: str,
-        last_tick: float | None,
-        tick: float,
-        pending: bool,
-        next_tick: float | None,
-        now: float,
+        self, namespace: str, workflow_name: str, decision: TickDecision
     ) -> bool:
         with self._d.lock:
-            return self._d.schedules.advance(
-                namespace,
-                workflow_name,
-                cron=cron,
-                timezone=timezone,
-                last_tick=last_tick,
-                tick=tick,
-                pending=pending,
-                next_tick=next_tick,
-                now=now,
-            )
+            return self._d.schedules.advance(namespace, workflow_name, decision)
 
     async def schedule_ran(
         self, namespace: str, workflow_name: str, *, tick: float, run_id: str

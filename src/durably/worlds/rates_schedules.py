@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from .rates import RateDecision, RateState
-from .schedules import ScheduleRecord
+from .schedules import ScheduleRecord, TickDecision
 
 __all__ = ["RatesAndSchedules"]
 
@@ -59,18 +59,12 @@ class RatesAndSchedules(Protocol):
         self,
         namespace: str,
         workflow_name: str,
-        *,
-        cron: str,
-        timezone: str,
-        last_tick: float | None,
-        tick: float,
-        pending: bool,
-        next_tick: float | None,
-        now: float,
+        decision: TickDecision,
     ) -> bool:
-        """Decide ``tick`` (its run to be created when ``pending``, skipped otherwise),
-        only if the row still has this ``cron`` and ``timezone`` and its last tick is
-        still ``last_tick``; returns whether it did (false: another driver was first)."""
+        """Decide ``decision.tick`` (its run to be created when ``decision.pending``,
+        skipped otherwise), only if the row still has the decision's ``cron`` and
+        ``timezone`` and its last tick is still ``decision.last_tick``; returns whether it
+        did (false: another driver was first)."""
 
     async def schedule_ran(
         self, namespace: str, workflow_name: str, *, tick: float, run_id: str

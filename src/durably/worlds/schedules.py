@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["ScheduleRecord", "ScheduleTable"]
+__all__ = ["ScheduleRecord", "ScheduleTable", "TickDecision"]
 
 
 @dataclass(slots=True)
@@ -83,6 +83,30 @@ class ScheduleRecord:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class TickDecision:
+    """A driver's decision of one tick, applied by compare and set
+    (``World.advance_schedule``).
+
+    Attributes:
+        cron: the definition the driver read: the row must still have it.
+        timezone: likewise, with ``cron``.
+        last_tick: the row's last tick as the driver read it: the row must still have it.
+        tick: the tick decided (the row's new ``last_tick``).
+        pending: its run is to be created (false: skipped by ``catch_up``).
+        next_tick: the tick after ``tick`` (for readers).
+        now: when the driver decided (the row's ``updated_at``).
+    """
+
+    cron: str
+    timezone: str
+    last_tick: float | None
+    tick: float
+    pending: bool
+    next_tick: float | None
+    now: float
+
+
 class ScheduleTable:
     """Schedule rows and the rules that change them, for worlds that keep rows in Python
     (call under the world's lock)."""
@@ -121,26 +145,20 @@ class ScheduleTable:
             if namespace is None or k[0] == namespace
         ]
 
-    def advance(
-        self,
-        namespace: str,
-        workflow_name: str,
-        *,
-        cron: str,
-        timezone: str,
-        last_tick: float | None,
-        tick: float,
-        pending: bool,
-        next_tick: float | None,
-        now: float,
-    ) -> bool:
-        """Decide ``tick`` if the row still has this definition and ``last_tick``."""
+    def advance(self, namespace: str, workflow_name: str, decision: TickDecision) -> bool:
+        """Decide ``decision.tick`` if the row still has its definition and ``last_tick``."""
+        d = decision
         row = self.rows.get((namespace, workflow_name))
-        if row is None or (row.cron, row.timezone) != (cron, timezone):
+        if row is None or (row.cron, row.timezone) != (d.cron, d.timezone):
             return False
-        if row.last_tick != last_tick:
+        if row.last_tick != d.last_tick:
             return False
-        row.last_tick, row.pending, row.next_tick, row.updated_at = tick, pending, next_tick, now
+        row.last_tick, row.pending, row.next_tick, row.updated_at = (
+            d.tick,
+            d.pending,
+            d.next_tick,
+            d.now,
+        )
         return True
 
     def ran(self, namespace: str, workflow_name: str, *, tick: float, run_id: str) -> None:

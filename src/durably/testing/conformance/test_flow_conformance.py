@@ -15,7 +15,7 @@ import time
 from durably.events import EventType as E
 from durably.waiting import waiting_of
 from durably.worlds import World
-from durably.worlds.schedules import ScheduleRecord
+from durably.worlds.schedules import ScheduleRecord, TickDecision
 
 from .test_conformance import (
     NS,
@@ -139,9 +139,8 @@ async def test_schedules_are_registered_redefined_and_dropped(world: World) -> N
     await world.sync_schedules(NS, [sched()], [], 200.0)
     assert (await world.list_schedules(NS))[1].anchor == 100.0
     assert await world.advance_schedule(
-        NS, "report", cron="*/5 * * * *", timezone="UTC", last_tick=None, tick=300.0,
-        pending=True, next_tick=600.0, now=301.0,
-    )  # fmt: skip
+        NS, "report", TickDecision("*/5 * * * *", "UTC", None, 300.0, True, 600.0, 301.0)
+    )
     await world.schedule_ran(NS, "report", tick=300.0, run_id="r1")
     await world.sync_schedules(NS, [sched(cron="*/10 * * * *")], ["digest"], 400.0)
     (row,) = await world.list_schedules(NS)
@@ -158,10 +157,11 @@ async def test_one_driver_decides_a_tick(world: World) -> None:
     await world.sync_schedules(NS, [sched()], [], 100.0)
 
     async def advance(last: float | None, tick: float, cron: str = "*/5 * * * *") -> bool:
-        return await world.advance_schedule(
-            NS, "report", cron=cron, timezone="UTC", last_tick=last, tick=tick,
+        decision = TickDecision(
+            cron=cron, timezone="UTC", last_tick=last, tick=tick,
             pending=True, next_tick=tick + 300, now=tick,
         )  # fmt: skip
+        return await world.advance_schedule(NS, "report", decision)
 
     results = await asyncio.gather(*(advance(None, 300.0) for _ in range(5)))
     assert sorted(results) == [False, False, False, False, True]

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..rates import RATE_LIMITED, RateDecision, RateState
-from ..schedules import ScheduleRecord
+from ..schedules import ScheduleRecord, TickDecision
 from .connections import Connections
 from .hub import Hub
 
@@ -217,28 +217,22 @@ async def advance_schedule(
     sql: FlowStatements,
     namespace: str,
     workflow_name: str,
-    *,
-    cron: str,
-    timezone: str,
-    last_tick: float | None,
-    tick: float,
-    pending: bool,
-    next_tick: float | None,
-    now: float,
+    decision: TickDecision,
 ) -> bool:
     """See :meth:`durably.worlds.base.World.advance_schedule`."""
+    d = decision
     rows = await db.fetch(
         "decide a schedule's tick",
         sql.ADVANCE_SCHEDULE,
-        tick,
-        pending,
-        next_tick,
-        now,
+        d.tick,
+        d.pending,
+        d.next_tick,
+        d.now,
         namespace,
         workflow_name,
-        cron,
-        timezone,
-        last_tick,
+        d.cron,
+        d.timezone,
+        d.last_tick,
     )
     return bool(rows)
 
@@ -316,33 +310,11 @@ class PostgresFlow:
         return await list_schedules(self.db, self.sql, namespace)
 
     async def advance_schedule(
-        self,
-        namespace: str,
-        workflow_name: str,
-        *,
-        cron: str,
-        timezone: str,
-        last_tick: float | None,
-        tick: float,
-        pending: bool,
-        next_tick: float | None,
-        now: float,
+        self, namespace: str, workflow_name: str, decision: TickDecision
     ) -> bool:
         """See :func:`advance_schedule`."""
         await self.live()
-        return await advance_schedule(
-            self.db,
-            self.sql,
-            namespace,
-            workflow_name,
-            cron=cron,
-            timezone=timezone,
-            last_tick=last_tick,
-            tick=tick,
-            pending=pending,
-            next_tick=next_tick,
-            now=now,
-        )
+        return await advance_schedule(self.db, self.sql, namespace, workflow_name, decision)
 
     async def schedule_ran(
         self, namespace: str, workflow_name: str, *, tick: float, run_id: str

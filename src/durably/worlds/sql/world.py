@@ -32,7 +32,7 @@ from ..base import (
 )
 from ..locks import LockEntry
 from ..rates import RateDecision, RateState
-from ..schedules import ScheduleRecord
+from ..schedules import ScheduleRecord, TickDecision
 from .rows import (
     chunk_from_row,
     deployment_from_row,
@@ -102,17 +102,7 @@ class FlowBackend(Protocol):
     ) -> None: ...
     async def list_schedules(self, namespace: str | None) -> list[ScheduleRecord]: ...
     async def advance_schedule(
-        self,
-        namespace: str,
-        workflow_name: str,
-        *,
-        cron: str,
-        timezone: str,
-        last_tick: float | None,
-        tick: float,
-        pending: bool,
-        next_tick: float | None,
-        now: float,
+        self, namespace: str, workflow_name: str, decision: TickDecision
     ) -> bool: ...
     async def schedule_ran(
         self, namespace: str, workflow_name: str, *, tick: float, run_id: str
@@ -296,30 +286,10 @@ class SqlWorld(ABC):
         return await self.flow.list_schedules(namespace)
 
     async def advance_schedule(
-        self,
-        namespace: str,
-        workflow_name: str,
-        *,
-        cron: str,
-        timezone: str,
-        last_tick: float | None,
-        tick: float,
-        pending: bool,
-        next_tick: float | None,
-        now: float,
+        self, namespace: str, workflow_name: str, decision: TickDecision
     ) -> bool:
         """Decide a tick by compare and set (see ``World.advance_schedule``)."""
-        return await self.flow.advance_schedule(
-            namespace,
-            workflow_name,
-            cron=cron,
-            timezone=timezone,
-            last_tick=last_tick,
-            tick=tick,
-            pending=pending,
-            next_tick=next_tick,
-            now=now,
-        )
+        return await self.flow.advance_schedule(namespace, workflow_name, decision)
 
     async def schedule_ran(
         self, namespace: str, workflow_name: str, *, tick: float, run_id: str

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..rates import RATE_LIMITED, RateDecision, RateState, decide, pack_starts, unpack_starts
-from ..schedules import ScheduleRecord
+from ..schedules import ScheduleRecord, TickDecision
 from . import queries as q
 from .connections import Connections
 
@@ -204,19 +204,13 @@ def advance_schedule(
     db: Connections,
     namespace: str,
     workflow_name: str,
-    *,
-    cron: str,
-    timezone: str,
-    last_tick: float | None,
-    tick: float,
-    pending: bool,
-    next_tick: float | None,
-    now: float,
+    decision: TickDecision,
 ) -> bool:
     """See :meth:`durably.worlds.base.World.advance_schedule`."""
-    params = (tick, int(pending), next_tick, now, namespace, workflow_name, cron, timezone)
+    d = decision
+    params = (d.tick, int(d.pending), d.next_tick, d.now, namespace, workflow_name, d.cron)
     changed, _ = db.write(
-        lambda conn: conn.execute(ADVANCE_SCHEDULE, (*params, last_tick)).rowcount
+        lambda conn: conn.execute(ADVANCE_SCHEDULE, (*params, d.timezone, d.last_tick)).rowcount
     )
     return bool(changed)
 
@@ -272,31 +266,10 @@ class SqliteFlow:
         return list_schedules(self.db, namespace)
 
     async def advance_schedule(
-        self,
-        namespace: str,
-        workflow_name: str,
-        *,
-        cron: str,
-        timezone: str,
-        last_tick: float | None,
-        tick: float,
-        pending: bool,
-        next_tick: float | None,
-        now: float,
+        self, namespace: str, workflow_name: str, decision: TickDecision
     ) -> bool:
         """See :func:`advance_schedule`."""
-        return advance_schedule(
-            self.db,
-            namespace,
-            workflow_name,
-            cron=cron,
-            timezone=timezone,
-            last_tick=last_tick,
-            tick=tick,
-            pending=pending,
-            next_tick=next_tick,
-            now=now,
-        )
+        return advance_schedule(self.db, namespace, workflow_name, decision)
 
     async def schedule_ran(
         self, namespace: str, workflow_name: str, *, tick: float, run_id: str
