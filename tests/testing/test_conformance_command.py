@@ -29,8 +29,10 @@ MODULES = (
     "test_leases_conformance",
     "test_locks_conformance",
     "test_prune_conformance",
+    "test_queue_conformance",
     "test_stream_attempts_conformance",
     "test_stream_closer_conformance",
+    "test_waiting_conformance",
 )
 
 

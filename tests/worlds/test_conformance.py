@@ -14,5 +14,7 @@ from durably.testing.conformance.test_flow_conformance import *  # noqa: F403
 from durably.testing.conformance.test_leases_conformance import *  # noqa: F403
 from durably.testing.conformance.test_locks_conformance import *  # noqa: F403
 from durably.testing.conformance.test_prune_conformance import *  # noqa: F403
+from durably.testing.conformance.test_queue_conformance import *  # noqa: F403
 from durably.testing.conformance.test_stream_attempts_conformance import *  # noqa: F403
 from durably.testing.conformance.test_stream_closer_conformance import *  # noqa: F403
+from durably.testing.conformance.test_waiting_conformance import *  # noqa: F403

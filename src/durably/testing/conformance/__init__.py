@@ -16,7 +16,9 @@ in its repository), over ``memory://``, SQLite and PostgreSQL.
 
 The modules:
 
-* ``test_conformance``: the log, projections, queue, leases, claims, hooks, waits;
+* ``test_conformance``: creating runs, the log, conditional commands, ends, listing;
+* ``test_queue_conformance``: steps, timers, the task queue, leases and claims;
+* ``test_waiting_conformance``: waiting for a run, its end and for work;
 * ``test_due_by_conformance``: ``claim(due_by=T)`` (time skipping);
 * ``test_stream_attempts_conformance``, ``test_stream_closer_conformance``: streams
   (which step attempt wrote or closed a chunk, reopening by a retry, committed readers);
