@@ -38,14 +38,9 @@ WITH task AS (
     SELECT $4, ARRAY[$5::float8], true FROM task
     ON CONFLICT (name) DO UPDATE SET
         starts = (
-            -- Keep two windows: a writer whose clock was read before a later writer
-            -- committed must still see the starts of its own window.
             WITH kept AS (SELECT ARRAY(SELECT s FROM unnest(r.starts) AS s
-                                       WHERE s > $5::float8 - 2 * $6::float8 ORDER BY s) AS a)
-            SELECT CASE WHEN (SELECT count(*) FROM unnest(a) AS s
-                              WHERE s > $5::float8 - $6::float8) < $7
-                        THEN ARRAY(SELECT s FROM unnest(a || $5::float8) AS s ORDER BY s)
-                        ELSE a END FROM kept
+                                       WHERE s > $5::float8 - $6::float8 ORDER BY s) AS a)
+            SELECT CASE WHEN cardinality(a) < $7 THEN a || $5::float8 ELSE a END FROM kept
         ),
         granted = (SELECT count(*) < $7 FROM unnest(r.starts) AS s
                    WHERE s > $5::float8 - $6::float8)
