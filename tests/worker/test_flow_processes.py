@@ -71,14 +71,14 @@ else:
         return list(await asyncio.gather(*(limited(base + i) for i in range(n))))
 
 if os.environ.get("FLOW_MODE") != "schedule" and "FLOW_WORKER" in os.environ:
-    # In a worker process only: what the world decided, as the worker that asked saw it
-    # (the decision's "now").
+    # In a worker process only: what the world decided, and the time it counted the start
+    # at (the asking worker's "now", or the limiter's latest start when that is later).
     _take = sql_world.SqlWorld.take_rate
 
     async def _spy(self, **kw):
         decision = await _take(self, **kw)
         if decision.granted:
-            note(f"granted {kw['now']!r} {kw['run_id']} {kw['call']} {WHO}")
+            note(f"granted {decision.at!r} {kw['run_id']} {kw['call']} {WHO}")
         return decision
 
     sql_world.SqlWorld.take_rate = _spy

@@ -30,7 +30,7 @@ def take_rate(
         kept, retry_at = decide(d.rates.get(limiter, ()), limit, per, now)
         d.rates[limiter] = kept
         if retry_at is None:
-            return RateDecision(True)
+            return RateDecision(True, at=kept[-1])
         task.visible_at = retry_at
         task.lease_owner = task.lease_until = None
         if task.kind == "step" and task.attempt > 0:

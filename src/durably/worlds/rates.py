@@ -11,7 +11,7 @@ like a timer, durably, and never fails for it.
 from __future__ import annotations
 
 import struct
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,11 +30,14 @@ class RateDecision:
         retry_at: when not granted, the time its task was moved to.
         lost: the task is no longer leased to the asking worker (its lease expired and
             another took it, or its run ended): the step must not begin here.
+        at: when granted, the time the start was counted at: the asking worker's ``now``,
+            or the limiter's latest start when that is later (see :func:`decide`).
     """
 
     granted: bool
     retry_at: float | None = None
     lost: bool = False
+    at: float | None = None
 
 
 @dataclass(slots=True)
@@ -54,6 +57,11 @@ def decide(
 ) -> tuple[list[float], float | None]:
     """The sliding-window rule: whether one more start fits at ``now``.
 
+    The limiter's clock never runs backwards: a ``now`` earlier than its latest start (a
+    worker that read its clock before another's start was committed, or whose clock lags)
+    counts as that latest start. Otherwise such a writer would judge a window the later
+    writer had already pruned, and grant more than ``limit`` starts in ``per`` seconds.
+
     Args:
         starts: when the limiter's recent steps began (any order; older ones are dropped).
         limit: how many may begin in any window of ``per`` seconds.
@@ -61,13 +69,16 @@ def decide(
         now: the time of the start asked for.
 
     Returns:
-        The starts to keep (with ``now`` added when it fits, oldest first), and ``None``
-        when it fits, else the earliest time it would (when enough starts leave the window).
+        The starts to keep (with the start added when it fits, oldest first: its time is
+        the last of them), and ``None`` when it fits, else the earliest time it would
+        (when enough starts leave the window).
     """
     ordered = sorted(starts)  # stored in order: linear
+    if ordered and ordered[-1] > now:
+        now = ordered[-1]
     kept = ordered[bisect_right(ordered, now - per) :]
     if len(kept) < limit:
-        insort(kept, now)  # at the end, unless another worker's clock is ahead
+        kept.append(now)  # the latest: the clock never runs backwards
         return kept, None
     # Past a lowered limit several starts must leave first: the (k - limit + 1)-th oldest.
     return kept, kept[len(kept) - limit] + per

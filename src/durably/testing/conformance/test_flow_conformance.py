@@ -102,6 +102,22 @@ async def test_the_window_slides(world: World) -> None:
     assert rates["openai"].starts == [t0 + 6, t0 + 10]
 
 
+async def test_a_worker_whose_clock_lags_counts_at_the_latest_start(world: World) -> None:
+    # Two processes: one read its clock (t0 + 9) before the other's start at t0 + 11.5 was
+    # committed, which pruned the starts at t0 and t0 + 1. Judged at its own clock, the
+    # lagging worker's start would be a third within ten seconds of t0 (limit 2); the
+    # limiter's clock never runs backwards, so it counts at t0 + 11.5 instead.
+    t0 = time.time()
+    tasks = await leased_steps(world, 4)
+    for task, at in zip(tasks[:3], (t0, t0 + 1, t0 + 11.5), strict=True):
+        first = await take(world, task, at)
+        assert first.granted and first.at == at  # type: ignore[attr-defined]
+    late = await take(world, tasks[3], t0 + 9)
+    assert late.granted and late.at == t0 + 11.5  # type: ignore[attr-defined]
+    rates = {r.name: r for r in await world.list_rates()}
+    assert rates["openai"].starts == [t0 + 11.5, t0 + 11.5]
+
+
 async def test_a_task_leased_to_another_worker_is_not_started(world: World) -> None:
     t0 = time.time()
     (task,) = await leased_steps(world, 1)

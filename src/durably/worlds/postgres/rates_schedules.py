@@ -37,16 +37,22 @@ WITH task AS (
     INSERT INTO {schema}.rate_limiters AS r (name, starts, granted)
     SELECT $4, ARRAY[$5::float8], true FROM task
     ON CONFLICT (name) DO UPDATE SET
+        -- The limiter's clock never runs backwards (see durably.worlds.rates.decide): a
+        -- writer whose now ($5) is behind the latest start counts at that start.
         starts = (
-            WITH kept AS (SELECT ARRAY(SELECT s FROM unnest(r.starts) AS s
-                                       WHERE s > $5::float8 - $6::float8 ORDER BY s) AS a)
-            SELECT CASE WHEN cardinality(a) < $7 THEN a || $5::float8 ELSE a END FROM kept
+            WITH t AS (SELECT GREATEST($5::float8, (SELECT max(s) FROM unnest(r.starts) AS s))
+                              AS n),
+            kept AS (SELECT ARRAY(SELECT s FROM unnest(r.starts) AS s, t
+                                  WHERE s > t.n - $6::float8 ORDER BY s) AS a)
+            SELECT CASE WHEN cardinality(a) < $7 THEN a || t.n ELSE a END FROM kept, t
         ),
         granted = (SELECT count(*) < $7 FROM unnest(r.starts) AS s
-                   WHERE s > $5::float8 - $6::float8)
+                   WHERE s > GREATEST($5::float8, (SELECT max(s2) FROM unnest(r.starts) AS s2))
+                             - $6::float8)
     RETURNING starts, granted
 ), verdict AS (
-    SELECT granted, starts[cardinality(starts) - $7 + 1] + $6::float8 AS retry_at FROM lim
+    SELECT granted, starts[cardinality(starts) - $7 + 1] + $6::float8 AS retry_at,
+           starts[cardinality(starts)] AS at FROM lim
 ), moved AS (
     UPDATE {schema}.tasks AS t SET visible_at = v.retry_at, lease_owner = NULL,
         lease_until = NULL,
@@ -63,6 +69,7 @@ SELECT EXISTS (SELECT 1 FROM task) AS ours,
        (SELECT granted FROM verdict) AS granted,
        (SELECT retry_at FROM verdict) AS retry_at,
        (SELECT namespace FROM task) AS namespace,
+       (SELECT at FROM verdict) AS at,
        (SELECT count(pg_notify($9, json_build_object('o', $10::text,
                                                      'w', json_build_array(task.namespace))::text))
         FROM moved, task) AS woken
@@ -149,11 +156,11 @@ async def take_rate(
         hub.config.channel,
         hub.token,
     )
-    ours, granted, retry_at, namespace = rows[0][0], rows[0][1], rows[0][2], rows[0][3]
+    ours, granted, retry_at, namespace, at = rows[0][:5]
     if not ours:
         return RateDecision(False, lost=True)
     if granted:
-        return RateDecision(True)
+        return RateDecision(True, at=float(at))
     hub.work_arrived([str(namespace)])
     return RateDecision(False, float(retry_at))
 

@@ -112,7 +112,7 @@ def take_rate(
         kept, retry_at = decide(unpack_starts(found[0][0]) if found else [], limit, per, now)
         conn.execute(PUT_RATE, (limiter, pack_starts(kept)))
         if retry_at is None:
-            return RateDecision(True)
+            return RateDecision(True, at=kept[-1])
         conn.execute(DEFER_TASK, (retry_at, run_id, call))
         conn.execute(MARK_RATE_LIMITED, (RATE_LIMITED, run_id, call))
         conn.execute(q.BUMP_WORK_CLOCK)
