@@ -16,6 +16,7 @@ from ...errors import WorldError, WorldFullError, WorldUnavailableError
 from . import queries as q
 from .config import SqliteConfig
 from .hub import WAL_SAFETY_PAGES, Hub
+from .memo import RowMemo
 from .schema import migrate
 
 __all__ = ["Connections"]
@@ -43,6 +44,9 @@ class Connections:
         self._closed = False
         self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
         self._local = threading.local()
+        #: The rows the writer committed last (used and kept up to date under the hub's
+        #: write lock, by the writes that say they keep it: see :meth:`write`).
+        self.rows = RowMemo()
 
     def open(self) -> tuple[sqlite3.Connection, Hub]:
         """Create the file and its folder if needed, bring the schema up to date, and
@@ -76,6 +80,7 @@ class Connections:
             hub = Hub.acquire(cfg.path, cfg.busy_timeout_ms)
             self._writer, self._hub = conn, hub
             self._local = threading.local()
+            self.rows.clear()
             self._closed = False
             return conn, hub
 
@@ -173,12 +178,22 @@ class Connections:
         except sqlite3.OperationalError as e:
             raise self.error("read", e) from e
 
-    def write(self, work: Callable[[sqlite3.Connection], T]) -> tuple[T, Hub]:
-        """Run ``work`` inside ``BEGIN IMMEDIATE ... COMMIT``; roll back on any error."""
+    def write(
+        self, work: Callable[[sqlite3.Connection], T], *, keeps_rows: bool = False
+    ) -> tuple[T, Hub]:
+        """Run ``work`` inside ``BEGIN IMMEDIATE ... COMMIT``; roll back on any error.
+
+        Args:
+            work: the transaction's statements.
+            keeps_rows: ``work`` keeps :attr:`rows` right (it forgets or updates what
+                it changes there); otherwise the memo is dropped first.
+        """
         conn, hub = self.live()
         with hub.write_lock:
             if conn is not self._writer:  # closed by another thread meanwhile
                 conn, hub = self.live()
+            if not keeps_rows:
+                self.rows.clear()
             try:
                 conn.execute(q.BEGIN_IMMEDIATE)
             except sqlite3.OperationalError as e:
@@ -190,9 +205,11 @@ class Connections:
                     hub.checkpointer.dirty.set()
             except sqlite3.OperationalError as e:
                 # A full disk, or a lock held too long: say which, as a WorldError.
+                self.rows.clear()  # the ledger may have changed remembered rows
                 self._rollback(conn)
                 raise self.error("write", e) from e
             except BaseException:
+                self.rows.clear()
                 self._rollback(conn)
                 raise
         return result, hub

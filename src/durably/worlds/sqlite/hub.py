@@ -13,9 +13,14 @@ from . import queries as q
 
 __all__ = ["CHECKPOINT_INTERVAL", "WAL_SAFETY_PAGES", "Checkpointer", "Hub"]
 
-#: WAL pages after which a writer checkpoints itself (the checkpointer thread normally
-#: keeps the WAL far smaller; this only bounds it if that thread falls behind).
-WAL_SAFETY_PAGES = 20_000
+#: WAL pages after which a writer checkpoints itself. The checkpointer thread copies
+#: nearly everything before (so little is left to copy then), but only a writer that
+#: finds the WAL wholly copied starts it over from the top, and under steady commits
+#: that is this one: the WAL is reused from its start every ~2,000 pages (4 MiB), so
+#: commits overwrite blocks the file already has. Measured, a fresh database's
+#: fsync'd step (synchronous=FULL) costs ~30% less than with 20,000 pages (a 41 MB
+#: WAL that grows, so every fsync also commits the file's new size); NORMAL's is even.
+WAL_SAFETY_PAGES = 2_000
 #: How often the checkpointer thread copies the WAL back into the database.
 CHECKPOINT_INTERVAL = 0.05
 

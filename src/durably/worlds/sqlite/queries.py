@@ -31,6 +31,8 @@ SEALED_EVENT_PAYLOAD = "SELECT payload FROM events WHERE substr(payload, 1, 4) =
 SEALED_CHUNK_PAYLOAD = "SELECT payload FROM chunks WHERE substr(payload, 1, 4) = ? LIMIT 1"
 
 BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
+# Changes when another connection has committed since this one last asked (memo.py).
+DATA_VERSION = "PRAGMA data_version"
 COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
 
@@ -47,12 +49,13 @@ FIND_IDEMPOTENT = (
 
 INSERT_RUN = f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 20)})"
 
-SAVE_RUN = (
-    "UPDATE runs SET status = ?, started_at = ?, completed_at = ?, last_seq = ?,"
-    " error_type = ?, cancel_requested = ?, attributes = ?, decided_seq = ?, turn_seq = ?,"
-    " turn_due_at = ?, lease_owner = ?, lease_until = ?"
-    " WHERE run_id = ?"
-)
+
+@functools.cache
+def update_run(columns: tuple[str, ...]) -> str:
+    """An ``UPDATE runs`` of only ``columns`` (names of ``memo.RUN_STATE``): a column
+    left out leaves its indexes' pages untouched (a step changes none that is indexed)."""
+    return f"UPDATE runs SET {', '.join(c + ' = ?' for c in columns)} WHERE run_id = ?"
+
 
 # Filters that are NULL match everything; :attrs is a JSON object that the run's
 # attributes must contain (every key with the same value).
@@ -112,12 +115,14 @@ GET_STEP = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? AND call = ?"
 
 LIST_STEPS = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY call"
 
-INSERT_STEP = f"INSERT OR REPLACE INTO steps ({STEP_COLUMNS}) VALUES ({', '.join('?' * 12)})"
-
-UPDATE_STEP = (
-    "UPDATE steps SET kind = ?, name = ?, status = ?, attempts = ?, created_at = ?,"
-    " started_at = ?, completed_at = ?, due_at = ?, error_type = ?, child_run_id = ?"
-    " WHERE run_id = ? AND call = ?"
+# One statement for a new row and a changed one, so a commit writes its steps in one call.
+UPSERT_STEP = (
+    f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+    " ON CONFLICT (run_id, call) DO UPDATE SET kind = excluded.kind, name = excluded.name,"
+    " status = excluded.status, attempts = excluded.attempts,"
+    " created_at = excluded.created_at, started_at = excluded.started_at,"
+    " completed_at = excluded.completed_at, due_at = excluded.due_at,"
+    " error_type = excluded.error_type, child_run_id = excluded.child_run_id"
 )
 
 MARK_STEP_RUNNING = (

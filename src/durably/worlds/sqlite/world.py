@@ -106,13 +106,14 @@ class SqliteWorld(SqlWorld):
 
         def work(conn: sqlite3.Connection) -> tuple[CommitResult, SqliteStore]:
             now = time.time()
-            store = SqliteStore(conn, now)
+            store = SqliteStore(conn, now, self.db.rows)
             result = apply_commit(store, commit, now)
+            store.flush()
             if result.new_work:
                 conn.execute(q.BUMP_WORK_CLOCK)
             return result, store
 
-        (result, store), hub = self.db.write(work)
+        (result, store), hub = self.db.write(work, keeps_rows=True)
         hub.committed(store.changed_runs, new_work=result.new_work, ended=store.ended_runs)
         hub.streams.fire(store.changed_streams)
         return result
@@ -161,9 +162,11 @@ class SqliteWorld(SqlWorld):
                         conn.execute(q.MARK_STEP_RUNNING, (attempt, now, run_id, call))
                     conn.execute(q.LEASE_TASK, (owner, until, attempt, run_id, call))
                     out.tasks.append(Task(run_id, call, kind, attempt, visible_at))
+            # The leases and the steps marked running are not what the memo holds.
+            self.db.rows.forget(out.runs, [(t.run_id, t.call) for t in out.tasks])
             return out
 
-        return self.db.write(work)[0]
+        return self.db.write(work, keeps_rows=True)[0]
 
     async def extend_leases(
         self,
@@ -312,7 +315,7 @@ class SqliteWorld(SqlWorld):
 
         def work(conn: sqlite3.Connection) -> tuple[list[int], SqliteStore]:
             now = time.time()
-            store = SqliteStore(conn, now)
+            store = SqliteStore(conn, now, self.db.rows)
             counts: list[int] = []
             closing: list[RunWrite] = []
             for b in batches:
@@ -350,9 +353,10 @@ class SqliteWorld(SqlWorld):
                     closing.append(closing_write(b, count))
             if closing:
                 apply_commit(store, Commit(closing, sealer=sealer), now)
+            store.flush()
             return counts, store
 
-        (counts, store), hub = self.db.write(work)
+        (counts, store), hub = self.db.write(work, keeps_rows=True)
         hub.committed(store.changed_runs, new_work=False, ended=store.ended_runs)
         hub.streams.fire(store.changed_streams)
         return counts
