@@ -299,16 +299,24 @@ class Steps:
                 "decorate it with @wf.step in the module the worker imports"
             )
             return _failed(sc, err, attempt, started)
-        first = started if attempt == 1 else await self._first_start(run_id, sc.call, started)
+        started_at = datetime.fromtimestamp(started, UTC)
+        if attempt == 1:
+            first_at = started_at
+        else:
+            first_at = datetime.fromtimestamp(
+                await self._first_start(run_id, sc.call, started), UTC
+            )
+        inst = self.turns.instances.get(run_id)
         meta = StepMetadata(
             run_id=run_id,
             step_id=f"{run_id}.{sc.call}",
             step_name=spec.name,
             attempt=attempt,
-            step_started_at=datetime.fromtimestamp(started, UTC),
+            step_started_at=started_at,
             call=sc.call,
-            first_attempt_started_at=datetime.fromtimestamp(first, UTC),
-            workflow=await self._workflow_metadata(run_id),
+            first_attempt_started_at=first_at,
+            # From the run's live body when this worker has it (no await: the common case).
+            workflow=inst.metadata() if inst is not None else await self._workflow_metadata(run_id),
         )
         running = self.cancels.begin(run_id, sc.call)
         token = STEP.set(meta)
