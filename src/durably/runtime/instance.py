@@ -609,7 +609,7 @@ class RunInstance:
 
     def waiting_on_steps(self) -> bool:
         """True while a step this run started has not finished (keep it in memory)."""
-        return any(call in self.steps for call in self._pending)
+        return not self._pending.keys().isdisjoint(self.steps)
 
     def metadata(self) -> WorkflowMetadata:
         """The run's :class:`WorkflowMetadata`."""
