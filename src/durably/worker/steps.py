@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import types
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -202,7 +203,8 @@ class Steps:
                 self.slots.drop_task(run_id, call)
             started, attempt = self._now(), 1
             current = following[0] if following else None
-            self.launch(run_id, following[1:], started)
+            if len(following) > 1:
+                self.launch(run_id, following[1:], started)
 
     async def _rate_granted(self, run_id: str, sc: StepCall, rate: RateLimit) -> bool:
         """Ask the world for this step's start under its rate limit. Not granted, the
@@ -400,7 +402,7 @@ async def _call(
     name: str,
 ) -> Any:
     """Call a step's function (a plain function in a thread), within its timeout."""
-    if inspect.iscoroutinefunction(fn):
+    if _is_async(fn):
         aw: Awaitable[Any] = fn(*args, **kwargs)
     else:
         aw = asyncio.to_thread(fn, *args, **kwargs)
@@ -412,3 +414,19 @@ async def _call(
         raise StepTimeoutError(
             f"step {name!r} ran longer than its timeout of {timeout:g}s"
         ) from None
+
+
+#: Whether a plain function is a coroutine function, remembered (asked once per attempt;
+#: ``inspect`` takes a handful of calls to say). Bounded: ad-hoc steps make new closures.
+_ASYNC_FUNCTIONS: dict[Callable[..., Any], bool] = {}
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    if type(fn) is not types.FunctionType:  # a method, a partial, a callable object
+        return inspect.iscoroutinefunction(fn)
+    known = _ASYNC_FUNCTIONS.get(fn)
+    if known is None:
+        if len(_ASYNC_FUNCTIONS) >= 1024:
+            _ASYNC_FUNCTIONS.clear()
+        known = _ASYNC_FUNCTIONS[fn] = inspect.iscoroutinefunction(fn)
+    return known
