@@ -45,7 +45,8 @@ def apply_commit(store: Store, commit: Commit, now: float) -> CommitResult:
         res = _apply_write(store, w, commit, now, work, grants)
         ok_by_run[w.run_id] = res.ok
         results.append(res)
-        _wake_granted(store, grants, commit, now, work)
+        if grants:
+            _wake_granted(store, grants, commit, now, work)
     return CommitResult(results, new_work=work[0])
 
 

@@ -65,7 +65,8 @@ class _Committed:
         return self.d.idempotency.get((namespace, workflow_name, key))
 
     def get_step(self, run_id: str, call: int) -> StepRecord | None:
-        return self.d.steps.get(run_id, {}).get(call)
+        steps = self.d.steps.get(run_id)
+        return None if steps is None else steps.get(call)
 
     def get_hook(self, token: str) -> HookRecord | None:
         return self.d.hooks.get(token)
