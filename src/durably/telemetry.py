@@ -101,11 +101,12 @@ def use_tracer_provider(provider: Any) -> None:
     _override = provider
 
 
-#: Where ``os.environ`` keeps its values (CPython's ``os._Environ``), and the key that
-#: names a tracer provider to load, as it is stored there: a membership test there costs
-#: a dict lookup, where ``key in os.environ`` raises and catches a KeyError. Both stay in
-#: step with ``os.environ``, which updates ``_data`` on every change.
+#: Where ``os.environ`` keeps its values (CPython's ``os._Environ``, which updates
+#: ``_data`` on every change), and the key naming a tracer provider to load as stored
+#: there: a membership test there is one dict lookup, where ``key in os.environ`` raises
+#: and catches a KeyError.
 _PROVIDER_VAR = "OTEL_PYTHON_TRACER_PROVIDER"
+_ENVIRON = os.environ
 _ENV_DATA: Any = getattr(os.environ, "_data", None)
 _ENV_KEY: Any = None
 try:
@@ -114,18 +115,21 @@ except Exception:  # not CPython's os._Environ: ask os.environ itself
     _ENV_DATA = None
 
 
+def _provider_in_environment() -> bool:
+    """Whether the environment names a tracer provider for the API to load."""
+    if _ENV_DATA is not None and os.environ is _ENVIRON:
+        return _ENV_KEY in _ENV_DATA
+    return _PROVIDER_VAR in os.environ  # os.environ replaced (a test's patch)
+
+
 def _global_provider() -> Any:
     """The global tracer provider, or ``None`` while none is set (the API would give its
     proxy then): what ``get_tracer_provider()`` says, without reading the environment
     each time (this runs twice per step)."""
     assert _trace is not None
     provider = getattr(_trace, "_TRACER_PROVIDER", _trace)
-    if provider is None:
-        if _ENV_DATA is not None:
-            if _ENV_KEY not in _ENV_DATA:
-                return None
-        elif _PROVIDER_VAR not in os.environ:
-            return None
+    if provider is None and not _provider_in_environment():
+        return None
     # Set, named by the environment (the API loads it now), or an API without the global.
     return _trace.get_tracer_provider()
 
