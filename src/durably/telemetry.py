@@ -115,21 +115,18 @@ except Exception:  # not CPython's os._Environ: ask os.environ itself
     _ENV_DATA = None
 
 
-def _provider_in_environment() -> bool:
-    """Whether the environment names a tracer provider for the API to load."""
-    if _ENV_DATA is not None and os.environ is _ENVIRON:
-        return _ENV_KEY in _ENV_DATA
-    return _PROVIDER_VAR in os.environ  # os.environ replaced (a test's patch)
-
-
 def _global_provider() -> Any:
     """The global tracer provider, or ``None`` while none is set (the API would give its
-    proxy then): what ``get_tracer_provider()`` says, without reading the environment
-    each time (this runs twice per step)."""
+    proxy then): what ``get_tracer_provider()`` says, without the KeyError its look in
+    ``os.environ`` raises and catches (this runs twice per step)."""
     assert _trace is not None
     provider = getattr(_trace, "_TRACER_PROVIDER", _trace)
-    if provider is None and not _provider_in_environment():
-        return None
+    if provider is None:  # unless the environment names one for the API to load
+        if _ENV_DATA is not None and os.environ is _ENVIRON:
+            if _ENV_KEY not in _ENV_DATA:
+                return None
+        elif _PROVIDER_VAR not in os.environ:  # os.environ replaced (a test's patch)
+            return None
     # Set, named by the environment (the API loads it now), or an API without the global.
     return _trace.get_tracer_provider()
 
