@@ -326,7 +326,10 @@ class Steps:
         state = ATTEMPT.set(running.state)
         try:
             args, kwargs = spec.shape.decode_args(sc.args)
-            result = await _call(spec.fn, args, kwargs, spec.timeout, spec.name)
+            if spec.timeout is None and _is_async(spec.fn):
+                result = await spec.fn(*args, **kwargs)  # the common case: no wrapper
+            else:
+                result = await _call(spec.fn, args, kwargs, spec.timeout, spec.name)
             # Everything the step streamed is stored before its completion is.
             await self.streams.drain(run_id)
             payload = spec.shape.encode_result(result)
