@@ -171,3 +171,17 @@ def test_without_opentelemetry_the_decorators_are_identity() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_provider_named_in_the_environment_is_used_once_set() -> None:
+    # The check made before each turn and attempt reads the environment's own dict
+    # (cheaper than os.environ's mapping): a provider named there later is still loaded.
+    code = (
+        "import os\n"
+        "from durably import telemetry\n"
+        "assert telemetry._tracer() is None\n"
+        "os.environ['OTEL_PYTHON_TRACER_PROVIDER'] = 'sdk_tracer_provider'\n"
+        "assert telemetry._tracer() is not None\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

@@ -208,6 +208,8 @@ class Sealer:
         self.ring = ring
         self._aeads: OrderedDict[tuple[str, str], AESGCM] = OrderedDict()
         self._digest_keys: dict[str, bytes] = {}
+        self._headers: dict[str, bytes] = {}  # key id -> what a sealed payload starts with
+        self._last: tuple[str, str, AESGCM] | None = None  # the last (run, key id, AEAD)
 
     @property
     def enabled(self) -> bool:
@@ -215,10 +217,14 @@ class Sealer:
         return self.ring is not None
 
     def _aead(self, key_id: str, run_id: str) -> AESGCM:
+        last = self._last
+        if last is not None and last[0] == run_id and last[1] == key_id:
+            return last[2]  # a run's events come in a row: its key, again
         cache_key = (key_id, run_id)
         aead = self._aeads.get(cache_key)
         if aead is not None:
             self._aeads.move_to_end(cache_key)
+            self._last = (run_id, key_id, aead)
             return aead
         assert self.ring is not None
         master = self.ring.keys.get(key_id)
@@ -235,6 +241,7 @@ class Sealer:
             info=b"durably run key\x00" + run_id.encode(),
         ).derive(master)
         aead = self._aeads[cache_key] = AESGCM(data_key)
+        self._last = (run_id, key_id, aead)
         if len(self._aeads) > 4096:
             self._aeads.popitem(last=False)
         return aead
@@ -245,8 +252,11 @@ class Sealer:
         kid = self.ring.current
         nonce = os.urandom(_NONCE)
         ct = self._aead(kid, run_id).encrypt(nonce, payload, aad)
-        kid_b = kid.encode()
-        return MAGIC + bytes([len(kid_b)]) + kid_b + nonce + ct
+        header = self._headers.get(kid)
+        if header is None:
+            kid_b = kid.encode()
+            header = self._headers[kid] = MAGIC + bytes([len(kid_b)]) + kid_b
+        return b"".join((header, nonce, ct))
 
     def _open(self, run_id: str, aad: bytes, payload: bytes, what: str) -> bytes:
         if not is_sealed(payload):

@@ -29,6 +29,7 @@ import contextlib
 import contextvars
 import functools
 import hashlib
+import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -100,20 +101,53 @@ def use_tracer_provider(provider: Any) -> None:
     _override = provider
 
 
+#: Where ``os.environ`` keeps its values (CPython's ``os._Environ``, which updates
+#: ``_data`` on every change), and the key naming a tracer provider to load as stored
+#: there: a membership test there is one dict lookup, where ``key in os.environ`` raises
+#: and catches a KeyError.
+_PROVIDER_VAR = "OTEL_PYTHON_TRACER_PROVIDER"
+_ENVIRON = os.environ
+_ENV_DATA: Any = getattr(os.environ, "_data", None)
+_ENV_KEY: Any = None
+try:
+    _ENV_KEY = os.environ.encodekey(_PROVIDER_VAR)  # type: ignore[attr-defined]
+except Exception:  # not CPython's os._Environ: ask os.environ itself
+    _ENV_DATA = None
+
+
+def _global_provider() -> Any:
+    """The global tracer provider, or ``None`` while none is set (the API would give its
+    proxy then): what ``get_tracer_provider()`` says, without the KeyError its look in
+    ``os.environ`` raises and catches (this runs twice per step)."""
+    assert _trace is not None
+    provider = getattr(_trace, "_TRACER_PROVIDER", _trace)
+    if provider is None:  # unless the environment names one for the API to load
+        if _ENV_DATA is not None and os.environ is _ENVIRON:
+            if _ENV_KEY not in _ENV_DATA:
+                return None
+        elif _PROVIDER_VAR not in os.environ:  # os.environ replaced (a test's patch)
+            return None
+    # Set, named by the environment (the API loads it now), or an API without the global.
+    return _trace.get_tracer_provider()
+
+
 def _tracer() -> Any:
     """The tracer to use, or ``None`` when nobody collects spans."""
     global _cached
     if _trace is None:
         return None
-    provider = _override if _override is not None else _trace.get_tracer_provider()
-    if isinstance(provider, _trace.ProxyTracerProvider | _trace.NoOpTracerProvider):
+    provider = _override if _override is not None else _global_provider()
+    if provider is None:
         return None
     cached = _cached
     if cached is not None and cached[0] is provider:
         return cached[1]
-    from . import __version__
+    if isinstance(provider, _trace.ProxyTracerProvider | _trace.NoOpTracerProvider):
+        tracer = None
+    else:
+        from . import __version__
 
-    tracer = provider.get_tracer("durably", __version__)
+        tracer = provider.get_tracer("durably", __version__)
     _cached = (provider, tracer)
     return tracer
 
@@ -268,31 +302,36 @@ async def _origin(world: World, run_id: str) -> tuple[str, str | None]:
 
 
 def traced_turn(fn: F) -> F:
-    """Decorate ``Worker.advance(self, run_id, ...)``: each call is a turn span."""
+    """Decorate ``Worker.advance(self, run_id, ...)``: each call is a turn span.
+
+    Without a tracer the wrapper hands back ``fn``'s own coroutine (no extra frame to
+    await: this runs once per step)."""
     if _trace is None:
         return fn
 
-    @functools.wraps(fn)
-    async def advance(worker: Any, run_id: str, *args: Any, **kwargs: Any) -> Any:
-        if _tracer() is None:
-            return await fn(worker, run_id, *args, **kwargs)
+    async def traced(worker: Any, run_id: str, *args: Any, **kwargs: Any) -> Any:
         workflow, traceparent = await _origin(worker.world, run_id)
         with turn_span(run_id, workflow, traceparent):
             return await fn(worker, run_id, *args, **kwargs)
+
+    @functools.wraps(fn)
+    def advance(worker: Any, run_id: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        if _tracer() is None:
+            return fn(worker, run_id, *args, **kwargs)
+        return traced(worker, run_id, *args, **kwargs)
 
     return cast(F, advance)
 
 
 def traced_attempt(fn: F) -> F:
     """Decorate ``Worker._attempt(self, run_id, step_call, attempt, started)`` (which
-    returns the fact recording the attempt): each call is a step span."""
+    returns the fact recording the attempt): each call is a step span.
+
+    Without a tracer the wrapper hands back ``fn``'s own coroutine."""
     if _trace is None:
         return fn
 
-    @functools.wraps(fn)
-    async def attempt_(worker: Any, run_id: str, sc: Any, attempt: int, *args: Any) -> Any:
-        if _tracer() is None:
-            return await fn(worker, run_id, sc, attempt, *args)
+    async def traced(worker: Any, run_id: str, sc: Any, attempt: int, *args: Any) -> Any:
         workflow, traceparent = await _origin(worker.world, run_id)
         with step_span(
             run_id,
@@ -308,5 +347,11 @@ def traced_attempt(fn: F) -> F:
             error = fact.data.get("error_type") if outcome != "completed" else None
             handle.set_outcome(outcome, str(error) if error else None)
             return fact
+
+    @functools.wraps(fn)
+    def attempt_(worker: Any, run_id: str, sc: Any, attempt: int, *args: Any) -> Awaitable[Any]:
+        if _tracer() is None:
+            return fn(worker, run_id, sc, attempt, *args)
+        return traced(worker, run_id, sc, attempt, *args)
 
     return cast(F, attempt_)

@@ -43,6 +43,9 @@ class CallShape:
         self.return_annotation: Any = hints.get("return", _EMPTY)
         self.takes_nothing = not self.signature.parameters
         self._checked = {p for p, a in self.annotations.items() if _worth_checking(a)}
+        # Made once: every step's result is encoded and decoded with these.
+        self._result_checked = _worth_checking(self.return_annotation)
+        self._result_where = f"the return value of {kind} {name!r}"
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
         """Bind a call or raise ``TypeError`` that names the function."""
@@ -94,8 +97,8 @@ class CallShape:
 
     def encode_result(self, value: Any) -> bytes:
         """Serialize a return value (validated against the return annotation)."""
-        where = f"the return value of {self.kind} {self.name!r}"
-        if _worth_checking(self.return_annotation):
+        where = self._result_where
+        if self._result_checked:
             value = serde.validate(value, self.return_annotation, where=where)
         return serde.encode(value, where=where)
 
@@ -103,8 +106,8 @@ class CallShape:
         """Read a recorded return value back."""
         if data is None:
             return None
-        ann = self.return_annotation if _worth_checking(self.return_annotation) else None
-        return serde.decode(data, ann, where=f"the return value of {self.kind} {self.name!r}")
+        ann = self.return_annotation if self._result_checked else None
+        return serde.decode(data, ann, where=self._result_where)
 
 
 def _worth_checking(annotation: Any) -> bool:

@@ -162,7 +162,7 @@ def current_instance() -> RunInstance | None:
     """The run whose body is running on this thread's running loop, if any."""
     loop = events._get_running_loop()
     if isinstance(loop, WorkflowLoop):
-        return loop.host  # type: ignore[return-value]
+        return loop._host  # type: ignore[return-value]  # (called once per durable call)
     return None
 
 

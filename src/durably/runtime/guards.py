@@ -81,7 +81,7 @@ def install(body_loop: type) -> None:
             name,
             _warning(
                 getattr(time, name),
-                in_body,
+                body_loop,
                 f"time.{name}() in a workflow body reads the wall clock, which differs on "
                 "replay; use durably.now() (or durably.time_ns()), the run's durable clock",
             ),
@@ -92,7 +92,7 @@ def install(body_loop: type) -> None:
             name,
             _warning(
                 getattr(random, name),
-                in_body,
+                body_loop,
                 f"random.{name}() in a workflow body draws another value on replay; use "
                 f"durably.random().{name}(), seeded by the run, or durably.uuid4()",
             ),
@@ -113,12 +113,13 @@ def _refusing(fn: Callable[..., Any], in_body: Callable[[], bool]) -> Callable[.
     return sleep
 
 
-def _warning(
-    fn: Callable[..., Any], in_body: Callable[[], bool], message: str
-) -> Callable[..., Any]:
+def _warning(fn: Callable[..., Any], body_loop: type, message: str) -> Callable[..., Any]:
+    running_loop = events._get_running_loop
+
     @functools.wraps(fn)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        if in_body() and _from_user_code():
+        # The check is inlined: the worker itself reads the time a few times per step.
+        if type(running_loop()) is body_loop and _from_user_code():
             warnings.warn(message, DurablyWarning, stacklevel=2)
         return fn(*args, **kwargs)
 

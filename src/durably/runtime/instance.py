@@ -147,6 +147,7 @@ class RunInstance:
         self.task: asyncio.Task[Any] | None = None
         self.seen_seq = 0
         self.started_at: float | None = None
+        self._metadata: tuple[float, WorkflowMetadata] | None = None
         self.input: bytes | None = None
         self.payload_bytes = 0
         self.done = False
@@ -608,17 +609,22 @@ class RunInstance:
 
     def waiting_on_steps(self) -> bool:
         """True while a step this run started has not finished (keep it in memory)."""
-        return any(call in self.steps for call in self._pending)
+        return not self._pending.keys().isdisjoint(self.steps)
 
     def metadata(self) -> WorkflowMetadata:
         """The run's :class:`WorkflowMetadata`."""
         started = self.started_at or self.record.created_at
-        return WorkflowMetadata(
+        made = self._metadata
+        if made is not None and made[0] == started:
+            return made[1]  # asked once per step attempt: made once per run
+        meta = WorkflowMetadata(
             run_id=self.run_id,
             workflow_name=self.workflow.name,
             started_at=datetime.fromtimestamp(started, UTC),
             deployment=self.record.deployment,
         )
+        self._metadata = (started, meta)
+        return meta
 
     def close(self) -> None:
         """Drop the body (the run is evicted or finished)."""

@@ -54,7 +54,9 @@ def decode(data: bytes, annotation: Any = None, *, where: str = "payload") -> An
     """
     value: Any
     try:
-        if data[:19] == _HEX_HEAD and data[-2:] == b'"}' and b'"' not in data[19:-2]:
+        if data == b"null":
+            value = None  # what a step with nothing to return returns: no scan, no slices
+        elif data[:19] == _HEX_HEAD and data[-2:] == b'"}' and b'"' not in data[19:-2]:
             value = binascii.unhexlify(data[19:-2])  # encode()'s fast path, read back
         elif data[:19] == _BYTES_HEAD and data[-2:] == b'"}' and b'"' not in data[19:-2]:
             value = _unbase64(data[19:-2])  # encode()'s fast path for bytes, read back

@@ -57,11 +57,18 @@ class GroupCommit:
             batch = [(writes, None), *self._queue]
             self._queue = []
             while batch:
-                flat = [w for ws, _ in batch for w in ws]
+                # Alone (a sequential run's common case), the writes need no flattening.
+                flat = writes if len(batch) == 1 and mine is None else _flat(batch)
+                commit = Commit(flat, owner=self.owner, lease_seconds=self.lease_seconds)
                 try:
-                    result = await self._commit(
-                        Commit(flat, owner=self.owner, lease_seconds=self.lease_seconds)
-                    )
+                    if self.outage.failures:
+                        result = await self._commit(commit)
+                    else:
+                        try:  # the common case, one coroutine less to await per turn
+                            result = await self.world.commit(commit)
+                        except WorldUnavailableError as e:
+                            await asyncio.sleep(self.outage.failed(e))
+                            result = await self._commit(commit)
                 except BaseException as e:
                     # Those who queued meanwhile must hear it too, not wait for a commit
                     # that may never come.
@@ -74,14 +81,17 @@ class GroupCommit:
                     break
                 if result.new_work and self.on_new_work is not None:
                     self.on_new_work()
-                i = 0
-                for ws, f in batch:
-                    part = result.results[i : i + len(ws)]
-                    i += len(ws)
-                    if f is None:
-                        mine = part
-                    elif not f.done():
-                        f.set_result(part)
+                if flat is writes:
+                    mine = result.results
+                else:
+                    i = 0
+                    for ws, f in batch:
+                        part = result.results[i : i + len(ws)]
+                        i += len(ws)
+                        if f is None:
+                            mine = part
+                        elif not f.done():
+                            f.set_result(part)
                 batch = list(self._queue)
                 self._queue = []
             assert mine is not None
@@ -101,3 +111,8 @@ class GroupCommit:
                 continue
             self.outage.recovered()
             return result
+
+
+def _flat(batch: list[tuple[list[RunWrite], _Waiter | None]]) -> list[RunWrite]:
+    """The writes of every caller in a batch, in order."""
+    return [w for ws, _ in batch for w in ws]

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import types
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -202,7 +203,8 @@ class Steps:
                 self.slots.drop_task(run_id, call)
             started, attempt = self._now(), 1
             current = following[0] if following else None
-            self.launch(run_id, following[1:], started)
+            if len(following) > 1:
+                self.launch(run_id, following[1:], started)
 
     async def _rate_granted(self, run_id: str, sc: StepCall, rate: RateLimit) -> bool:
         """Ask the world for this step's start under its rate limit. Not granted, the
@@ -299,16 +301,24 @@ class Steps:
                 "decorate it with @wf.step in the module the worker imports"
             )
             return _failed(sc, err, attempt, started)
-        first = started if attempt == 1 else await self._first_start(run_id, sc.call, started)
+        started_at = datetime.fromtimestamp(started, UTC)
+        if attempt == 1:
+            first_at = started_at
+        else:
+            first_at = datetime.fromtimestamp(
+                await self._first_start(run_id, sc.call, started), UTC
+            )
+        inst = self.turns.instances.get(run_id)
         meta = StepMetadata(
             run_id=run_id,
             step_id=f"{run_id}.{sc.call}",
             step_name=spec.name,
             attempt=attempt,
-            step_started_at=datetime.fromtimestamp(started, UTC),
+            step_started_at=started_at,
             call=sc.call,
-            first_attempt_started_at=datetime.fromtimestamp(first, UTC),
-            workflow=await self._workflow_metadata(run_id),
+            first_attempt_started_at=first_at,
+            # From the run's live body when this worker has it (no await: the common case).
+            workflow=inst.metadata() if inst is not None else await self._workflow_metadata(run_id),
         )
         running = self.cancels.begin(run_id, sc.call)
         token = STEP.set(meta)
@@ -316,7 +326,10 @@ class Steps:
         state = ATTEMPT.set(running.state)
         try:
             args, kwargs = spec.shape.decode_args(sc.args)
-            result = await _call(spec.fn, args, kwargs, spec.timeout, spec.name)
+            if spec.timeout is None and _is_async(spec.fn):
+                result = await spec.fn(*args, **kwargs)  # the common case: no wrapper
+            else:
+                result = await _call(spec.fn, args, kwargs, spec.timeout, spec.name)
             # Everything the step streamed is stored before its completion is.
             await self.streams.drain(run_id)
             payload = spec.shape.encode_result(result)
@@ -392,7 +405,7 @@ async def _call(
     name: str,
 ) -> Any:
     """Call a step's function (a plain function in a thread), within its timeout."""
-    if inspect.iscoroutinefunction(fn):
+    if _is_async(fn):
         aw: Awaitable[Any] = fn(*args, **kwargs)
     else:
         aw = asyncio.to_thread(fn, *args, **kwargs)
@@ -404,3 +417,19 @@ async def _call(
         raise StepTimeoutError(
             f"step {name!r} ran longer than its timeout of {timeout:g}s"
         ) from None
+
+
+#: Whether a plain function is a coroutine function, remembered (asked once per attempt;
+#: ``inspect`` takes a handful of calls to say). Bounded: ad-hoc steps make new closures.
+_ASYNC_FUNCTIONS: dict[Callable[..., Any], bool] = {}
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    if type(fn) is not types.FunctionType:  # a method, a partial, a callable object
+        return inspect.iscoroutinefunction(fn)
+    known = _ASYNC_FUNCTIONS.get(fn)
+    if known is None:
+        if len(_ASYNC_FUNCTIONS) >= 1024:
+            _ASYNC_FUNCTIONS.clear()
+        known = _ASYNC_FUNCTIONS[fn] = inspect.iscoroutinefunction(fn)
+    return known

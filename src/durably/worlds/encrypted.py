@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from ..crypto import Sealer
@@ -34,10 +34,11 @@ class EncryptedWorld:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def commit(self, commit: Commit) -> CommitResult:
+    def commit(self, commit: Commit) -> Coroutine[Any, Any, CommitResult]:
         if self.sealer.enabled:
             commit.sealer = self.sealer
-        return await self.inner.commit(commit)
+        # The inner world's coroutine itself: no frame of this wrapper to await per commit.
+        return self.inner.commit(commit)
 
     async def append_chunks(
         self, batches: Sequence[ChunkBatch], sealer: PayloadSealer | None = None

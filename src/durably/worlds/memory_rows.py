@@ -65,7 +65,8 @@ class _Committed:
         return self.d.idempotency.get((namespace, workflow_name, key))
 
     def get_step(self, run_id: str, call: int) -> StepRecord | None:
-        return self.d.steps.get(run_id, {}).get(call)
+        steps = self.d.steps.get(run_id)
+        return None if steps is None else steps.get(call)
 
     def get_hook(self, token: str) -> HookRecord | None:
         return self.d.hooks.get(token)
@@ -86,14 +87,21 @@ class _Committed:
 def _publish(d: _Data, txn: OverlayStore, now: float) -> set[str]:
     """Apply a successful commit's changes to the shared data."""
     d.runs.update(txn.runs)
+    logs = d.events
     for rid in txn.new_runs:
-        d.events.setdefault(rid, [])
+        logs.setdefault(rid, [])
     changed = set()
     for ev in txn.events:
-        d.events.setdefault(ev.run_id, []).append(ev)
+        log = logs.get(ev.run_id)
+        if log is None:
+            log = logs[ev.run_id] = []
+        log.append(ev)
         changed.add(ev.run_id)
     for (rid, call), (step, _) in txn.steps.items():
-        d.steps.setdefault(rid, {})[call] = step
+        steps = d.steps.get(rid)
+        if steps is None:
+            steps = d.steps[rid] = {}
+        steps[call] = step
     if txn.dropped_task_runs:
         for key in [k for k in d.tasks if k[0] in txn.dropped_task_runs]:
             del d.tasks[key]
@@ -102,7 +110,6 @@ def _publish(d: _Data, txn: OverlayStore, now: float) -> set[str]:
             d.tasks.pop(key, None)
         else:
             d.tasks[key] = task
-    d.idempotency.update(txn.idem)
     if txn.dropped_hook_runs:
         for token in [t for t, h in d.hooks.items() if h.run_id in txn.dropped_hook_runs]:
             del d.hooks[token]
@@ -111,6 +118,8 @@ def _publish(d: _Data, txn: OverlayStore, now: float) -> set[str]:
             d.hooks.pop(token, None)
         else:
             d.hooks[token] = hook
+    if txn.idem:
+        d.idempotency.update(txn.idem)
     for (lock_key, rid, call), entry in txn.locks.items():
         entries = d.locks.setdefault(lock_key, {})
         if entry is None:
@@ -119,6 +128,8 @@ def _publish(d: _Data, txn: OverlayStore, now: float) -> set[str]:
                 del d.locks[lock_key]
         else:
             entries[(rid, call)] = entry
+    if not txn.closed_streams and not txn.closed_stream_runs:
+        return changed
     closing = set(txn.closed_streams)
     if txn.closed_stream_runs:
         closing |= {k for k in d.streams if k[0] in txn.closed_stream_runs}
