@@ -175,7 +175,7 @@ class Connections:
         """A connection for one commit: this loop's committer connection when it is free
         (made on first use), else a pooled one (see :meth:`connection`)."""
         committer = self._committers.get(asyncio.get_running_loop())
-        if committer is None or committer.busy:
+        if committer is None or committer.busy or committer.closed:
             return self.connection()
         return committer
 
@@ -245,15 +245,21 @@ class _Committer:
     manager that lends it to one commit at a time. A connection that failed other than
     with an error the server reported is thrown away; the next commit opens another."""
 
-    __slots__ = ("busy", "conn", "db")
+    __slots__ = ("busy", "closed", "conn", "db", "idle")
 
     def __init__(self, db: Connections) -> None:
         self.db = db
         self.conn: asyncpg.Connection | None = None
         self.busy = False
+        self.closed = False
+        self.idle = asyncio.Event()  # set while no commit holds the connection
+        self.idle.set()
 
     async def __aenter__(self) -> asyncpg.Connection:
+        if self.closed:
+            raise asyncpg.InterfaceError("the committer connection is closed")
         self.busy = True
+        self.idle.clear()
         conn = self.conn
         if conn is None or conn.is_closed():
             try:
@@ -265,6 +271,7 @@ class _Committer:
                 )
             except BaseException:
                 self.busy = False
+                self.idle.set()
                 raise
         return conn
 
@@ -272,6 +279,7 @@ class _Committer:
         self, et: type[BaseException] | None, e: BaseException | None, _tb: Any
     ) -> None:
         self.busy = False
+        self.idle.set()
         if e is None:
             return
         conn = self.conn
@@ -285,8 +293,11 @@ class _Committer:
             conn.terminate()
 
     async def close(self) -> None:
-        """Close the connection (a commit still using it gets a closed-connection error,
-        as one using the pool would)."""
+        """Close the connection once the commit using it (if any) is done, as the pool
+        does; a commit that comes after gets a closed-connection error."""
+        self.closed = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.idle.wait(), 5.0)
         conn, self.conn = self.conn, None
         if conn is not None:
             try:
