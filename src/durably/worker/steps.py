@@ -269,7 +269,7 @@ class Steps:
     async def _workflow_metadata(self, run_id: str) -> WorkflowMetadata | None:
         """The metadata of the step's run: from its live body when this worker has it,
         else read from the world (a step claimed from the queue)."""
-        inst = self.turns.instances.get(run_id)
+        inst = self.turns.live(run_id)
         if inst is not None:
             return inst.metadata()
         rec = await self.world.get_run(run_id)

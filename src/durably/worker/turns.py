@@ -85,6 +85,11 @@ class Turns:
         self.max_cached_runs = max_cached_runs
         self.instances: OrderedDict[str, RunInstance] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Live bodies in a turn now (out of the cache meanwhile): steps claimed from
+        #: the queue meanwhile read their call and metadata here, not from the world.
+        self._turning: dict[str, RunInstance] = {}
+        #: Facts of a run waiting for its lock, to go in one turn (see _advance_together).
+        self._mail: dict[str, list[tuple[Sequence[NewEvent], asyncio.Future[list[StepCall]]]]] = {}
         self._foreign: set[str] = set()  # runs of workflows this process lacks
         self._stopping = stopping
         self._kick = kick
@@ -142,6 +147,8 @@ class Turns:
         """
         lock = self._lock(run_id)
         try:
+            if facts and not read and not release:
+                return await self._advance_together(run_id, facts)
             # acquire/release, not ``async with``: two coroutines less per step.
             await lock.acquire()
             try:
@@ -149,7 +156,46 @@ class Turns:
             finally:
                 lock.release()
         finally:
+            self._turning.pop(run_id, None)
             self._forget_lock(run_id)
+
+    async def _advance_together(self, run_id: str, facts: Sequence[NewEvent]) -> list[StepCall]:
+        """Deliver ``facts`` in one turn with those of the run's other steps that ended
+        while it waited for the run (a gather's steps end together): one commit for them
+        all, not one each, one after another. The turn's new steps go to the caller that
+        takes it; the others get none (or its error, and record their facts again)."""
+        mail = self._mail.setdefault(run_id, [])
+        mine: asyncio.Future[list[StepCall]] = asyncio.get_running_loop().create_future()
+        mail.append((facts, mine))
+        try:
+            async with self._lock(run_id):
+                if mine.done():
+                    return mine.result()  # a turn that held the run took these facts
+                batch = self._mail.pop(run_id, [])
+                together = [f for fs, _ in batch for f in fs]
+                try:
+                    claimed = await self._turn(run_id, together, read=False, release=False)
+                except Exception as e:
+                    for _, fut in batch:
+                        if fut is not mine and not fut.done():
+                            fut.set_exception(e)
+                    raise
+                except BaseException:
+                    # Cancelled: the others' facts wait for the next turn of the run.
+                    rest = [b for b in batch if b[1] is not mine]
+                    if rest:
+                        self._mail[run_id] = rest + self._mail.get(run_id, [])
+                    raise
+                for _, fut in batch:
+                    if fut is not mine and not fut.done():
+                        fut.set_result([])
+                return claimed
+        finally:
+            left = self._mail.get(run_id)
+            if left is not None and not mine.done():
+                left[:] = [b for b in left if b[1] is not mine]
+                if not left:
+                    del self._mail[run_id]
 
     # -- one turn ----------------------------------------------------------------------
 
@@ -170,6 +216,7 @@ class Turns:
                 self._foreign.discard(run_id)
                 return []
             read = True
+        self._turning[run_id] = inst
         now = self._now()
         last_read = inst.seen_seq
         try:
@@ -340,9 +387,13 @@ class Turns:
         events, opener = await sealed(run_id, after_seq=after_seq)
         return events, opener
 
+    def live(self, run_id: str) -> RunInstance | None:
+        """The run's live body, if it is in memory (kept, or in a turn now)."""
+        return self.instances.get(run_id) or self._turning.get(run_id)
+
     def cached_step(self, run_id: str, call: int) -> StepCall | None:
         """Step ``call`` of a run whose live body is in memory, if it is."""
-        inst = self.instances.get(run_id)
+        inst = self.live(run_id)
         if inst is not None and call in inst.steps:
             return inst.steps[call]
         return None

@@ -125,6 +125,36 @@ async def test_a_commit_whose_connection_drops_is_settled_without_duplicates(
         await world.close()
 
 
+async def test_commits_share_the_committer_connection_and_the_pool(pg_url: str) -> None:
+    world = PostgresWorld(pg_url)
+    await world.open()
+    try:
+        # Concurrent commits: one holds the committer connection, the others take
+        # pooled ones; all land.
+        writes = [
+            RunWrite(f"r{i}", create=RunMeta("wf", "ns", "d"), facts=[_ev()]) for i in range(8)
+        ]
+        results = await asyncio.gather(*[world.commit(Commit([w])) for w in writes])
+        assert all(r.results[0].ok for r in results)
+        committer = world.db._committers[asyncio.get_running_loop()]
+        first = committer.conn
+        assert first is not None and not committer.busy
+        # A committer connection that dropped is replaced by the next commit.
+        first.terminate()
+        res = await world.commit(Commit([RunWrite("r0", facts=[_ev(E.RUN_STARTED)])]))
+        assert res.results[0].ok and committer.conn is not None and committer.conn is not first
+    finally:
+        await world.close()
+    assert committer.closed and committer.conn is None
+    # Reopened, the world commits on a new committer.
+    await world.open()
+    try:
+        res = await world.commit(Commit([RunWrite("r1", facts=[_ev(E.RUN_STARTED)])]))
+        assert res.results[0].ok
+    finally:
+        await world.close()
+
+
 async def test_an_idle_worker_leaves_the_database_alone(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

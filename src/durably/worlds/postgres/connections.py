@@ -6,6 +6,11 @@ asyncpg pools are bound to the loop that made them, and a world outlives loops (
 makes one per test; a registry may be reopened under a new ``asyncio.run``), so each
 loop gets its own pool, made on first use and closed when the world closes or, at the
 latest, when its loop shuts down.
+
+Commits go first to a connection of their own beside the pool (:meth:`Connections.
+committer`): a worker's commits follow one another (its group commit sends one at a
+time), and one held connection spares each the pool's acquire and release, a good part
+of a step's client time. A commit that finds it busy takes a pooled one.
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ class Connections:
         self._pools: dict[asyncio.AbstractEventLoop, asyncpg.Pool] = {}
         self._pool_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
+        self._committers: dict[asyncio.AbstractEventLoop, _Committer] = {}
 
     async def connect(self) -> asyncpg.Connection:
         """A connection of its own (not pooled), for migrations."""
@@ -105,10 +111,12 @@ class Connections:
             pool = self._pools.get(loop)
             if pool is not None:
                 return pool
+            committer = _Committer(self)
             pool = await asyncpg.create_pool(
                 self.config.dsn,
                 min_size=0,  # no floor to restore (and log about) when the server restarts
-                max_size=self.config.pool_size,
+                # pool_size counts the committer's connection too
+                max_size=max(self.config.pool_size - 1, 1),
                 timeout=10,
                 command_timeout=60,
                 reset=_keep_session,
@@ -116,15 +124,17 @@ class Connections:
             )
             # A loop closes its async generators when it shuts down (asyncio.run, a
             # test's loop): this one closes the pool then, while the loop still runs.
-            closer = _close_at_shutdown(pool)
+            closer = _close_at_shutdown(pool, committer)
             await anext(closer)
             with self._lock:
                 for old in [lp for lp in self._pools if lp.is_closed()]:
                     del self._pools[old]
                     self._closers.pop(old, None)
                     self._pool_locks.pop(old, None)
+                    self._committers.pop(old, None)
                 self._pools[loop] = pool
                 self._closers[loop] = closer
+                self._committers[loop] = committer
             return pool
 
     async def close(self) -> None:
@@ -132,6 +142,7 @@ class Connections:
         with self._lock:
             pools, self._pools = self._pools, {}
             closers, self._closers = self._closers, {}
+            committers, self._committers = self._committers, {}
             self._pool_locks = {}
         try:
             current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -142,7 +153,7 @@ class Connections:
                 await closers[loop].aclose()
             elif not loop.is_closed() and loop.is_running():
                 with contextlib.suppress(RuntimeError):
-                    asyncio.run_coroutine_threadsafe(_close_pool(pool), loop)
+                    asyncio.run_coroutine_threadsafe(_close_pool(pool, committers.get(loop)), loop)
             # The pool of a loop that has stopped was closed at its shutdown.
 
     @contextlib.asynccontextmanager
@@ -159,6 +170,14 @@ class Connections:
                     with contextlib.suppress(Exception):  # already gone back to the pool
                         conn.terminate()
                 raise
+
+    def committer(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """A connection for one commit: this loop's committer connection when it is free
+        (made on first use), else a pooled one (see :meth:`connection`)."""
+        committer = self._committers.get(asyncio.get_running_loop())
+        if committer is None or committer.busy or committer.closed:
+            return self.connection()
+        return committer
 
     async def fetch(
         self,
@@ -221,15 +240,85 @@ class Connections:
         )
 
 
-async def _close_pool(pool: asyncpg.Pool) -> None:
+class _Committer:
+    """One event loop's connection for commits, held outside the pool: an async context
+    manager that lends it to one commit at a time. A connection that failed other than
+    with an error the server reported is thrown away; the next commit opens another."""
+
+    __slots__ = ("busy", "closed", "conn", "db", "idle")
+
+    def __init__(self, db: Connections) -> None:
+        self.db = db
+        self.conn: asyncpg.Connection | None = None
+        self.busy = False
+        self.closed = False
+        self.idle = asyncio.Event()  # set while no commit holds the connection
+        self.idle.set()
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        if self.closed:
+            raise asyncpg.InterfaceError("the committer connection is closed")
+        self.busy = True
+        self.idle.clear()
+        conn = self.conn
+        if conn is None or conn.is_closed():
+            try:
+                conn = self.conn = await asyncpg.connect(
+                    self.db.config.dsn,
+                    timeout=10,
+                    command_timeout=60,
+                    server_settings=dict(self.db.config.server_settings),
+                )
+            except BaseException:
+                self.busy = False
+                self.idle.set()
+                raise
+        return conn
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, _tb: Any
+    ) -> None:
+        self.busy = False
+        self.idle.set()
+        if e is None:
+            return
+        conn = self.conn
+        if conn is not None and (is_disconnect(e) or isinstance(e, asyncio.CancelledError)):
+            self.conn = None
+            conn.terminate()
+        elif conn is not None and not conn.is_closed() and conn.is_in_transaction():
+            # Left mid-transaction (it cannot be: transactions close in their block);
+            # do not lend it out in that state.
+            self.conn = None
+            conn.terminate()
+
+    async def close(self) -> None:
+        """Close the connection once the commit using it (if any) is done, as the pool
+        does; a commit that comes after gets a closed-connection error."""
+        self.closed = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.idle.wait(), 5.0)
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.close(), 5.0)
+            except Exception:
+                conn.terminate()
+
+
+async def _close_pool(pool: asyncpg.Pool, committer: _Committer | None = None) -> None:
+    if committer is not None:
+        await committer.close()
     try:
         await asyncio.wait_for(pool.close(), 5.0)
     except Exception:
         pool.terminate()
 
 
-async def _close_at_shutdown(pool: asyncpg.Pool) -> AsyncGenerator[None, None]:
+async def _close_at_shutdown(
+    pool: asyncpg.Pool, committer: _Committer
+) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:
-        await _close_pool(pool)
+        await _close_pool(pool, committer)

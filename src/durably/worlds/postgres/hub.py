@@ -134,6 +134,7 @@ class Hub:
         self._linger: dict[str, float] = {}  # run_id -> when its last waiter left
         self._listening: set[str] = set()  # run channels LISTENed on the live connection
         self._seqs: OrderedDict[str, tuple[int | None, int]] = OrderedDict()
+        self._notes: dict[str, tuple[str, str, str]] = {}  # see _run_note
         # the listener thread
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -150,6 +151,18 @@ class Hub:
         collision only costs a NOTIFY nobody needed."""
         digest = hashlib.sha256((self._prefix + run_id).encode()).digest()
         return int.from_bytes(digest[:8], "big", signed=True)
+
+    def _run_note(self, run_id: str) -> tuple[str, str, str]:
+        """A run's channel, the head of its notes' payload (up to the ``last_seq``) and
+        its watch key as text: made once per run, not at every step's commit."""
+        parts = self._notes.get(run_id)
+        if parts is None:
+            if len(self._notes) >= TRACKED_RUNS:
+                self._notes.clear()
+            head = _dumps([self.token, run_id])[:-1] + ","
+            parts = (self.run_channel(run_id), head, str(self.watch_key(run_id)))
+            self._notes[run_id] = parts
+        return parts
 
     def run_channel(self, run_id: str) -> str:
         """The channel of one run's changes (at most 63 bytes, as Postgres wants)."""
@@ -372,9 +385,10 @@ class Hub:
         for i in range(0, len(ns), 50):  # payloads stay far under 8000 bytes
             out.append([self.config.channel, _dumps({"o": self.token, "w": ns[i : i + 50]})])
         for run_id, seq in runs.items():
-            note = [self.run_channel(run_id), _dumps([self.token, run_id, seq])]
+            channel, head, key = self._run_note(run_id)
+            note = [channel, f"{head}{int(seq)}]"]
             if ended is not None and run_id not in ended:
-                note.append(str(self.watch_key(run_id)))
+                note.append(key)
             out.append(note)
         for run_id, namespace in sorted(set(streams)):
             out.append([self.run_channel(run_id), _dumps([self.token, run_id, "c", namespace])])

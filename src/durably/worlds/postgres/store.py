@@ -322,13 +322,6 @@ def woken_namespaces(txn: OverlayStore, base: Preloaded, new_work: bool) -> set[
     return out
 
 
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as one list per column: the arrays ``unnest`` takes."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(col) for col in zip(*rows, strict=True)]
-
-
 #: Changes only ``queries.WRITE`` makes; a commit without them can use ``WRITE_STEPS``.
 _FULL_ONLY = frozenset({"i", "tr", "hd", "hr", "hp", "sc", "sr"})
 
@@ -477,17 +470,16 @@ def write_params(
         doc["sr"] = sorted(txn.closed_stream_runs)
     if notes:
         doc["n"] = notes
+    evs = txn.events
+    # queries._W_EVENTS's arrays, one per column
     events = [
-        (
-            e.run_id,
-            e.seq,
-            e.type.value,
-            e.call,
-            _dumps(e.data) if e.data else None,
-            e.payload,
-            e.created_at,
-        )
-        for e in txn.events
+        [e.run_id for e in evs],
+        [e.seq for e in evs],
+        [e.type.value for e in evs],
+        [e.call for e in evs],
+        [_dumps(e.data) if e.data else None for e in evs],
+        [e.payload for e in evs],
+        [e.created_at for e in evs],
     ]
     slim = not _FULL_ONLY.intersection(doc)
-    return [_dumps(doc), *_columns(events, 7)], slim
+    return [_dumps(doc), *events], slim

@@ -195,7 +195,7 @@ class PostgresWorld(SqlWorld):
         while True:
             attempt = CommitAttempt()
             try:
-                async with self.db.connection() as conn:
+                async with self.db.committer() as conn:
                     if pending is not None:
                         if await self._landed(conn, pending):
                             attempt = pending
