@@ -22,7 +22,7 @@ import pytest_asyncio
 import durably
 from durably import NonDeterminismError, Workflows, sleep
 from durably.crypto import DecryptionError
-from durably.events import Event, EventType
+from durably.events import DATA_UNREAD_BY_REPLAY, Event, EventType
 from durably.runtime import loop as loop_mod
 from durably.runtime.instance import RunInstance
 from durably.runtime.recorded import PayloadOpener
@@ -250,6 +250,27 @@ async def test_settled_steps_replay_as_the_log_is_fed(
     _assert_same_every_prefix(wf, events, opener)
     full = _replay(wf, events, opener, fast=True)
     assert full["error"] is None and full["done"]
+
+
+@pytest.mark.parametrize("name", ["failing", "tangled"])
+async def test_a_log_read_without_the_data_a_replay_never_reads_replays_alike(
+    tmp_path: Path, name: str
+) -> None:
+    wf = Workflows(world=f"sqlite:///{tmp_path / 'lean.db'}")
+    _register(wf)
+    try:
+        lean, opener = await _record(wf, name)
+        world: Any = await wf.open()
+        full = await world.inner.read_events(lean[0].run_id)
+        assert [ev.data for ev in lean if ev.type in DATA_UNREAD_BY_REPLAY] == [
+            {} for ev in full if ev.type in DATA_UNREAD_BY_REPLAY
+        ]
+        assert any(ev.data for ev in full if ev.type in DATA_UNREAD_BY_REPLAY)
+        for k in range(1, len(full) + 1):
+            got = _replay(wf, lean[:k], opener, fast=True)
+            assert got == _replay(wf, full[:k], opener, fast=False)
+    finally:
+        await wf.aclose()
 
 
 async def test_a_body_changed_at_step_k_of_a_long_log_diverges_alike(
