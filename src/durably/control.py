@@ -294,12 +294,11 @@ class Control:
 
     async def wake(self, run_id: str) -> int:
         """Fire the run's pending durable timers now; returns how many."""
-        waiting = [s for s in await self.world.list_steps(run_id) if s.kind == "wait"]
-        facts = [
-            NewEvent(EventType.WAIT_COMPLETED, s.call, {"early": True})
-            for s in waiting
-            if s.status == "waiting"
-        ]
+        # A pending timer is a timer task in the queue (from its wait_created until its
+        # wait_completed or wait_cancelled): read those, not the run's every step.
+        queue = await self.world.run_queue(run_id)
+        timers = [t.call for t in queue.tasks if t.kind == "timer"] if queue else []
+        facts = [NewEvent(EventType.WAIT_COMPLETED, call, {"early": True}) for call in timers]
         if facts:
             await self.world.commit(Commit([RunWrite(run_id, facts=facts)]))
             self.wake_worker()

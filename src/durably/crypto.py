@@ -258,12 +258,14 @@ class Sealer:
             header = self._headers[kid] = MAGIC + bytes([len(kid_b)]) + kid_b
         return b"".join((header, nonce, ct))
 
-    def _open(self, run_id: str, aad: bytes, payload: bytes, what: str) -> bytes:
+    def _open(self, run_id: str, aad: bytes, payload: bytes, what: Callable[[], str]) -> bytes:
+        # ``what`` names the payload in errors; it is formatted only for one (a replay
+        # opens a payload per recorded step).
         if not is_sealed(payload):
             return payload
         if self.ring is None:
             raise DecryptionError(
-                f"{what} is encrypted and no key was given; set the key with "
+                f"{what()} is encrypted and no key was given; set the key with "
                 "Workflows(encryption_key=...) or $DURABLY_ENCRYPTION_KEY"
             )
         try:
@@ -274,11 +276,11 @@ class Sealer:
             return self._aead(kid, run_id).decrypt(nonce, ct, aad)
         except InvalidTag:
             raise DecryptionError(
-                f"{what} does not decrypt: the key is wrong, or the stored bytes were "
+                f"{what()} does not decrypt: the key is wrong, or the stored bytes were "
                 "changed or moved from another run or event. Nothing was changed."
             ) from None
         except (IndexError, UnicodeDecodeError):
-            raise DecryptionError(f"{what} is not a well-formed encrypted payload") from None
+            raise DecryptionError(f"{what()} is not a well-formed encrypted payload") from None
 
     # -- hook tokens --------------------------------------------------------------------
     #
@@ -337,7 +339,7 @@ class Sealer:
             run_id,
             event_aad(run_id, seq, type_, call),
             payload,
-            f"the payload of event {seq} ({type_}) of run {run_id}",
+            lambda: f"the payload of event {seq} ({type_}) of run {run_id}",
         )
 
     def seal_chunk(self, run_id: str, namespace: str, index: int, payload: bytes) -> bytes:
@@ -350,7 +352,7 @@ class Sealer:
             run_id,
             chunk_aad(run_id, namespace, index),
             payload,
-            f"chunk {index} of stream {namespace or '(default)'!r} of run {run_id}",
+            lambda: f"chunk {index} of stream {namespace or '(default)'!r} of run {run_id}",
         )
 
 

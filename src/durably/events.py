@@ -83,6 +83,7 @@ from typing import Any, Literal
 __all__ = [
     "COMMAND_TYPES",
     "CREATING_TYPES",
+    "DATA_UNREAD_BY_REPLAY",
     "DELIVERABLE_TYPES",
     "EVENTS",
     "RUN_END_STATUS",
@@ -265,6 +266,14 @@ TERMINAL_RUN_TYPES = frozenset(t for t, i in EVENTS.items() if i.ends_run)
 
 #: Commands that create a durable call (a ``steps`` row the ledger writes, not reads).
 CREATING_TYPES = frozenset(t for t, i in EVENTS.items() if i.creates)
+
+#: Events whose data a replay never reads: a step's attempts and its end (the body gets
+#: the result or the error from the payload; the attempt and its times are for the
+#: status tables). A world may leave their data out of a replay's read (``read_log``):
+#: half the events of a long log, and no two alike.
+DATA_UNREAD_BY_REPLAY = frozenset(
+    {EventType.STEP_RETRYING, EventType.STEP_COMPLETED, EventType.STEP_FAILED}
+)
 
 #: The final status of a run, by the event that ends it.
 RUN_END_STATUS: Mapping[EventType, str] = {

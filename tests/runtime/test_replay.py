@@ -10,6 +10,7 @@ import pytest
 
 import durably
 from durably import NonDeterminismError, WorkflowRunFailedError, Workflows, sleep
+from durably.events import Event
 from durably.runtime import instance as instance_mod
 
 
@@ -114,15 +115,18 @@ async def test_changed_code_fails_with_non_determinism(tmp_path: Path, kind: str
 
 @pytest.fixture
 def fed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the events fed into run instances (a replay feeds the whole log)."""
+    """Counts the events fed into run instances (a replay feeds the whole log; a step
+    settled in the log may skip feed() itself, but not the log)."""
     count = [0]
-    real_feed = instance_mod.RunInstance.feed
+    real_feed_log = instance_mod.RunInstance.feed_log
 
-    def counting_feed(self: instance_mod.RunInstance, ev: object, *rest: object) -> None:
-        count[0] += 1
-        real_feed(self, ev, *rest)  # type: ignore[arg-type]
+    def counting_feed_log(
+        self: instance_mod.RunInstance, events: list[Event], *rest: object
+    ) -> None:
+        count[0] += len(events)
+        real_feed_log(self, events, *rest)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(instance_mod.RunInstance, "feed", counting_feed)
+    monkeypatch.setattr(instance_mod.RunInstance, "feed_log", counting_feed_log)
     return count
 
 

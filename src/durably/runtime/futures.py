@@ -31,10 +31,20 @@ class StepFuture(asyncio.Future[Any]):
     # Set by the caller: the step's name, and the (file, line) of the call.
     name: str = ""
     site: tuple[str, int] | None = None
+    call: int | None = None
+    #: Set by a replay when the log holds the step's end: called when the body awaits
+    #: the future still pending, it may resolve it from the log at once (see
+    #: :meth:`durably.runtime.instance.RunInstance.feed_log`).
+    settle: Callable[[StepFuture], None] | None = None
     _observed: bool = False
 
     def __await__(self) -> Generator[Any, None, Any]:
         self._observed = True
+        settle = self.settle
+        if settle is not None:
+            self.settle = None
+            if not self.done():
+                settle(self)
         return super().__await__()
 
     __iter__ = __await__

@@ -43,7 +43,7 @@ from .divergence import divergence_message
 from .failures import encode_error, error_type_name, rebuild_error
 from .futures import StepFuture
 from .loop import WorkflowLoop
-from .recorded import PayloadOpener, SettledCalls
+from .recorded import LogCursor, PayloadOpener, SettledCalls
 
 if TYPE_CHECKING:
     from .limits import Limits
@@ -159,6 +159,7 @@ class RunInstance:
         self.steps_at_cancel: frozenset[int] = frozenset()
         self._next_call = 0
         self._settled = SettledCalls()
+        self._cursor: LogCursor | None = None  # the log being fed, if one is (feed_log)
         self._issued: dict[tuple[str, int | None], NewEvent] = {}
         self._children: dict[int, ChildStart] = {}
         self._pending: dict[int, tuple[asyncio.Future[Any], _Decoder]] = {}
@@ -217,6 +218,62 @@ class RunInstance:
             raise _unknown(t)
         # Other facts (a retry scheduled, a stream closed, an audit record) are for the
         # status tables and the dashboard; the body never sees them.
+
+    def feed_log(self, events: list[Event], opener: PayloadOpener | None = None) -> None:
+        """Feed a run's events in log order, as :meth:`feed` does one by one; a step the
+        body awaits whose creation and end come next in the log resolves at once (see
+        :meth:`_settle_from_log`), without a pass of the body's loop per step.
+
+        Raises:
+            NonDeterminismError: the body's calls differ from the recorded commands.
+        """
+        cursor = self._cursor = LogCursor(events, opener)
+        try:
+            while cursor.next < len(events):
+                ev = events[cursor.next]
+                cursor.next += 1
+                self.feed(ev, opener)
+        finally:
+            self._cursor = None
+
+    def _settle_from_log(self, fut: StepFuture) -> None:
+        """The body awaits step ``fut``, still pending: if feeding the log on would
+        only match the step's creation and deliver its end, and nothing else in the
+        body's loop could run before (so the body would be the first to go on), do now
+        what that feeding would do, and the body goes on without suspending.
+
+        Anything else (steps in parallel, a timer, a hook, a cancellation in between,
+        another task ready to run) leaves the future pending: the log's events are
+        then fed one by one, as always."""
+        cursor = self._cursor
+        call = fut.call
+        if cursor is None or call is None or self.loop.has_ready() or fut._callbacks:
+            return
+        task = asyncio.current_task(self.loop)
+        if task is None or task._must_cancel:  # type: ignore[attr-defined]
+            return  # the awaiting task is to be cancelled at its next suspension
+        key = ("step_created", call)
+        issued = self._issued.get(key)
+        if issued is None:
+            return
+        j = cursor.settled_end(call, issued.data.get("name"))
+        if j is None:
+            return
+        end = cursor.events[j]
+        payload = end.payload
+        if cursor.opener is not None and payload is not None:
+            try:
+                payload = cursor.opener(end)
+            except Exception:
+                return  # feeding the log raises it, where it always did
+        # What feed() does for the creation (a match) and for the end (an _apply).
+        del self._issued[key]
+        cursor.next = j + 1
+        self.seen_seq = end.seq
+        self._count(payload)
+        self.loop.advance_to(end.created_at)
+        self.loop.new_turn()
+        _APPLY[end.type](self, call, payload, end.data, end.created_at)
 
     def deliver(self, fact: NewEvent, at: float) -> None:
         """Advance over a fact this worker is about to record."""
@@ -472,6 +529,9 @@ class RunInstance:
         self.steps[n] = StepCall(n, spec, payload)
         fut = StepFuture(loop=self.loop)
         fut.name = spec.name
+        fut.call = n
+        if recorded is not None and self._cursor is not None:
+            fut.settle = self._settle_from_log
         self._pending[n] = (fut, shape.decode_result)
         return fut
 

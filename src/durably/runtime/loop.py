@@ -64,6 +64,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._timer_calls: dict[int, int] = {}  # id(handle) -> call
         self._running = False
+        self._budget = MAX_CALLBACKS_PER_TURN
         self._closed = False
         self.timer_name = "timer"
         self.unhandled: list[dict[str, Any]] = []
@@ -160,15 +161,15 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
             firstiter=self._asyncgen_firstiter, finalizer=self._asyncgen_finalizer
         )
         self._running = True
-        budget = MAX_CALLBACKS_PER_TURN
+        self._budget = MAX_CALLBACKS_PER_TURN
         try:
             ready = self._ready
             while ready:
                 handle = ready.popleft()
                 if handle._cancelled:
                     continue
-                budget -= 1
-                if budget < 0:
+                self._budget -= 1
+                if self._budget < 0:
                     raise SandboxError(
                         f"the workflow body ran {MAX_CALLBACKS_PER_TURN:,} callbacks without "
                         "waiting on anything durable; a body must not spin (await a step, a "
@@ -184,6 +185,16 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
             self._running = False
             events._set_running_loop(prev)
             sys.set_asyncgen_hooks(*prev_hooks)
+
+    def has_ready(self) -> bool:
+        """Whether a callback waits to run (another task could go on first)."""
+        return bool(self._ready)
+
+    def new_turn(self) -> None:
+        """A fact was delivered inside a pass (a step settled in the log, see
+        :meth:`RunInstance.feed_log`): the body's budget of callbacks starts afresh, as
+        it does at each pass of :meth:`run_until_quiet`."""
+        self._budget = MAX_CALLBACKS_PER_TURN
 
     def _asyncgen_firstiter(self, agen: Any) -> None:
         self._asyncgens.add(agen)

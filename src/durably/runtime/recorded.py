@@ -6,6 +6,11 @@ are neither encoded again nor decrypted from the log, only their recorded size i
 charged to the run's payload budget, as it was when they were first recorded. That, and
 opening only the payloads the body consumes (:class:`PayloadOpener`), keeps the cost of
 replaying a recorded step small as histories grow.
+
+While a log is fed (:meth:`~durably.runtime.instance.RunInstance.feed_log`), a
+:class:`LogCursor` says where the feeding stands, so that a body awaiting a step whose
+creation and end come next in the log can take its result at once, without going back
+to its loop (see :meth:`LogCursor.settled_end`).
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ..crypto import plain_length
-from ..events import Event, EventType
+from ..events import COMMAND_TYPES, DELIVERABLE_TYPES, EVENTS, Event, EventType
 
-__all__ = ["PayloadOpener", "SettledCalls"]
+__all__ = ["LogCursor", "PayloadOpener", "SettledCalls"]
 
 #: Decrypts an event's payload (a world that stores payloads encrypted gives one).
 PayloadOpener = Callable[[Event], "bytes | None"]
@@ -54,3 +59,50 @@ class SettledCalls:
         if created is None or created[0] != name:
             return None
         return created[1]
+
+
+#: Facts a body never sees (a retry scheduled, a stream closed, an audit record): feeding
+#: one only moves the instance's ``seen_seq``. (``attributes_set`` is one when a step set
+#: it, with no call: checked apart.)
+_UNSEEN = frozenset(
+    t
+    for t in EVENTS
+    if t not in COMMAND_TYPES and t not in DELIVERABLE_TYPES and t is not EventType.RUN_CREATED
+)
+
+
+class LogCursor:
+    """A log being fed to a run, and the index of the next event to feed."""
+
+    __slots__ = ("events", "next", "opener")
+
+    def __init__(self, events: list[Event], opener: PayloadOpener | None) -> None:
+        self.events = events
+        self.next = 0
+        self.opener = opener
+
+    def settled_end(self, call: int, name: object) -> int | None:
+        """The index of the event that ends step ``call`` (completed or failed) if the
+        log's next events are exactly its creation (named ``name``), facts the body
+        never sees, and that end; else ``None``. Feeding those events would only match
+        the creation and deliver the end, which the body can then take at once."""
+        events, i = self.events, self.next
+        n = len(events)
+        if i >= n:
+            return None
+        created = events[i]
+        if (
+            created.type is not EventType.STEP_CREATED
+            or created.call != call
+            or created.data.get("name") != name
+        ):
+            return None
+        for j in range(i + 1, n):
+            ev = events[j]
+            t = ev.type
+            if t in _SETTLING:
+                return j if ev.call == call else None
+            if t in _UNSEEN or (t is EventType.ATTRIBUTES_SET and ev.call is None):
+                continue
+            return None
+        return None

@@ -147,8 +147,7 @@ def check_history(history: str | Path | dict[str, Any] | History, wf: Workflows)
     report = ReplayReport(h.source, h.run_id, h.workflow, len(h.events), 0)
     try:
         inst.index(h.events)
-        for ev in h.events:
-            inst.feed(ev)
+        inst.feed_log(h.events)
         report.divergence = _outcome(inst, h.events)
     except NonDeterminismError as e:
         report.divergence = _diverged(inst, e)

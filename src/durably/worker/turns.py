@@ -225,8 +225,7 @@ class Turns:
                 if events:
                     last_read = events[-1].seq
                     inst.index(events, opener)
-                for ev in events:
-                    inst.feed(ev, opener)
+                inst.feed_log(events, opener)
             expected = inst.seen_seq
             if not inst.record.started_at and inst.task is None and not inst.done:
                 started = NewEvent(EventType.RUN_STARTED, None, {}, None, now)
@@ -408,8 +407,7 @@ class Turns:
             try:
                 events, opener = await self._read_log(run_id, inst.seen_seq)
                 inst.index(events, opener)
-                for e in events:
-                    inst.feed(e, opener)
+                inst.feed_log(events, opener)
             except NonDeterminismError:
                 inst.close()
                 return None

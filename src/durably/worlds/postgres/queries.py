@@ -16,7 +16,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, fields
 
-from ..sql.rows import EVENT_COLUMNS, HOOK_COLUMNS, LOCK_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
+from ..sql.rows import (
+    EVENT_COLUMNS,
+    HOOK_COLUMNS,
+    LOCK_COLUMNS,
+    LOG_COLUMNS,
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+)
 
 __all__ = ["Statements", "list_runs"]
 
@@ -93,6 +100,10 @@ def list_runs(schema: str, given: frozenset[str]) -> tuple[str, tuple[str, ...]]
 READ_EVENTS = (
     f"SELECT {EVENT_COLUMNS} FROM {{schema}}.events"
     " WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+)
+
+READ_LOG = (
+    f"SELECT {LOG_COLUMNS} FROM {{schema}}.events WHERE run_id = $1 AND seq > $2 ORDER BY seq"
 )
 
 # The conditions repeat the partial index's, so the planner uses it.
@@ -807,6 +818,7 @@ class Statements:
     GET_RUN: str
     GET_LAST_SEQ: str
     READ_EVENTS: str
+    READ_LOG: str
     READ_COMMAND: str
     LIST_STEPS: str
     RUN_TASKS: str

@@ -56,6 +56,8 @@ class ReadStatements(Protocol):
     @property
     def READ_EVENTS(self) -> str: ...  # (run_id, after_seq, limit or NULL)
     @property
+    def READ_LOG(self) -> str: ...  # (run_id, after_seq)
+    @property
     def READ_COMMAND(self) -> str: ...  # (run_id, call)
     @property
     def LIST_STEPS(self) -> str: ...  # (run_id)
@@ -137,6 +139,12 @@ class SqlWorld(ABC):
     ) -> list[Event]:
         """The run's events with ``seq > after_seq``, in order."""
         rows = await self._fetch("read events", self.sql.READ_EVENTS, run_id, after_seq, limit)
+        return [event_from_row(r) for r in rows]
+
+    async def read_log(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
+        """The run's events with ``seq > after_seq`` as a replay reads them: those of
+        :data:`~durably.events.DATA_UNREAD_BY_REPLAY` without their data (``{}``)."""
+        rows = await self._fetch("read events", self.sql.READ_LOG, run_id, after_seq)
         return [event_from_row(r) for r in rows]
 
     async def read_command(self, run_id: str, call: int) -> Event | None:

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import functools
 
-from ..sql.rows import EVENT_COLUMNS, HOOK_COLUMNS, LOCK_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
+from ..sql.rows import (
+    EVENT_COLUMNS,
+    HOOK_COLUMNS,
+    LOCK_COLUMNS,
+    LOG_COLUMNS,
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+)
 
 # -- connection and schema -------------------------------------------------------------
 
@@ -98,6 +105,8 @@ READ_EVENTS = (
     f"SELECT {EVENT_COLUMNS} FROM events"
     " WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT coalesce(?, -1)"
 )
+
+READ_LOG = f"SELECT {LOG_COLUMNS} FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
 
 # The conditions repeat the partial index's, which the planner would otherwise pass
 # over for the primary key (and then scan the run's whole log).
