@@ -122,11 +122,13 @@ class Turns:
         (the caller runs them) and the result of the creation (not ``ok``, and nothing
         recorded of the turn, when an idempotency key matched an existing run)."""
         try:
+            created = create.facts[0].data
             async with self._lock(inst.run_id):
-                now = self._now()
-                started = NewEvent(EventType.RUN_STARTED, None, {}, None, now)
-                inst.deliver(started, now)
-                return await self._commit_turn(inst, [started], 0, True, create=create)
+                with telemetry.created_turn_span(inst.run_id, created):
+                    now = self._now()
+                    started = NewEvent(EventType.RUN_STARTED, None, {}, None, now)
+                    inst.deliver(started, now)
+                    return await self._commit_turn(inst, [started], 0, True, create=create)
         finally:
             self._forget_lock(inst.run_id)
 
