@@ -108,7 +108,9 @@ async def measure(
     """Steps per second for one worker count, and where the CPU went."""
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     url = f"{base}?schema={schema}"
-    env = {**os.environ, "DURABLY_WORLD": url, "PYTHONPATH": str(folder)}
+    # An outer PYTHONPATH stays (a copy of an earlier tree, to compare before and after).
+    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "DURABLY_WORLD": url, "PYTHONPATH": path}
     wf = starter(url)
     procs: list[subprocess.Popen[bytes]] = []
     try:

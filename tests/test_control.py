@@ -16,7 +16,7 @@ from durably.control import Control, LocalWorker
 from durably.events import EventType
 from durably.registry import default_registry, set_default_registry
 from durably.worlds import World, open_world
-from durably.worlds.base import RunFilter
+from durably.worlds.base import RunFilter, RunWrite, WriteResult
 
 
 @dataclass
@@ -34,6 +34,9 @@ class FakeWorker:
 
     def begin(self, run_id: str) -> None:
         self.begun.append(run_id)
+
+    async def begin_created(self, create: RunWrite) -> WriteResult | None:
+        return None  # as a worker that cannot: the control plane creates the run
 
     def kick(self) -> None:
         self.kicks += 1

@@ -27,7 +27,15 @@ from .crypto import HOOK_DIGEST_PREFIX, is_sealed, sealer_of
 from .errors import DecryptionError, HookNotFoundError, RunNotFoundError, WorldError
 from .events import EventType, NewEvent
 from .fork import plan_fork
-from .worlds.base import TERMINAL_STATUSES, Commit, HookRecord, RunMeta, RunWrite, World
+from .worlds.base import (
+    TERMINAL_STATUSES,
+    Commit,
+    HookRecord,
+    RunMeta,
+    RunWrite,
+    World,
+    WriteResult,
+)
 
 __all__ = ["Control", "LocalWorker", "hook_not_found", "new_run_id"]
 
@@ -71,6 +79,11 @@ class LocalWorker(Protocol):
 
     def begin(self, run_id: str) -> None:
         """Advance a run just created leased to this worker."""
+        ...
+
+    async def begin_created(self, create: RunWrite) -> WriteResult | None:
+        """Create the run (``create``, its facts timed) and take its first turn in one
+        commit; ``None`` if this worker cannot (then the caller creates it)."""
         ...
 
     def kick(self) -> None:
@@ -176,7 +189,16 @@ class Control:
         )
         worker = self.worker
         if begin_here and worker is not None and worker.can_begin() and dep == self.deployment:
+            # Timed here, so the record and the log are what this process writes: the
+            # worker makes the live body from them, without reading the run back, and
+            # commits its first turn with its creation (one commit to the first step).
+            now = time.time()
+            for fact in facts:
+                fact.created_at = now
             write.lease = True
+            begun = await worker.begin_created(write)
+            if begun is not None:
+                return begun.run_id
             commit = Commit([write], owner=worker.owner, lease_seconds=worker.lease_seconds)
             result = (await self.world.commit(commit)).results[0]
             if result.created:

@@ -47,6 +47,7 @@ except ImportError:  # the optional extra is not installed
 __all__ = [
     "AVAILABLE",
     "SpanHandle",
+    "created_turn_span",
     "current_traceparent",
     "note_turn",
     "run_created_data",
@@ -283,6 +284,23 @@ def note_turn(ok: bool, commands: Sequence[NewEvent]) -> None:
     else:
         error = str(commands[-1].data.get("error_type") or "") if outcome == "failed" else ""
         handle.set_outcome(outcome, error or None)
+
+
+@contextlib.contextmanager
+def created_turn_span(run_id: str, created: dict[str, Any]) -> Iterator[None]:
+    """A turn span around the first turn of a run its creator begins (its origin taken
+    from ``created``, the ``run_created`` data, not read back; kept for its later turns).
+    Nothing without a tracer."""
+    if _trace is None or _tracer() is None:
+        yield
+        return
+    tp = created.get("traceparent")
+    found = (str(created.get("workflow") or ""), tp if isinstance(tp, str) else None)
+    _origins[run_id] = found
+    if len(_origins) > _MAX_ORIGINS:
+        _origins.popitem(last=False)
+    with turn_span(run_id, *found):
+        yield
 
 
 async def _origin(world: World, run_id: str) -> tuple[str, str | None]:

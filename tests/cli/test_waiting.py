@@ -105,6 +105,11 @@ def test_inspect_run_shows_a_run_no_worker_has(
         try:
             # A's worker is alive (its deployment announced); B has no worker running.
             assert await (await a_flow.start()).return_value(timeout=30) == "a"
+            world = await app_a.open()
+            for _ in range(3000):  # its first heartbeat (the run may end before it)
+                if any(d.last_seen for d in await world.list_deployments("default")):
+                    break
+                await asyncio.sleep(0.01)
             run = await b_flow.start()
             return run.run_id
         finally:

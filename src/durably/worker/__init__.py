@@ -32,10 +32,11 @@ import socket
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..events import NewEvent
+from ..crypto import sealer_of
+from ..events import Event, EventType, NewEvent
 from ..runtime.instance import RunInstance, StepCall
 from ..streams import StreamWriter
-from ..worlds.base import Task, World
+from ..worlds.base import RunRecord, RunWrite, Task, World, WriteResult
 from .cancels import Cancels
 from .claims import Claims
 from .group_commit import GroupCommit
@@ -187,6 +188,54 @@ class Worker:
         """Advance a run this process just created leased to this worker."""
         self.slots.hold_run(run_id)
         self._spawn(self.turns.claimed_turn(run_id))
+
+    async def begin_created(self, create: RunWrite) -> WriteResult | None:
+        """Create a run (``create``: its ``run_created`` timed, as the record will be) and
+        take its first turn here, in one commit: the live body is made from what
+        ``create`` holds, so nothing is read back, and the steps the turn claimed start
+        at once. Returns the creation's result, or ``None`` when this worker cannot
+        (the caller creates the run in the queue).
+
+        Crash safety is that of any turn: the steps it claimed are leased to this
+        worker, and another takes them over when their leases expire.
+        """
+        meta = create.create
+        wf = None if meta is None else self.registry.workflows.get(meta.workflow_name)
+        facts = create.facts
+        if wf is None or meta is None or not facts or facts[0].type is not EventType.RUN_CREATED:
+            return None
+        run_id = create.run_id
+        record = RunRecord(
+            run_id=run_id,
+            workflow_name=meta.workflow_name,
+            namespace=meta.namespace,
+            deployment=meta.deployment,
+            status="pending",
+            created_at=facts[0].created_at,
+            started_at=None,
+            completed_at=None,
+            last_seq=len(facts),
+            idempotency_key=meta.idempotency_key,
+            parent_run_id=meta.parent_run_id,
+            parent_call=meta.parent_call,
+        )
+        inst = RunInstance(
+            record, wf.spec, self.registry.limits, hook_digest=sealer_of(self.world).hook_digest
+        )
+        events = [
+            Event(run_id, seq, f.type, f.call, f.data, f.payload, f.created_at)
+            for seq, f in enumerate(facts, 1)
+        ]
+        self.slots.hold_run(run_id)
+        try:
+            inst.index(events)
+            for ev in events:
+                inst.feed(ev)
+            calls, result = await self.turns.first_turn(inst, create)
+        finally:
+            self.slots.drop_run(run_id)
+        self._launch(run_id, calls, self.registry.clock.now())
+        return result
 
     async def advance(
         self,

@@ -3,7 +3,8 @@
 The claim loop asks the world for runs that need a turn and for step and timer tasks that
 are due, as many as this worker has room for (see :class:`~.slots.Slots`), and hands each
 to the worker. With nothing to claim it waits for news: this process recording work
-(``wake``), the world's notice of new work, or the next due task, whichever comes first.
+(``wake``), the world's notice of new work, or the next due task, whichever comes first;
+a worker whose peers keep taking that work first backs off (see ``BACKOFF``).
 The heartbeat extends the leases of everything held, so that only a worker that is gone
 loses its work to another, and looks for cancellations of the runs of long-running steps
 (see :mod:`.cancels`).
@@ -22,9 +23,19 @@ from ..worlds.base import Claim, Task, World
 from .outage import Outage
 from .slots import Slots
 
-__all__ = ["Claims"]
+__all__ = ["BACKOFF", "MAX_BACKOFF", "Claims"]
 
 _log = logging.getLogger("durably.worker")
+
+#: A worker woken by the world's news of work (another process's commit) whose claim
+#: then found nothing (a peer took the work first) waits this long before its next claim,
+#: doubling with each such miss up to ``MAX_BACKOFF``: news that arrives meanwhile is
+#: claimed in one go. So with many idle workers on one queue, each start wakes them all
+#: but only the quickest ones claim at once, and the number of claims does not grow
+#: with the number of workers. News of this process (``wake``) ends the wait at once; a
+#: claim that finds work, or an idle wait that ends on its timeout, ends the backoff.
+BACKOFF = 0.005
+MAX_BACKOFF = 0.1
 
 
 class Claims:
@@ -96,12 +107,17 @@ class Claims:
         self._also_due = also_due
         self._claiming = Outage("claiming")
         self._beating = Outage("extending leases")
+        #: Claims in a row that found nothing after news of work woke this worker.
+        self.misses = 0
+        self._woken = False  # the last idle wait ended on the world's news
 
     async def loop(self) -> None:
         """Claim work until stopped (or cancelled)."""
         world, slots = self.world, self.slots
         while not self._stopping():
             try:
+                if self.misses and not self.wake.is_set() and self._clock().due_by() is None:
+                    await self._back_off()
                 # Cleared before the claim, so news that arrives while it runs (a commit
                 # of this worker that queued work) is not lost before the idle wait.
                 self.wake.clear()
@@ -134,8 +150,11 @@ class Claims:
                         self._on_timer(task)
                 self._claiming.recovered()
                 if claim.runs or claim.tasks:
+                    self.misses, self._woken = 0, False
                     await asyncio.sleep(0)
                     continue
+                if self._woken:
+                    self.misses += 1
                 await self._idle(free > 0)
             except asyncio.CancelledError:
                 raise
@@ -170,7 +189,15 @@ class Claims:
                     )
             raise
 
+    async def _back_off(self) -> None:
+        """Wait before claiming again after news of work that peers took first (see
+        ``BACKOFF``), unless this process has news meanwhile."""
+        delay = min(BACKOFF * 2 ** (self.misses - 1), MAX_BACKOFF)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), delay)
+
     async def _idle(self, can_take_tasks: bool) -> None:
+        self._woken = False
         self.slots.starved = not can_take_tasks
         timeout = self.poll_interval
         due = await self.world.next_due(
@@ -201,11 +228,19 @@ class Claims:
         watcher = asyncio.ensure_future(
             self.world.wait_for_work(namespace=self.namespace, timeout=timeout)
         )
+        monotonic = asyncio.get_running_loop().time
+        began = monotonic()
         try:
-            await asyncio.wait({waker, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({waker, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             waker.cancel()
             watcher.cancel()
+        if waker in done:
+            return  # this process's news: not a miss if nothing is there
+        if monotonic() - began < 0.9 * timeout:
+            self._woken = True  # the world's news (a peer may take it first)
+        else:
+            self.misses = 0  # a quiet spell: the next news is claimed at once
 
     async def heartbeat(self) -> None:
         """Record that this deployment is served, extend the held leases and look for

@@ -99,6 +99,16 @@ class GroupCommit:
         finally:
             self._leading = False
 
+    async def commit_now(self, writes: list[RunWrite]) -> list[WriteResult]:
+        """Commit ``writes`` alone and once: an outage of the world (disk full) raises
+        instead of being waited out, for a caller that must hear of it (``start()``)."""
+        result = await self.world.commit(
+            Commit(writes, owner=self.owner, lease_seconds=self.lease_seconds)
+        )
+        if result.new_work and self.on_new_work is not None:
+            self.on_new_work()
+        return result.results
+
     async def _commit(self, commit: Commit) -> CommitResult:
         """Commit, retrying while the world cannot take writes (disk full, its write
         lock held elsewhere): nothing was stored, so the same commit is safe to retry,

@@ -26,7 +26,15 @@ from ..events import TERMINAL_RUN_TYPES, Event, EventType, NewEvent
 from ..runtime.failures import encode_error, error_type_name
 from ..runtime.instance import ChildStart, RunInstance, StepCall
 from ..runtime.recorded import PayloadOpener
-from ..worlds.base import TERMINAL_STATUSES, RunMeta, RunRecord, RunWrite, Task, World
+from ..worlds.base import (
+    TERMINAL_STATUSES,
+    RunMeta,
+    RunRecord,
+    RunWrite,
+    Task,
+    World,
+    WriteResult,
+)
 from .group_commit import GroupCommit
 from .slots import Slots
 
@@ -109,6 +117,25 @@ class Turns:
             await self.advance_and_launch(run_id, read=True, release=True)
         finally:
             self.slots.drop_run(run_id)
+
+    async def first_turn(
+        self, inst: RunInstance, create: RunWrite
+    ) -> tuple[list[StepCall], WriteResult]:
+        """The first turn of a run not recorded yet (``inst`` has seen ``create``'s
+        facts), committed together with its creation: the run is created, started and
+        its first steps claimed by this worker in one commit. Returns the steps claimed
+        (the caller runs them) and the result of the creation (not ``ok``, and nothing
+        recorded of the turn, when an idempotency key matched an existing run)."""
+        try:
+            created = create.facts[0].data
+            async with self._lock(inst.run_id):
+                with telemetry.created_turn_span(inst.run_id, created):
+                    now = self._now()
+                    started = NewEvent(EventType.RUN_STARTED, None, {}, None, now)
+                    inst.deliver(started, now)
+                    return await self._commit_turn(inst, [started], 0, True, create=create)
+        finally:
+            self._forget_lock(inst.run_id)
 
     async def fire_timer(self, task: Task) -> None:
         """A timer task is due: deliver it to its run."""
@@ -241,7 +268,7 @@ class Turns:
         if inst.cancel_requested:
             # Its steps running here stop now (not at their end, maybe hours away).
             self._stop_steps(run_id, inst.steps_at_cancel)
-        return await self._commit_turn(inst, list(facts), expected, release)
+        return (await self._commit_turn(inst, list(facts), expected, release))[0]
 
     async def _commit_turn(
         self,
@@ -249,8 +276,11 @@ class Turns:
         facts: list[NewEvent],
         expected: int,
         release: bool,
-    ) -> list[StepCall]:
-        """Commit the turn; returns the steps it claimed for this worker to run now."""
+        create: RunWrite | None = None,
+    ) -> tuple[list[StepCall], WriteResult]:
+        """Commit the turn (with ``create``: with the run's creation, leased to this
+        worker); returns the steps it claimed for this worker to run now, and what
+        happened to the run's write."""
         run_id = inst.run_id
         commands = inst.new_commands()
         claimed: list[StepCall] = []
@@ -269,6 +299,9 @@ class Turns:
                 release=release,
             )
         ]
+        if create is not None:
+            writes[0].create, writes[0].lease = create.create, True
+            writes[0].facts = [*create.facts, *facts]
         # A child is created only if its parent's turn is.
         children = inst.new_child_starts()
         if children:
@@ -282,7 +315,10 @@ class Turns:
             writes[0].locks = inst.uses_locks  # its end releases its permits
             writes += _ending_writes(inst, end)
         try:
-            results = await self.committer.commit(writes)
+            if create is None:
+                results = await self.committer.commit(writes)
+            else:  # a start(): its caller hears of an outage rather than wait it out
+                results = await self.committer.commit_now(writes)
         except BaseException:
             self.slots.give_back(len(claimed))
             inst.close()
@@ -293,7 +329,7 @@ class Turns:
             self.slots.give_back(len(claimed))
             inst.close()
             self._kick()  # the run may need a turn now; claim it afresh
-            return []
+            return [], res
         inst.committed(res.own_seq)
         if res.last_seq > res.own_seq:
             # The world appended facts of its own (a hook registered or refused): read
@@ -304,7 +340,7 @@ class Turns:
             self._locks.pop(run_id, None)
         else:
             self._keep(inst)
-        return claimed
+        return claimed, res
 
     async def _fail_run(
         self,

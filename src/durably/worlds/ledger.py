@@ -87,13 +87,15 @@ def _create(store: Store, w: RunWrite, commit: Commit, now: float) -> WriteResul
     if row is not None:
         # Deterministic ids (child runs) make creation idempotent on replay.
         return WriteResult(w.run_id, False, row.record.last_seq, created=False)
+    # A creator that gave its ``run_created`` a time (one that begins the run itself,
+    # knowing the record without reading it) gets the record at that time too.
     record = RunRecord(
         run_id=w.run_id,
         workflow_name=meta.workflow_name,
         namespace=meta.namespace,
         deployment=meta.deployment,
         status="pending",
-        created_at=now,
+        created_at=(w.facts[0].created_at if w.facts else 0.0) or now,
         started_at=None,
         completed_at=None,
         last_seq=0,
@@ -124,7 +126,9 @@ def _apply_write(
         if refused is not None:
             return refused
         created = True
-        work[0] = True
+        if not w.lease:
+            # A run created leased is begun by its creator: no other worker need wake.
+            work[0] = True
 
     row = store.get_run_row(w.run_id)
     if row is None:

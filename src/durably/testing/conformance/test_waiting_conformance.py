@@ -200,7 +200,8 @@ async def test_a_run_created_leased_is_not_claimable_by_others(world: World) -> 
 
     meta = RunMeta(workflow_name="w", namespace=NS, deployment=DEP)
     write = RunWrite("run_leased", create=meta, facts=[NewEvent(EventType.RUN_CREATED)], lease=True)
-    await world.commit(Commit([write], owner=A, lease_seconds=0.2))
+    created = await world.commit(Commit([write], owner=A, lease_seconds=0.2))
+    assert not created.new_work  # nobody else need wake: A begins it
     assert (await claim(world, B)).runs == []  # A advances it itself
     await asyncio.sleep(0.3)  # A died: its lease expires
     assert (await claim(world, B)).runs == ["run_leased"]
