@@ -71,8 +71,9 @@ $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 	touch $(BENCH_STAMP)
 
 # The peers' table alternates the systems (two rounds, A..Z then Z..A; medians). After
-# it: a step against the commit floor of its database (and Postgres behind a delay proxy), cold replay against DBOS recovery, latency as the tables fill
-# (10k/100k/1M runs), and Postgres throughput with 1, 2 and 4 worker processes.
+# it: a step against the commit floor of its database (and Postgres behind a delay
+# proxy), cold replay against DBOS recovery, latency as the tables fill (10k/100k/1M
+# runs), and Postgres throughput with 1, 2 and 4 worker processes.
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py --rounds 2 $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python bench/step_cost.py --world postgres --rtt-ms 0,2,5
