@@ -125,6 +125,40 @@ async def test_a_commit_whose_connection_drops_is_settled_without_duplicates(
         await world.close()
 
 
+async def test_a_fresh_run_is_created_in_one_round_trip_and_an_existing_id_is_refused(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = PostgresWorld(pg_url)
+    await world.open()
+    other = PostgresWorld(pg_url)
+    await other.open()
+    try:
+        statements: list[str] = []
+        real_fetch = asyncpg.Connection.fetch
+
+        async def counted(conn: asyncpg.Connection, sql: str, *args: Any, **kw: Any) -> Any:
+            statements.append(sql)
+            return await real_fetch(conn, sql, *args, **kw)
+
+        monkeypatch.setattr(asyncpg.Connection, "fetch", counted)
+        # A run created under an id of its own (no key, no parent) has no row to read.
+        res = await world.commit(
+            Commit([RunWrite("r", create=RunMeta("wf", "ns", "d"), facts=[_ev()])])
+        )
+        assert res.results[0].ok and res.results[0].created
+        assert len(statements) == 1
+        # Were the id taken after all (here by another process), the write meets the
+        # row, and the commit is tried again reading it: refused, nothing written.
+        res = await other.commit(
+            Commit([RunWrite("r", create=RunMeta("wf", "ns", "d"), facts=[_ev()])])
+        )
+        assert not res.results[0].created and res.results[0].last_seq == 1
+        assert [e.type for e in await world.read_events("r")] == [E.RUN_CREATED]
+    finally:
+        await other.close()
+        await world.close()
+
+
 async def test_commits_share_the_committer_connection_and_the_pool(pg_url: str) -> None:
     world = PostgresWorld(pg_url)
     await world.open()

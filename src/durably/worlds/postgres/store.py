@@ -64,12 +64,16 @@ class CommitReads:
     idem_keys: list[tuple[str, str, str]] = field(default_factory=list)
     step_keys: list[tuple[str, int]] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
+    #: Runs the commit creates under an id just made for them (a ``start()`` without an
+    #: idempotency key): no row of theirs can exist yet (see :meth:`RecentRows.source`).
+    fresh: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, commit: Commit) -> CommitReads:
         """Every run written, every idempotency key created, every call and hook token
         named."""
         runs: dict[str, None] = {}
+        fresh: set[str] = set()
         idem: dict[tuple[str, str, str], None] = {}
         steps: dict[tuple[str, int], None] = {}
         tokens: dict[str, None] = {}
@@ -78,6 +82,8 @@ class CommitReads:
             meta = w.create
             if meta is not None and meta.idempotency_key is not None:
                 idem[(meta.namespace, meta.workflow_name, meta.idempotency_key)] = None
+            elif meta is not None and meta.parent_run_id is None and w.requires is None:
+                fresh.add(w.run_id)  # a child's id is made again on replay: not fresh
             for ev in (*w.facts, *w.commands):
                 if ev.call is None:
                     continue
@@ -86,7 +92,7 @@ class CommitReads:
                     steps[(w.run_id, ev.call)] = None
                 if ev.type in _HOOK_TOKEN_TYPES and ev.data.get("token") is not None:
                     tokens[str(ev.data["token"])] = None
-        return cls(sorted(runs), list(idem), list(steps), list(tokens))
+        return cls(sorted(runs), list(idem), list(steps), list(tokens), frozenset(fresh))
 
     def params(self) -> list[Any]:
         """The arguments of ``queries.PRELOAD`` / ``PRELOAD_LOCKED``."""
@@ -243,22 +249,33 @@ class RecentRows:
         self._lock = threading.Lock()
 
     def source(self, reads: CommitReads) -> Preloaded | None:
-        """The commit's rows, if every one it may ask for is here."""
+        """The commit's rows, if every one it may ask for is here.
+
+        A run the commit creates under a fresh id (``reads.fresh``) and not kept here is
+        taken as absent, with no steps: a start() commits in one round trip. Were its
+        row there after all, the write's ``INSERT`` would meet it (a unique violation:
+        a lost race), and the commit is tried again reading the rows.
+        """
         if reads.idem_keys or reads.tokens:
             return None
         out = Preloaded(reads)
+        fresh = reads.fresh
         with self._lock:
             for run_id in reads.run_ids:
                 kept = self._runs.get(run_id)
                 if kept is None:
+                    if run_id in fresh:
+                        continue
                     return None
                 out.runs[run_id], out.versions[run_id] = kept[0], kept[1]
             for run_id, call in reads.step_keys:
+                if run_id not in out.runs:
+                    continue  # a fresh run: no steps yet
                 step = self._runs[run_id][2].get(call)
                 if step is None:
                     return None
                 out.steps[(run_id, call)], out.step_versions[(run_id, call)] = step
-            for run_id in reads.run_ids:
+            for run_id in out.runs:
                 self._runs.move_to_end(run_id)
         return out
 
