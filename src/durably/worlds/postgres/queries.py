@@ -204,10 +204,11 @@ TASK_COLUMNS_W = (
 )
 
 
-def _rows(key: str, columns: str, numbered: bool = False) -> str:
+def _rows(key: str, columns: str, zipped: str = "") -> str:
     """The rows of ``$1 -> key`` (JSON arrays, one item per column, in the order of
-    ``columns``: ``name type, ...``) as a subquery with those columns; ``numbered``
-    adds ``i``, each row's place in the list (from 1)."""
+    ``columns``: ``name type, ...``) as a subquery with those columns; ``zipped``
+    (``"name expression"``, a set-returning expression) adds a column whose n-th value is
+    the expression's n-th, alongside the n-th row (``ROWS FROM`` walks both at once)."""
     picks = []
     for i, col in enumerate(c.strip() for c in columns.split(",")):
         name, type_ = col.split()
@@ -217,13 +218,12 @@ def _rows(key: str, columns: str, numbered: bool = False) -> str:
             picks.append(f"x -> {i} AS {name}")
         else:
             picks.append(f"(x ->> {i})::{type_} AS {name}")
-    if not numbered:
-        return f"(SELECT {', '.join(picks)} FROM jsonb_array_elements($1::jsonb -> '{key}') AS x)"
-    picks.append("i::int AS i")
-    return (
-        f"(SELECT {', '.join(picks)}"
-        f" FROM jsonb_array_elements($1::jsonb -> '{key}') WITH ORDINALITY AS n(x, i))"
-    )
+    rows = f"jsonb_array_elements($1::jsonb -> '{key}')"
+    if not zipped:
+        return f"(SELECT {', '.join(picks)} FROM {rows} AS x)"
+    name, expression = zipped.split(" ", 1)
+    picks.append(name)
+    return f"(SELECT {', '.join(picks)} FROM ROWS FROM ({rows}, {expression}) AS n(x, {name}))"
 
 
 _W_RUNS = f"""ru AS (
@@ -258,8 +258,8 @@ EVENT_COLUMNS_W = "run_id text, seq int, type text, call int, data text, created
 
 _W_EVENTS = f"""ev AS (
     INSERT INTO {{schema}}.events (run_id, seq, type, call, data, payload, created_at)
-    SELECT e.run_id, e.seq, e.type, e.call, e.data, ($2::bytea[])[e.i], e.created_at
-    FROM {_rows("e", EVENT_COLUMNS_W, numbered=True)} AS e
+    SELECT e.run_id, e.seq, e.type, e.call, e.data, e.payload, e.created_at
+    FROM {_rows("e", EVENT_COLUMNS_W, zipped="payload unnest($2::bytea[])")} AS e
 )"""
 
 _W_STEPS = f"""su AS (
