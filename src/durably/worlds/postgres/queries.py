@@ -168,9 +168,10 @@ SELECT 'r' AS k, version, {RUN_COLUMNS}, {_STEP_NULLS}, {_HOOK_NULLS} FROM locke
 
 # A commit's changes in one statement (one round trip, its own transaction unless one is
 # open). $1 is a JSON document with one list of records per kind of change (the keys
-# below); the events, which carry binary payloads, come as arrays ($2-$8). Few
-# parameters, whatever the commit holds: asyncpg then encodes almost nothing, and the
-# statement keeps one prepared plan.
+# below, and "e" for the events); the events' binary payloads come as one array ($2).
+# Two parameters, whatever the commit holds: asyncpg then encodes almost nothing (each
+# array it is given costs it several checks per item), and the statement keeps one
+# prepared plan.
 #
 # The main query runs first. It sends the notifications ("n": [channel, payload] pairs,
 # delivered at commit); updates the runs ("u") and the steps rows ("su") the ledger read,
@@ -203,9 +204,11 @@ TASK_COLUMNS_W = (
 )
 
 
-def _rows(key: str, columns: str) -> str:
+def _rows(key: str, columns: str, zipped: str = "") -> str:
     """The rows of ``$1 -> key`` (JSON arrays, one item per column, in the order of
-    ``columns``: ``name type, ...``) as a subquery with those columns."""
+    ``columns``: ``name type, ...``) as a subquery with those columns; ``zipped``
+    (``"name expression"``, a set-returning expression) adds a column whose n-th value is
+    the expression's n-th, alongside the n-th row (``ROWS FROM`` walks both at once)."""
     picks = []
     for i, col in enumerate(c.strip() for c in columns.split(",")):
         name, type_ = col.split()
@@ -215,7 +218,12 @@ def _rows(key: str, columns: str) -> str:
             picks.append(f"x -> {i} AS {name}")
         else:
             picks.append(f"(x ->> {i})::{type_} AS {name}")
-    return f"(SELECT {', '.join(picks)} FROM jsonb_array_elements($1::jsonb -> '{key}') AS x)"
+    rows = f"jsonb_array_elements($1::jsonb -> '{key}')"
+    if not zipped:
+        return f"(SELECT {', '.join(picks)} FROM {rows} AS x)"
+    name, expression = zipped.split(" ", 1)
+    picks.append(name)
+    return f"(SELECT {', '.join(picks)} FROM ROWS FROM ({rows}, {expression}) AS n(x, {name}))"
 
 
 _W_RUNS = f"""ru AS (
@@ -244,10 +252,14 @@ _W_NEW_RUNS = """ri AS (
     RETURNING run_id, xmin AS version
 )"""
 
-_W_EVENTS = """ev AS (
-    INSERT INTO {schema}.events (run_id, seq, type, call, data, payload, created_at)
-    SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::int[], $6::text[],
-                         $7::bytea[], $8::float8[])
+#: The events' columns but their payloads, which come apart in $2 (one per event, in
+#: the same order). Order matters: it is write_params's.
+EVENT_COLUMNS_W = "run_id text, seq int, type text, call int, data text, created_at float8"
+
+_W_EVENTS = f"""ev AS (
+    INSERT INTO {{schema}}.events (run_id, seq, type, call, data, payload, created_at)
+    SELECT e.run_id, e.seq, e.type, e.call, e.data, e.payload, e.created_at
+    FROM {_rows("e", EVENT_COLUMNS_W, zipped="payload unnest($2::bytea[])")} AS e
 )"""
 
 _W_STEPS = f"""su AS (

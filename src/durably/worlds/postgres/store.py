@@ -488,15 +488,17 @@ def write_params(
     if notes:
         doc["n"] = notes
     evs = txn.events
-    # queries._W_EVENTS's arrays, one per column
-    events = [
-        [e.run_id for e in evs],
-        [e.seq for e in evs],
-        [e.type.value for e in evs],
-        [e.call for e in evs],
-        [_dumps(e.data) if e.data else None for e in evs],
-        [e.payload for e in evs],
-        [e.created_at for e in evs],
-    ]
+    if evs:
+        doc["e"] = [  # queries.EVENT_COLUMNS_W, in order
+            [
+                e.run_id,
+                e.seq,
+                e.type.value,
+                e.call,
+                _dumps(e.data) if e.data else None,
+                e.created_at,
+            ]
+            for e in evs
+        ]
     slim = not _FULL_ONLY.intersection(doc)
-    return [_dumps(doc), *events], slim
+    return [_dumps(doc), [e.payload for e in evs]], slim
