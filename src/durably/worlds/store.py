@@ -10,7 +10,7 @@ read-only :class:`Source` and applies them in one go.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..events import Event
 from .base import HookRecord, RunRecord, StepRecord
@@ -24,6 +24,7 @@ __all__ = [
     "TaskRow",
     "copy_run_row",
     "copy_step",
+    "step_values",
 ]
 
 
@@ -174,9 +175,9 @@ def copy_run_row(row: RunRow) -> RunRow:
     )
 
 
-def copy_step(s: StepRecord) -> StepRecord:
-    """A copy of a steps row that can be changed without touching the original."""
-    return StepRecord(
+def step_values(s: StepRecord) -> tuple[Any, ...]:
+    """A steps row's columns in table order (``StepRecord``'s fields; what SQL binds)."""
+    return (
         s.run_id,
         s.call,
         s.kind,
@@ -190,6 +191,11 @@ def copy_step(s: StepRecord) -> StepRecord:
         s.error_type,
         s.child_run_id,
     )
+
+
+def copy_step(s: StepRecord) -> StepRecord:
+    """A copy of a steps row that can be changed without touching the original."""
+    return StepRecord(*step_values(s))
 
 
 class OverlayStore:

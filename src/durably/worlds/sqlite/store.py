@@ -21,6 +21,7 @@ from ..ledger import RunRow, TaskRow
 from ..locks import LockEntry
 from ..sql.rows import dumps as _dumps
 from ..sql.rows import hook_from_row, lock_from_row, lock_params, run_row_from_row, step_from_row
+from ..store import step_values
 from . import queries as q
 from .memo import RUN_STATE, RowMemo, run_state
 
@@ -181,23 +182,7 @@ class SqliteStore:
         if self._saved_steps:
             conn.executemany(
                 q.UPSERT_STEP,
-                [
-                    (
-                        s.run_id,
-                        s.call,
-                        s.kind,
-                        s.name,
-                        s.status,
-                        s.attempts,
-                        s.created_at,
-                        s.started_at,
-                        s.completed_at,
-                        s.due_at,
-                        s.error_type,
-                        s.child_run_id,
-                    )
-                    for s in self._saved_steps.values()
-                ],
+                [step_values(s) for s in self._saved_steps.values()],
             )
         memo = self._memo
         for run_id, row in self._runs.items():
