@@ -15,7 +15,7 @@ from .retry import DEFAULT_RETRY
 from .run import Run
 from .runtime.calls import CallShape
 from .runtime.context import current_instance
-from .runtime.instance import StepSpec
+from .runtime.specs import StepSpec
 
 __all__ = ["get_run", "run_step", "sleep", "start"]
 

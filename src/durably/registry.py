@@ -43,8 +43,8 @@ from .retry import DEFAULT_RETRY
 from .run import Run
 from .runtime.calls import CallShape
 from .runtime.context import current_instance
-from .runtime.instance import StepSpec, WorkflowSpec
 from .runtime.limits import Limits
+from .runtime.specs import StepSpec, WorkflowSpec
 from .schedules import Schedule, parse_schedule
 from .worlds import key_policy, open_world, resolve_world_url
 from .worlds.base import World

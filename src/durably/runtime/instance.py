@@ -17,9 +17,8 @@ import json
 import random
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .. import telemetry
 from ..crypto import Sealer
@@ -35,7 +34,7 @@ from ..events import (
     UnknownEventTypeError,
     handlers_by_name,
 )
-from ..retry import DEFAULT_RETRY, RetryPolicy
+from ..retry import DEFAULT_RETRY
 from ..worlds.base import RunRecord
 from .calls import CallShape
 from .context import WorkflowMetadata
@@ -44,6 +43,7 @@ from .failures import encode_error, error_type_name, rebuild_error
 from .futures import StepFuture
 from .loop import WorkflowLoop
 from .recorded import LogCursor, PayloadOpener, SettledCalls
+from .specs import ChildStart, HookSink, StepCall, StepSpec, WorkflowSpec
 
 if TYPE_CHECKING:
     from .limits import Limits
@@ -51,72 +51,11 @@ if TYPE_CHECKING:
 __all__ = ["ChildStart", "HookSink", "RunInstance", "StepCall", "StepSpec", "WorkflowSpec"]
 
 
-@dataclass(slots=True)
-class StepSpec:
-    """A step as the runtime needs it: how to call it and how to retry it."""
-
-    name: str
-    fn: Callable[..., Any] | None
-    shape: CallShape | None
-    max_retries: int = DEFAULT_RETRY.max_retries
-    retry_after: float | None = None
-    timeout: float | None = None
-    #: A method step bound to its instance or class: the receiver is not recorded, so a
-    #: worker that did not run the body gets the callable by replaying it.
-    bound: bool = False
-
-    @property
-    def retry(self) -> RetryPolicy:
-        """The step's retry policy (its own options over :data:`DEFAULT_RETRY`)."""
-        return RetryPolicy.of(self.max_retries, self.retry_after)
-
-
-@dataclass(slots=True)
-class WorkflowSpec:
-    """A workflow as the runtime needs it."""
-
-    name: str
-    fn: Callable[..., Any]
-    shape: CallShape
-    #: Its concurrency limit, as ``(namespace, args, kwargs) -> (lock key, limit)``.
-    admission: Callable[..., tuple[str, int]] | None = None
-
-
-@dataclass(slots=True)
-class StepCall:
-    """A step call a run made: what a worker needs to execute it."""
-
-    call: int
-    spec: StepSpec
-    args: bytes
-
-
-@dataclass(slots=True)
-class ChildStart:
-    """A child run the body started: what a worker needs to create it with the turn."""
-
-    call: int
-    run_id: str
-    workflow_name: str
-    args: bytes
-    created: dict[str, Any]  # the ``run_created`` data (with the parent's trace context)
-
-
 _Decoder = Callable[[bytes | None], Any]
 
 
 #: The arguments of a step call settled in the log: never run again, never committed.
 _SETTLED_ARGS = b""
-
-
-class HookSink(Protocol):
-    """Where a hook's facts go (see :class:`durably.hooks.HookWait`)."""
-
-    def registered(self, error: BaseException | None) -> None:
-        """The token was taken (``None``) or refused (``error``)."""
-
-    def received(self, payload: bytes | None) -> None:
-        """A resume arrived."""
 
 
 def _key(t: EventType, call: int | None) -> tuple[str, int | None]:

@@ -49,7 +49,7 @@ from ..runtime.context import (
     WorkflowMetadata,
 )
 from ..runtime.failures import encode_error, error_type_name
-from ..runtime.instance import StepCall, StepSpec
+from ..runtime.specs import StepCall, StepSpec
 from ..streams import StreamWriter
 from ..worlds.base import RunWrite, Task, World
 from .cancels import Cancels
