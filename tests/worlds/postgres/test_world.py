@@ -189,6 +189,50 @@ async def test_commits_share_the_committer_connection_and_the_pool(pg_url: str) 
         await world.close()
 
 
+async def test_a_commit_the_server_leaves_waiting_loses_its_connection_and_lands_later(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The committer connection has no per-statement timeout (a timer per commit); its
+    # watch drops the connection of a commit that waits too long, as the timeout did.
+    from durably.worlds.postgres import connections
+
+    monkeypatch.setattr(connections, "COMMIT_TIMEOUT", 0.3)
+    monkeypatch.setattr(connections, "WATCH_EVERY", 0.05)
+    world = PostgresWorld(pg_url)
+    await world.open()
+    blocker = await asyncpg.connect(pg_url.split("?")[0])
+    try:
+        res = await world.commit(
+            Commit([RunWrite("r", create=RunMeta("wf", "ns", "d"), facts=[_ev()])])
+        )
+        assert res.results[0].ok
+        committer = world.db._committers[asyncio.get_running_loop()]
+        first = committer.conn
+        assert first is not None and committer.watch is not None
+        # Another session holds the run's row: the next commit waits on the server.
+        lock = blocker.transaction()
+        await lock.start()
+        schema = world.db.config.quoted_schema
+        await blocker.execute(f"SELECT 1 FROM {schema}.runs WHERE run_id = 'r' FOR UPDATE")
+        pending = asyncio.ensure_future(
+            world.commit(Commit([RunWrite("r", facts=[_ev(E.RUN_STARTED)])]))
+        )
+        deadline = time.monotonic() + 20
+        while not first.is_closed() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert first.is_closed(), "the watch did not drop the connection of a stuck commit"
+        assert not pending.done()  # it waits for the server again, on a new connection
+        await lock.rollback()
+        res = await asyncio.wait_for(pending, 20)
+        assert res.results[0].ok
+        types = [e.type for e in await world.read_events("r")]
+        assert types == [E.RUN_CREATED, E.RUN_STARTED]  # once, not twice
+    finally:
+        await blocker.close()
+        await world.close()
+    assert committer.watch is None
+
+
 async def test_an_idle_worker_leaves_the_database_alone(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -29,6 +29,12 @@ from .config import PostgresConfig
 
 __all__ = ["Connections", "is_disconnect"]
 
+#: Seconds a statement may take before its connection is given up (asyncpg's
+#: ``command_timeout`` on pooled connections, the committer's watch on its own).
+COMMIT_TIMEOUT = 60.0
+#: How often the committer's watch looks at the commit holding its connection.
+WATCH_EVERY = 5.0
+
 #: Errors that mean "try again with the connection locked" rather than "failed".
 LOST_RACE = (
     asyncpg.SerializationError,
@@ -118,7 +124,7 @@ class Connections:
                 # pool_size counts the committer's connection too
                 max_size=max(self.config.pool_size - 1, 1),
                 timeout=10,
-                command_timeout=60,
+                command_timeout=COMMIT_TIMEOUT,
                 reset=_keep_session,
                 server_settings=dict(self.config.server_settings),
             )
@@ -245,7 +251,7 @@ class _Committer:
     manager that lends it to one commit at a time. A connection that failed other than
     with an error the server reported is thrown away; the next commit opens another."""
 
-    __slots__ = ("busy", "closed", "conn", "db", "idle")
+    __slots__ = ("busy", "closed", "conn", "db", "idle", "since", "watch")
 
     def __init__(self, db: Connections) -> None:
         self.db = db
@@ -254,6 +260,8 @@ class _Committer:
         self.closed = False
         self.idle = asyncio.Event()  # set while no commit holds the connection
         self.idle.set()
+        self.since = 0.0  # when the commit holding the connection began (loop time)
+        self.watch: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> asyncpg.Connection:
         if self.closed:
@@ -263,17 +271,37 @@ class _Committer:
         conn = self.conn
         if conn is None or conn.is_closed():
             try:
+                # No command_timeout: asyncpg would arm and cancel a timer for every
+                # statement; _watch does that job for the connection (one timer).
                 conn = self.conn = await asyncpg.connect(
                     self.db.config.dsn,
                     timeout=10,
-                    command_timeout=60,
                     server_settings=dict(self.db.config.server_settings),
                 )
             except BaseException:
                 self.busy = False
                 self.idle.set()
                 raise
+            if self.watch is None:
+                self._watch()
+        self.since = asyncio.get_running_loop().time()
         return conn
+
+    def _watch(self) -> None:
+        """Every few seconds while the connection is open: end a commit that has waited
+        over ``COMMIT_TIMEOUT`` seconds (a server or a network gone silent) by dropping
+        its connection. It then fails as a lost connection does, which the world settles
+        (see ``PostgresWorld.commit``); the next commit opens another connection."""
+        self.watch = None
+        conn = self.conn
+        if self.closed or conn is None or conn.is_closed():
+            return
+        loop = asyncio.get_running_loop()
+        if self.busy and loop.time() - self.since > COMMIT_TIMEOUT:
+            self.conn = None
+            conn.terminate()
+            return
+        self.watch = loop.call_later(WATCH_EVERY, self._watch)
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, _tb: Any
@@ -296,6 +324,9 @@ class _Committer:
         """Close the connection once the commit using it (if any) is done, as the pool
         does; a commit that comes after gets a closed-connection error."""
         self.closed = True
+        if self.watch is not None:
+            self.watch.cancel()
+            self.watch = None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.idle.wait(), 5.0)
         conn, self.conn = self.conn, None

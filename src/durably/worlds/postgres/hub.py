@@ -38,6 +38,7 @@ from typing import ClassVar
 
 import asyncpg
 
+from ...clock import wall_time
 from ..notify import Signal, WatchedSignals
 from .config import PostgresConfig
 
@@ -473,7 +474,7 @@ class Hub:
             if idle is None:
                 return None
             if idle.token != (self._gen.get(namespace, 0), self._epoch) or (
-                time.time() >= idle.until
+                wall_time() >= idle.until
             ):
                 del self._idle[key]
                 return None

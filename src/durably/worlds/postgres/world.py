@@ -23,12 +23,12 @@ import asyncio
 import functools
 import json
 import threading
-import time
 from collections.abc import Collection, Sequence
 from typing import Any, ClassVar
 
 import asyncpg
 
+from ...clock import wall_time
 from ...errors import WorldError
 from ...events import TERMINAL_RUN_TYPES
 from ..base import (
@@ -255,7 +255,7 @@ class PostgresWorld(SqlWorld):
             preload = self.sql.PRELOAD_LOCKED if how == "locked" else self.sql.PRELOAD
             base = Preloaded.read(reads, await conn.fetch(preload, *reads.params()))
         txn = OverlayStore(base)
-        now = time.time()
+        now = wall_time()
         result = apply_commit(txn, commit, now)
         runs: dict[str, int] = {}
         for ev in txn.events:
@@ -312,7 +312,7 @@ class PostgresWorld(SqlWorld):
         token = hub.work_token(namespace)
 
         def claim_args() -> tuple[Any, ...]:
-            now = time.time()  # taken on each try: see Connections.fetch
+            now = wall_time()  # taken on each try: see Connections.fetch
             return (
                 namespace,
                 deployment,
@@ -411,7 +411,7 @@ class PostgresWorld(SqlWorld):
         if idle is not None:
             return idle.due
         token = hub.work_token(namespace)
-        at = time.time()
+        at = wall_time()
         rows = await self.db.fetch(
             "read the queue",
             self.sql.NEXT_DUE,
@@ -576,7 +576,7 @@ class PostgresWorld(SqlWorld):
         """Record that a worker of ``deployment`` is alive now (written at most once a
         minute per process: an idle worker stays quiet)."""
         key = (self.config.dsn, self.config.schema, namespace, deployment)
-        now = time.time()
+        now = wall_time()
         if now - self._touched.get(key, 0.0) < TOUCH_EVERY:
             return
         await self._fetch(
@@ -595,7 +595,7 @@ class PostgresWorld(SqlWorld):
             namespace,
             from_deployment,
             to_deployment,
-            time.time(),
+            wall_time(),
             channel,
             payload,
         )
@@ -652,7 +652,7 @@ def _lease_args(
 ) -> tuple[Any, ...]:
     """The arguments of EXTEND_LEASES, the lease's end taken now (on each try of the
     statement: see ``Connections.fetch``)."""
-    return (time.time() + lease_seconds, runs, owner, [t[0] for t in tasks], [t[1] for t in tasks])
+    return (wall_time() + lease_seconds, runs, owner, [t[0] for t in tasks], [t[1] for t in tasks])
 
 
 def _like_prefix(prefix: str | None) -> str | None:

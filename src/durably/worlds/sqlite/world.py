@@ -20,11 +20,11 @@ import asyncio
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Collection, Sequence
 from types import ModuleType
 from typing import Any
 
+from ...clock import wall_time
 from ..base import (
     TERMINAL_STATUSES,
     ChunkBatch,
@@ -105,7 +105,7 @@ class SqliteWorld(SqlWorld):
         """Apply the writes atomically (one transaction) and return one result per write."""
 
         def work(conn: sqlite3.Connection) -> tuple[CommitResult, SqliteStore]:
-            now = time.time()
+            now = wall_time()
             store = SqliteStore(conn, now, self.db.rows)
             result = apply_commit(store, commit, now)
             store.flush()
@@ -138,7 +138,7 @@ class SqliteWorld(SqlWorld):
         names = _names(workflows, steps)
 
         def work(conn: sqlite3.Connection) -> Claim:
-            now = time.time()
+            now = wall_time()
             until = now + lease_seconds
             out = Claim()
             due = now if due_by is None else max(now, due_by)
@@ -181,7 +181,7 @@ class SqliteWorld(SqlWorld):
             return
 
         def work(conn: sqlite3.Connection) -> None:
-            until = time.time() + lease_seconds
+            until = wall_time() + lease_seconds
             conn.executemany(q.EXTEND_RUN_LEASE, [(until, rid, owner) for rid in run_ids])
             conn.executemany(q.EXTEND_TASK_LEASE, [(until, r, c, owner) for r, c in tasks])
 
@@ -314,7 +314,7 @@ class SqliteWorld(SqlWorld):
         """Append chunks to streams in one transaction (closing those asked to)."""
 
         def work(conn: sqlite3.Connection) -> tuple[list[int], SqliteStore]:
-            now = time.time()
+            now = wall_time()
             store = SqliteStore(conn, now, self.db.rows)
             counts: list[int] = []
             closing: list[RunWrite] = []
@@ -406,7 +406,7 @@ class SqliteWorld(SqlWorld):
 
     async def touch_deployment(self, namespace: str, deployment: str) -> None:
         """Record that a worker of ``deployment`` is alive now."""
-        now = time.time()
+        now = wall_time()
         self.db.write(
             lambda conn: conn.execute(q.TOUCH_DEPLOYMENT, (namespace, deployment, now, now))
         )
@@ -418,7 +418,7 @@ class SqliteWorld(SqlWorld):
             ids = [
                 r[0]
                 for r in conn.execute(
-                    q.MOVABLE_RUNS, (namespace, from_deployment, time.time())
+                    q.MOVABLE_RUNS, (namespace, from_deployment, wall_time())
                 ).fetchall()
             ]
             for rid in ids:
