@@ -11,6 +11,9 @@ Alternates, round by round, in one process:
   WAL mode at the world's ``synchronous`` setting). Nothing can commit a step for less.
 * **durably**: a run of ``--steps`` sequential no-op steps (the ``seq`` workload of
   ``bench/run.py``), timed from ``start()`` to its result, with the client's CPU time.
+* **memory**: the same run on the memory world: durably's runtime, ledger and encryption
+  with no database. With the floor (and, on Postgres, the client CPU of the floor's round
+  trip) it makes a lower bound no world can beat on this machine, printed at the end.
 
 For Postgres, the run also goes through :mod:`delay_proxy` (at each ``--rtt-ms``; 0 is the
 proxy with no delay), which counts the bytes the client sends and receives per step and
@@ -91,8 +94,10 @@ async def durably_seq(url: str, n: int) -> dict[str, float]:
     return {"us_per_step": wall * 1e6 / n, "cpu_us_per_step": cpu * 1e6 / n}
 
 
-async def pg_floor(n: int) -> float:
-    """us per single-row autocommit INSERT (one round trip, one synchronous commit)."""
+async def pg_floor(n: int) -> dict[str, float]:
+    """us per single-row autocommit INSERT (one round trip, one synchronous commit), and
+    the client's CPU us for each (asyncpg, asyncio and the kernel's share of the round
+    trip: what any step's commit costs the client at least)."""
     import asyncpg
 
     conn = await asyncpg.connect(PG)
@@ -102,10 +107,14 @@ async def pg_floor(n: int) -> float:
         stmt = await conn.prepare(f"INSERT INTO {table} VALUES ($1, $2)")
         for i in range(20):
             await stmt.fetch(-i - 1, "x")
-        t = time.perf_counter()
+        cpu, t = time.process_time(), time.perf_counter()
         for i in range(n):
             await stmt.fetch(i, "x")
-        return (time.perf_counter() - t) * 1e6 / n
+        wall = time.perf_counter() - t
+        return {
+            "us_per_commit": wall * 1e6 / n,
+            "cpu_us_per_commit": (time.process_time() - cpu) * 1e6 / n,
+        }
     finally:
         await conn.execute(f"DROP TABLE IF EXISTS {table}")
         await conn.close()
@@ -194,14 +203,18 @@ async def main() -> None:
 
         os.environ.setdefault("DURABLY_ENCRYPTION_KEY", new_key("bench"))
     for r in range(a.rounds):
-        order = ["floor", "durably"] if r % 2 == 0 else ["durably", "floor"]
+        order = ["floor", "memory", "durably"]
+        if r % 2:
+            order.reverse()
         for side in order:
             if side == "floor":
                 if a.world == "postgres":
-                    add("floor", {"us_per_commit": await pg_floor(a.steps)})
+                    add("floor", await pg_floor(a.steps))
                 else:
                     sync = "FULL" if a.world == "sqlite-fsync" else "NORMAL"
                     add("floor", {"us_per_commit": sqlite_floor(a.steps, sync)})
+            elif side == "memory":
+                add("memory", await durably_seq("memory://", a.steps))
             elif a.world == "postgres":
                 schema = f"bench_{uuid.uuid4().hex[:10]}"
                 try:
@@ -223,6 +236,12 @@ async def main() -> None:
     floor = med["floor.us_per_commit"]
     ratio = med["durably.us_per_step"] / floor
     print(f"  {'durably us/step over floor us/commit':45} {ratio:12.2f}")
+    # What a step cannot cost less than: one commit, what the client spends on any round
+    # trip (Postgres), and durably's runtime with nothing to store (the memory world:
+    # the body, the ledger, encryption). The rest is the world's own work per step.
+    bound = floor + med["memory.us_per_step"] + med.get("floor.cpu_us_per_commit", 0.0)
+    print(f"  {'lower bound: floor + its client CPU + memory':45} {bound:12.1f}")
+    print(f"  {'durably us/step over that bound':45} {med['durably.us_per_step'] / bound:12.2f}")
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ from .durations import parse_duration
 
 __all__ = ["Clock", "VirtualClock", "WallClock", "wall_time"]
 
-#: ``time.time`` as it was when durably was imported. The library reads the wall clock
-#: through this, not through the wrapper ``runtime.guards`` puts around ``time.time`` to
-#: warn workflow bodies (a frame and a check per call, a few times per step).
-wall_time: Callable[[], float] = time.time
+#: ``time.time`` itself. The library reads the wall clock through this, not through the
+#: wrapper ``runtime.guards`` puts around ``time.time`` to warn workflow bodies (a frame
+#: and a check per call, a few times per step), whichever of the two modules came first.
+wall_time: Callable[[], float] = getattr(time.time, "__wrapped__", time.time)
 
 
 class Clock:

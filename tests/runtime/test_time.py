@@ -158,3 +158,18 @@ async def test_timers_survive_closing_every_process(tmp_path: object) -> None:
         assert await again.return_value(timeout=30) == "woke"
     finally:
         await second.aclose()
+
+
+def test_the_library_reads_the_wall_clock_past_the_body_guard() -> None:
+    # runtime.guards wraps time.time to warn workflow bodies; the worker and the worlds
+    # read the time several times per step through durably.clock.wall_time, the
+    # function underneath, whichever module was imported first.
+    import time
+
+    import durably.runtime.loop  # noqa: F401  (installs the guard)
+    from durably.clock import WallClock, wall_time
+
+    assert getattr(time.time, "__wrapped__", None) is not None, "the guard is installed"
+    assert wall_time is time.time.__wrapped__  # type: ignore[attr-defined]
+    before = time.time()
+    assert before <= WallClock().now() <= time.time()
