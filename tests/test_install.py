@@ -25,7 +25,7 @@ from durably.errors import MissingExtraError
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-OPTIONAL = ("asyncpg", "starlette", "uvicorn", "jinja2", "opentelemetry", "pydantic_ai")
+OPTIONAL = ("asyncpg", "orjson", "starlette", "uvicorn", "jinja2", "opentelemetry", "pydantic_ai")
 
 
 def _names(requirements: Sequence[str]) -> set[str]:
@@ -37,7 +37,7 @@ def test_extras_add_up() -> None:
     core = _names(PYPROJECT["project"]["dependencies"])
     features = ("postgres", "web", "otel", "mcp", "ai")
     assert not core & {
-        "asyncpg", "starlette", "uvicorn", "jinja2", "opentelemetry-api", "pydantic-ai-slim",
+        "asyncpg", "orjson", "starlette", "uvicorn", "jinja2", "opentelemetry-api", "pydantic-ai-slim",
         "mcp",
     }  # fmt: skip
     union = set().union(*(set(extras[f]) for f in features))

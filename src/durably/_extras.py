@@ -2,7 +2,7 @@
 
 The core (``import durably``, the SQLite and memory worlds, the CLI's demo, worker and
 inspect) needs only the packages in ``[project.dependencies]``. The rest come with
-extras: ``durably[postgres]`` (asyncpg), ``durably[web]`` (starlette, uvicorn, jinja2:
+extras: ``durably[postgres]`` (asyncpg, and orjson for its commits), ``durably[web]`` (starlette, uvicorn, jinja2:
 ``durably.http`` and the dashboard), ``durably[otel]`` (opentelemetry-api),
 ``durably[mcp]`` (the official MCP SDK: ``durably mcp``),
 ``durably[ai]`` (pydantic-ai-slim: ``durably.ai``).
@@ -18,7 +18,7 @@ __all__ = ["EXTRAS", "require"]
 
 # The import names each extra provides (pyproject.toml lists the distributions).
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "postgres": ("asyncpg",),
+    "postgres": ("asyncpg", "orjson"),
     "web": ("starlette", "uvicorn", "jinja2"),
     "otel": ("opentelemetry",),
     "mcp": ("mcp",),

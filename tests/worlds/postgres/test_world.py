@@ -146,7 +146,7 @@ async def test_a_fresh_run_is_created_in_one_round_trip_and_an_existing_id_is_re
             Commit([RunWrite("r", create=RunMeta("wf", "ns", "d"), facts=[_ev()])])
         )
         assert res.results[0].ok and res.results[0].created
-        assert len(statements) == 1
+        assert len(statements) == 1, [x[:60] for x in statements]
         # Were the id taken after all (here by another process), the write meets the
         # row, and the commit is tried again reading it: refused, nothing written.
         res = await other.commit(

@@ -282,9 +282,9 @@ class _Committer:
                 self.busy = False
                 self.idle.set()
                 raise
-            if self.watch is None:
-                self._watch()
         self.since = asyncio.get_running_loop().time()
+        if self.watch is None:
+            self._watch()
         return conn
 
     def _watch(self) -> None:
