@@ -132,3 +132,42 @@ async def test_parallel_waits_are_listed_in_also(wf: Workflows) -> None:
     assert "(and 1 more)" in w.describe()
     await run.cancel()
     await run.wait(timeout=30)
+
+
+class _Log:
+    """A world that has only a log, and counts the events it hands out."""
+
+    def __init__(self, types: list[str]) -> None:
+        from durably.events import Event, EventType
+
+        self.events = [
+            Event("r", i + 1, EventType(t), None, {}, None, 0.0) for i, t in enumerate(types)
+        ]
+        self.read = 0
+
+    async def read_events(self, run_id: str, *, after_seq: int = 0) -> list[Any]:
+        out = [e for e in self.events if e.seq > after_seq]
+        self.read += len(out)
+        return out
+
+
+async def test_the_end_of_a_run_is_found_reading_its_last_events_first() -> None:
+    from durably.waiting import end_event
+    from durably.worlds.base import RunRecord
+
+    def record(log: _Log) -> RunRecord:
+        return RunRecord("r", "wf", "ns", "d", "completed", 0.0, 0.0, 0.0, len(log.events))
+
+    steps = ["step_created", "step_completed"] * 20
+    # The usual case: the end is the last event; two are read (and opened), not the log.
+    log = _Log(["run_created", "run_started", *steps, "run_completed"])
+    end = await end_event(log, record(log))  # type: ignore[arg-type]
+    assert end is not None and end.type.value == "run_completed" and log.read == 2
+    # Facts recorded after the end: found further back, then in the whole log.
+    for late in (5, 30):
+        log = _Log(["run_created", "run_started", "run_completed", *steps[:late]])
+        end = await end_event(log, record(log))  # type: ignore[arg-type]
+        assert end is not None and end.seq == 3
+    # A log without an end (a record that says otherwise): None after reading it all.
+    log = _Log(["run_created", "run_started", *steps])
+    assert await end_event(log, record(log)) is None  # type: ignore[arg-type]

@@ -436,12 +436,18 @@ async def end_event(world: World, rec: RunRecord) -> Event | None:
     or ``None`` while it runs. Payloads are as ``world`` returns them."""
     if rec.status not in TERMINAL_STATUSES:
         return None
-    # The end is among the last events (late facts may follow it); look back a little
-    # before reading the whole log.
-    for after in (max(rec.last_seq - 16, 0), 0):
+    # The end is the last event or near it (late facts may follow it): look at the last
+    # two (an encrypted world opens every payload it reads), then back a little, before
+    # reading the whole log.
+    read_after = rec.last_seq + 1  # events after this one have been looked at (none yet)
+    for after in (rec.last_seq - 2, rec.last_seq - 16, 0):
+        after = max(after, 0)
+        if after >= read_after:
+            continue
         for ev in reversed(await world.read_events(rec.run_id, after_seq=after)):
             if ev.type in TERMINAL_RUN_TYPES:
                 return ev
+        read_after = after
     return None
 
 
