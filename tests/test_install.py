@@ -37,8 +37,8 @@ def test_extras_add_up() -> None:
     core = _names(PYPROJECT["project"]["dependencies"])
     features = ("postgres", "web", "otel", "mcp", "ai")
     assert not core & {
-        "asyncpg", "orjson", "starlette", "uvicorn", "jinja2", "opentelemetry-api", "pydantic-ai-slim",
-        "mcp",
+        "asyncpg", "orjson", "starlette", "uvicorn", "jinja2", "opentelemetry-api",
+        "pydantic-ai-slim", "mcp",
     }  # fmt: skip
     union = set().union(*(set(extras[f]) for f in features))
     assert set(extras["all"]) == union, "`all` is every feature extra, nothing else"
