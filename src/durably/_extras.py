@@ -3,8 +3,8 @@
 The core (``import durably``, the SQLite and memory worlds, the CLI's demo, worker and
 inspect) needs only the packages in ``[project.dependencies]``. The rest come with
 extras: ``durably[postgres]`` (asyncpg, and orjson for its commits), ``durably[web]``
-(starlette, uvicorn, jinja2: ``durably.http`` and the dashboard), ``durably[otel]`` (opentelemetry-api),
-``durably[mcp]`` (the official MCP SDK: ``durably mcp``),
+(starlette, uvicorn, jinja2: ``durably.http`` and the dashboard), ``durably[otel]``
+(opentelemetry-api), ``durably[mcp]`` (the official MCP SDK: ``durably mcp``),
 ``durably[ai]`` (pydantic-ai-slim: ``durably.ai``).
 """
 
