@@ -86,6 +86,7 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python bench/step_cost.py --world postgres --steps 100 --rounds 1
+	$(BENCH_VENV)/bin/python bench/step_cost.py --world sqlite --steps 100 --rounds 1
 	$(BENCH_VENV)/bin/python bench/cold_replay.py --steps 1000 --rounds 1 --dbos
 	$(BENCH_VENV)/bin/python bench/scale.py --sizes 1000,10000 --repeat 5
 

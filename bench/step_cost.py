@@ -14,6 +14,11 @@ Alternates, round by round, in one process:
 * **memory**: the same run on the memory world: durably's runtime, ledger and encryption
   with no database. Added to the floor it makes a lower bound no world can beat on this
   machine, printed at the end.
+* **statements** (SQLite): the statements the SQLite world ran for the durably run,
+  recorded with their parameters and replayed in the same order from Python's sqlite3 on a
+  copy of the database as it was before the run: what storing a step costs with this
+  schema, with no ledger, runtime or Python of durably's. With the memory world's step it
+  bounds what durably can reach without storing less per step.
 
 For Postgres, the run also goes through :mod:`delay_proxy` (at each ``--rtt-ms``; 0 is the
 proxy with no delay), which counts the bytes the client sends and receives per step and
@@ -137,6 +142,82 @@ def sqlite_floor(n: int, synchronous: str) -> float:
     return out
 
 
+class _Recording(sqlite3.Connection):
+    """A connection that notes the statements it runs while ``logs`` is a dict (a log per
+    connection: the world's readers and checkpointer have their own)."""
+
+    logs: dict[int, list[tuple[str, str, Any]]] | None = None
+
+    def _log(self) -> list[tuple[str, str, Any]] | None:
+        logs = _Recording.logs
+        return None if logs is None else logs.setdefault(id(self), [])
+
+    def execute(self, sql: str, params: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
+        log = self._log()
+        if log is not None:
+            log.append(("x", sql, params))
+        return super().execute(sql, params)
+
+    def executemany(self, sql: str, rows: Any, /) -> sqlite3.Cursor:  # type: ignore[override]
+        log = self._log()
+        if log is not None:
+            rows = list(rows)
+            log.append(("m", sql, rows))
+        return super().executemany(sql, rows)
+
+
+async def sqlite_recorded(url: str, n: int) -> tuple[Path, list[tuple[str, str, Any]]]:
+    """Run the seq workload on the SQLite world at ``url`` with a writer that records its
+    statements; returns a copy of the database taken before the measured run, and them."""
+    from durably.worlds.sqlite import connections
+
+    real = connections.sqlite3.connect
+
+    def recording(*a: Any, **k: Any) -> sqlite3.Connection:
+        return real(*a, factory=_Recording, **k)
+
+    connections.sqlite3.connect = recording  # type: ignore[assignment]
+    try:
+        wf = registry(url)
+        async with wf:
+            warm = await wf.start("seq", 10)
+            await warm.return_value()
+            path = Path(url.split("sqlite:///", 1)[1].split("?", 1)[0])
+            before = path.with_name("before.db")
+            with sqlite3.connect(path) as src, sqlite3.connect(before) as dst:
+                src.backup(dst)
+            _Recording.logs = {}
+            run = await wf.start("seq", n)
+            await run.return_value()
+            logs, _Recording.logs = _Recording.logs, None
+            # The writer's: the one that begins transactions.
+            log = max(
+                logs.values(), key=lambda lg: sum(sql.startswith("BEGIN") for _, sql, _ in lg)
+            )
+    finally:
+        connections.sqlite3.connect = real  # type: ignore[assignment]
+    return before, log
+
+
+def sqlite_replay(before: Path, log: list[tuple[str, str, Any]], synchronous: str, n: int) -> float:
+    """us per step to run the recorded statements again, in order, on a copy of ``before``."""
+    copy = before.with_name(f"replay-{uuid.uuid4().hex[:6]}.db")
+    with sqlite3.connect(before) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    db = sqlite3.connect(copy, isolation_level=None, cached_statements=256)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    t = time.perf_counter()
+    for kind, sql, params in log:
+        if kind == "x":
+            db.execute(sql, params).fetchall()
+        else:
+            db.executemany(sql, params)
+    out = (time.perf_counter() - t) * 1e6 / n
+    db.close()
+    return out
+
+
 async def pg_proxied(n: int, rtt_ms: float, notes: NotifyCounter) -> dict[str, float]:
     """The seq run through the delay proxy: time, bytes, statements and NOTIFYs per step."""
     host_port = PG.split("@", 1)[1].split("/", 1)[0]
@@ -202,8 +283,13 @@ async def main() -> None:
         from durably.crypto import new_key
 
         os.environ.setdefault("DURABLY_ENCRYPTION_KEY", new_key("bench"))
+    recorded: tuple[Path, list[tuple[str, str, Any]]] | None = None
+    if a.world != "postgres":
+        folder = Path(tempfile.mkdtemp(prefix="durably-rec-"))
+        sync = "?synchronous=full" if a.world == "sqlite-fsync" else ""
+        recorded = await sqlite_recorded(f"sqlite:///{folder / 'r.db'}{sync}", a.steps)
     for r in range(a.rounds):
-        order = ["floor", "memory", "durably"]
+        order = ["floor", "memory", "durably"] + (["statements"] if recorded else [])
         if r % 2:
             order.reverse()
         for side in order:
@@ -215,6 +301,11 @@ async def main() -> None:
                     add("floor", {"us_per_commit": sqlite_floor(a.steps, sync)})
             elif side == "memory":
                 add("memory", await durably_seq("memory://", a.steps))
+            elif side == "statements":
+                assert recorded is not None
+                sync = "FULL" if a.world == "sqlite-fsync" else "NORMAL"
+                us = sqlite_replay(recorded[0], recorded[1], sync, a.steps)
+                add("statements", {"us_per_step": us})
             elif a.world == "postgres":
                 schema = f"bench_{uuid.uuid4().hex[:10]}"
                 try:
@@ -242,6 +333,10 @@ async def main() -> None:
     bound = floor + med["memory.us_per_step"]
     print(f"  {'lower bound: floor + memory world step':45} {bound:12.1f}")
     print(f"  {'durably us/step over that bound':45} {med['durably.us_per_step'] / bound:12.2f}")
+    if "statements.us_per_step" in med:
+        # The step's statements as durably's schema has them, run bare, and the runtime.
+        stored = med["statements.us_per_step"] + med["memory.us_per_step"]
+        print(f"  {'bound with this schema: statements + memory':45} {stored:12.1f}")
 
 
 if __name__ == "__main__":
