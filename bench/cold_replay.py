@@ -199,7 +199,8 @@ def durably_round(
         for suffix in ("-wal", "-shm"):  # the last round's, if its world left them
             Path(str(db) + suffix).unlink(missing_ok=True)
         shutil.copy(base, db)
-        shutil.copy(str(base) + ".key", str(db) + ".key")
+        if Path(str(base) + ".key").exists():  # none when $DURABLY_ENCRYPTION_KEY is set
+            shutil.copy(str(base) + ".key", str(db) + ".key")
         run_id = (folder / f"run_id{tag}").read_text().strip()
         url = f"sqlite:///{db}"
     else:
