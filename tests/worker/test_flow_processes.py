@@ -124,11 +124,13 @@ async def two_workers(env: Env) -> list[Any]:
     return workers
 
 
-def stop(workers: list[Any]) -> None:
+def stop(env: Env, workers: list[Any]) -> None:
     for w in workers:
         w.send_signal(signal.SIGTERM)
-    for w in workers:
-        assert w.wait(timeout=30) == 0
+    for name, w in zip(("a", "b"), workers, strict=True):
+        code = w.wait(timeout=30)
+        said = (env.dir / f"{name}.out").read_text(errors="replace")[-4000:]
+        assert code == 0, f"worker {name} exited with {code}; its output ends:\n{said}"
 
 
 MINUTE = 60.0
@@ -165,7 +167,7 @@ async def test_two_worker_processes_start_each_due_tick_exactly_once(env: Env) -
             assert time.monotonic() < end, len(await world.list_runs(flt))
             await asyncio.sleep(0.2)
     finally:
-        stop(workers)
+        stop(env, workers)
     runs = await world.list_runs(RunFilter(workflow_name="minutely", limit=10 * DUE_TICKS))
     [after] = await world.list_schedules(ns)
     await mod.wf.aclose()
@@ -194,7 +196,7 @@ async def test_two_worker_processes_share_one_rate_limit(env: Env) -> None:
         runs = [await mod.wf.start("fan", 5 * i, 5) for i in range(4)]  # 20 starts
         results = await asyncio.gather(*[r.return_value(timeout=120) for r in runs])
     finally:
-        stop(workers)
+        stop(env, workers)
         await mod.wf.aclose()
     assert results == [list(range(5 * i, 5 * i + 5)) for i in range(4)]
 
